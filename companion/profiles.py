@@ -1,0 +1,43 @@
+"""Run profiles: `smoke` (seconds, for tests), `cpu` (a 2-core laptop, minutes), `gpu` (full data, bf16)."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from .errors import CourseError
+
+PROFILES = ("smoke", "cpu", "gpu")
+CHOICES = ("auto",) + PROFILES
+FORCE_ENV = "COURSE_FORCE_PROFILE"  # the test suite sets it to `smoke` when nbval re-runs stored notebooks
+
+
+def resolve_profile(profile: str = "auto") -> str:
+    """Map `auto` to `gpu` on CUDA, else `cpu`; honour COURSE_FORCE_PROFILE; reject unknown names."""
+    forced = os.environ.get(FORCE_ENV)
+    if forced:
+        profile = forced
+    if profile not in CHOICES:
+        raise CourseError(f"unknown profile {profile!r}: use one of {', '.join(CHOICES)}")
+    if profile == "auto":
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return profile
+
+
+def by_profile(profile: str, **values: Any) -> Any:
+    """Pick the value for a resolved profile, e.g. by_profile(p, smoke=8, cpu=400, gpu=None)."""
+    if profile not in values:
+        raise CourseError(f"no setting for profile {profile!r}; given: {', '.join(values)}")
+    return values[profile]
+
+
+def settings(profile: str, table: dict[str, dict[str, Any]], **overrides: Any) -> dict[str, Any]:
+    """One profile's row of a settings table, with non-None overrides (notebook parameters) applied."""
+    row = dict(by_profile(profile, **table))
+    for key, value in overrides.items():
+        if key not in row:
+            raise CourseError(f"unknown setting {key!r}; valid: {', '.join(row)}")
+        if value is not None:
+            row[key] = value
+    return row

