@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import os
 
+import warnings
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# tqdm.auto falls back to text bars without ipywidgets: that is fine (and renders on GitHub), so no warning
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .device import device_report, pick_device, pick_dtype, seed_everything  # noqa: E402
 from .errors import CourseError, install_notebook_handler  # noqa: E402

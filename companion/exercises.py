@@ -9,35 +9,51 @@ from typing import Any, Callable
 
 import numpy as np
 
-REGISTRY: dict[str, dict[str, Callable[..., bool]]] = {}
+REGISTRY: dict[str, dict[str, Callable[..., Verdict]]] = {}
 
 
-def exercise(notebook: str, name: str) -> Callable[[Callable[..., bool]], Callable[..., bool]]:
+def exercise(notebook: str, name: str) -> Callable[[Callable[..., Verdict]], Callable[..., Verdict]]:
     """Decorator: register a check function under a notebook number and an exercise name."""
-    def wrap(fn: Callable[..., bool]) -> Callable[..., bool]:
+    def wrap(fn: Callable[..., Verdict]) -> Callable[..., Verdict]:
         REGISTRY.setdefault(notebook, {})[name] = fn
         return fn
     return wrap
 
 
-def feedback(ok: bool, name: str, hint: str) -> bool:
-    """Print a one-line verdict (✅ correct / ❌ not yet + hint) and return `ok`."""
-    print(f"✅ {name}: correct" if ok else f"❌ {name}: not yet. Hint: {hint}")
-    return ok
+class Verdict:
+    """The outcome of a check: truthy when correct; printed once, so Jupyter shows no extra `True`/`False`."""
+
+    def __init__(self, ok: bool, message: str) -> None:
+        self.ok, self.message = bool(ok), message
+        print(message)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _ipython_display_(self) -> None:
+        """Already printed: show nothing more."""
 
 
-def not_attempted(answer: Any, name: str) -> bool:
-    """True (and a friendly note) when the learner has not filled in the answer yet."""
+def feedback(ok: bool, name: str, hint: str) -> Verdict:
+    """Print a one-line verdict (✅ correct / ❌ not yet + hint) and return it."""
+    return Verdict(ok, f"✅ {name}: correct" if ok else f"❌ {name}: not yet. Hint: {hint}")
+
+
+def not_attempted(answer: Any, name: str) -> Verdict | None:
+    """A falsy verdict with a friendly note when the learner has not filled in the answer yet, else None."""
     if answer is None or answer is Ellipsis:
-        print(f"⏳ {name}: replace the `None` / `...` with your answer, then run the cell again")
-        return True
-    return False
+        return Verdict(False, f"⏳ {name}: replace the `None` / `...` with your answer, then run the cell again")
+    return None
 
 
-def check_close(answer: Any, expected: Any, name: str, hint: str, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
+def check_close(answer: Any, expected: Any, name: str, hint: str, atol: float = 1e-4, rtol: float = 1e-4) -> Verdict:
     """Check a number / array answer against the expected value within tolerances."""
-    if not_attempted(answer, name):
-        return False
+    pending = not_attempted(answer, name)
+    if pending is not None:
+        return pending
     try:
         a = np.asarray(answer.detach().cpu() if hasattr(answer, "detach") else answer, dtype=float)
         e = np.asarray(expected.detach().cpu() if hasattr(expected, "detach") else expected, dtype=float)
@@ -47,14 +63,15 @@ def check_close(answer: Any, expected: Any, name: str, hint: str, atol: float = 
     return feedback(ok, name, hint)
 
 
-def check_equal(answer: Any, expected: Any, name: str, hint: str) -> bool:
+def check_equal(answer: Any, expected: Any, name: str, hint: str) -> Verdict:
     """Check an exact answer (a label, a count, a list)."""
-    if not_attempted(answer, name):
-        return False
+    pending = not_attempted(answer, name)
+    if pending is not None:
+        return pending
     return feedback(answer == expected, name, hint)
 
 
-def checks_for(notebook: str) -> dict[str, Callable[..., bool]]:
+def checks_for(notebook: str) -> dict[str, Callable[..., Verdict]]:
     """The registered checks of one notebook ('01' or '01_probability'), importing the topic modules first."""
     import importlib
     import pkgutil

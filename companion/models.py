@@ -132,12 +132,14 @@ def load_model(name: str, task: str = "encoder", num_labels: int | None = None,
         from transformers.utils import logging as hf_logging
 
         verbosity = hf_logging.get_verbosity()
+        hf_logging.disable_progress_bar()  # no 'Loading weights' bars in stored notebook outputs
         hf_logging.set_verbosity_error()  # the 'newly initialized head' notice is expected for classifiers
         model = auto.from_pretrained(path, **kwargs)
     except OSError as err:
         raise CourseError(_not_found(name, err)) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        hf_logging.enable_progress_bar()
     if task == "classifier" and model.config.pad_token_id is None:
         model.config.pad_token_id = getattr(model.config, "eos_token_id", None)
     return model.eval()

@@ -1,8 +1,11 @@
 """Execute notebooks with papermill into a run folder: executed notebook + its result JSON side by side."""
 from __future__ import annotations
 
+import json
 import os
+import socket
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,100 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str
         else:
             os.environ[RESULTS_ENV] = previous
     return output
+
+
+STATUS_FILE = "status.json"
+LOCK_FILE = ".lock"
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Write JSON to a temp file beside `path`, then rename it into place (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def read_status(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run folder's status.json as a dict, or None when there is none (or it is unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """A run is finished when its status.json says ok and the result JSON it names exists."""
+    status = read_status(run_dir)
+    return bool(status and status.get("status") == "ok" and status.get("result")
+                and (Path(run_dir) / status["result"]).is_file())
+
+
+def _now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _error_text(err: BaseException) -> str:
+    """One line for status.json: the exception in the notebook (with its cell) or in the runner."""
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue} (notebook cell In [{getattr(err, 'exec_count', '?')}])"
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {first[:500]}"
+
+
+def _lock(run_dir: Path) -> Any:
+    """Hold an exclusive lock on the run folder (released when the process ends); None if another holds it."""
+    import fcntl
+
+    handle = open(run_dir / LOCK_FILE, "w")  # noqa: SIM115 - kept open for the lock's lifetime
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    except OSError:  # a file system without locks (some network mounts): run unlocked
+        pass
+    return handle
+
+
+def execute_run(notebook: str | Path, run_dir: str | Path, parameters: dict[str, Any] | None = None,
+                progress: bool = False) -> dict[str, Any]:
+    """Run one notebook into its own folder and record status.json (running → ok / failed); never raises
+    for a failing notebook. Parameters are validated first (CourseError, folder untouched)."""
+    nb = find_notebook(str(notebook))
+    parameters = check_parameters(nb, dict(parameters or {}))
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock(run_dir)
+    if lock is None:
+        return {"status": "busy", "notebook": nb.stem, "parameters": parameters,
+                "error": f"another process is running {run_dir} (it holds {LOCK_FILE})"}
+    try:
+        for stale in (run_dir / STATUS_FILE, run_dir / f"{nb.stem}.results.json", run_dir / nb.name):
+            stale.unlink(missing_ok=True)  # a rerun starts clean: no result of an earlier, unfinished attempt
+        status: dict[str, Any] = {"status": "running", "notebook": nb.stem, "notebook_file": nb.name,
+                                  "parameters": parameters, "result": None, "error": None, "started": _now(),
+                                  "finished": None, "seconds": None, "host": socket.gethostname()}
+        write_json_atomic(run_dir / STATUS_FILE, status)
+        start = time.perf_counter()
+        try:
+            run_notebook(nb, run_dir, parameters, progress=progress)
+            result = run_dir / f"{nb.stem}.results.json"
+            if result.is_file():
+                status.update(status="ok", result=result.name)
+            else:
+                status.update(status="failed", error=f"the notebook wrote no {result.name} "
+                                                      f"(call cc.save_results({nb.stem!r}, {{...}}) at its end)")
+        except Exception as err:  # recorded, not raised: one failing run must not stop a sweep
+            status.update(status="failed", error=_error_text(err))
+        status.update(finished=_now(), seconds=round(time.perf_counter() - start, 2))
+        write_json_atomic(run_dir / STATUS_FILE, status)
+        return status
+    finally:
+        lock.close()
 
 
 def run_course(out_dir: str | Path, profile: str = "cpu", only: list[str] | None = None) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 from datasets import DatasetDict
 
-from .exercises import check_close, check_equal, exercise
+from .exercises import Verdict, check_close, check_equal, exercise
 
 
 def class_balance(dataset: DatasetDict) -> pd.DataFrame:
@@ -27,7 +27,7 @@ def greedy_continue(model, tokenizer, prompt: str, new_tokens: int = 8) -> str:
 
 
 @exercise("00", "majority_share")
-def check_majority_share(answer: float | None, dataset: DatasetDict) -> bool:
+def check_majority_share(answer: float | None, dataset: DatasetDict) -> Verdict:
     """Exercise: the share of the most frequent class in the training split."""
     labels = pd.Series(dataset["train"]["label"])
     expected = labels.value_counts().iloc[0] / len(labels)
@@ -36,7 +36,7 @@ def check_majority_share(answer: float | None, dataset: DatasetDict) -> bool:
 
 
 @exercise("00", "head_params")
-def check_head_params(answer: int | None, classifier) -> bool:
+def check_head_params(answer: int | None, classifier) -> Verdict:
     """Exercise: how many parameters the new classification head adds (weights + biases)."""
     expected = sum(p.numel() for p in classifier.classifier.parameters())
     return check_equal(answer, expected, "head_params", "the head is one Linear layer: hidden_size × num_labels "
@@ -44,7 +44,7 @@ def check_head_params(answer: int | None, classifier) -> bool:
 
 
 @exercise("00", "subword_count")
-def check_subword_count(answer: int | None, tokenizer, word: str) -> bool:
+def check_subword_count(answer: int | None, tokenizer, word: str) -> Verdict:
     """Exercise: how many subword pieces the tokenizer splits a word into."""
     expected = len(tokenizer.tokenize(word))
     return check_equal(answer, expected, "subword_count", f"call tokenizer.tokenize({word!r}) and count the pieces")

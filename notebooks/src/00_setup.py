@@ -87,6 +87,7 @@ pd.Series(cc.device_report(device), name="value").to_frame()
 # Any other Hugging Face model id or local folder works too (pass it as `model_name` / `lm_name`).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 tokenizer = cc.load_tokenizer(model_name)
 encoder = cc.load_model(model_name, "encoder").to(device)
 sentences = ["The patient presented with acute myocardial infarction.",
@@ -123,6 +124,7 @@ counts.assign(total=lambda f: f["total"].map("{:,.0f}".format))[["total"]]
 # then downloads them, and always checks the sha256 recorded in `data/registry.json`.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
 wiki = load_wikitext2()
 print("de-duplication:", dataset.report)
@@ -162,6 +164,7 @@ majority_share = None  # your answer: a float between 0 and 1
 check_majority_share(majority_share, dataset)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# NBVAL_CHECK_OUTPUT
 majority_share = pd.Series(dataset["train"]["label"]).value_counts().iloc[0] / len(dataset["train"])
 check_majority_share(majority_share, dataset)
 
@@ -186,6 +189,7 @@ subword_count = None  # your answer: an integer
 check_subword_count(subword_count, tokenizer, "cholecystectomy")
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# NBVAL_CHECK_OUTPUT
 subword_count = len(tokenizer.tokenize("cholecystectomy"))
 print(tokenizer.tokenize("cholecystectomy"))
 check_subword_count(subword_count, tokenizer, "cholecystectomy")

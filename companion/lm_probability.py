@@ -1,0 +1,175 @@
+"""Language-model probability (notebook 01): per-token chain rule, a count-based bigram model, perplexity,
+and strided (sliding-window) perplexity of a corpus longer than the model's context."""
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .errors import CourseError
+from .exercises import check_close, check_equal, exercise
+
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[.,;:!?()]")
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's first parameter."""
+    return next(model.parameters()).device
+
+
+def _encode(tokenizer, text: str) -> torch.Tensor:
+    """Token ids (1, n) of a text; raises a CourseError when it has fewer than two tokens."""
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=True)["input_ids"]
+    if ids.shape[1] < 2:
+        raise CourseError(f"text {text!r} has {ids.shape[1]} token(s): the chain rule needs at least two")
+    return ids
+
+
+@torch.no_grad()
+def token_log_probs(model: torch.nn.Module, tokenizer, text: str) -> pd.DataFrame:
+    """One row per predicted token: position, token, P(token | tokens before it) and its natural log."""
+    ids = _encode(tokenizer, text).to(_device(model))
+    logits = model(input_ids=ids).logits[0, :-1].float()
+    log_probs = torch.log_softmax(logits, dim=-1).gather(-1, ids[0, 1:, None])[:, 0].cpu()
+    tokens = tokenizer.convert_ids_to_tokens(ids[0, 1:].tolist())
+    return pd.DataFrame({"position": range(1, len(tokens) + 1), "token": tokens,
+                         "prob": log_probs.exp().numpy(), "log_prob": log_probs.numpy()})
+
+
+@torch.no_grad()
+def model_loss(model: torch.nn.Module, tokenizer, text: str) -> float:
+    """The model's own loss (mean next-token NLL, labels = input ids) on one text."""
+    ids = _encode(tokenizer, text).to(_device(model))
+    return float(model(input_ids=ids, labels=ids).loss)
+
+
+def perplexity(log_probs) -> float:
+    """Perplexity = exp(mean negative log-likelihood) of a sequence of natural-log token probabilities."""
+    values = torch.as_tensor(list(log_probs) if not torch.is_tensor(log_probs) else log_probs, dtype=torch.float64)
+    if values.numel() == 0:
+        raise CourseError("perplexity needs at least one token log-probability")
+    return float(torch.exp(-values.mean()))
+
+
+@torch.no_grad()
+def sentence_perplexities(model: torch.nn.Module, tokenizer, texts: list[str], max_tokens: int = 64,
+                          progress: bool = False) -> list[float]:
+    """Perplexity of each text (its first `max_tokens` tokens) under a causal LM, one forward pass per text."""
+    device, out = _device(model), []
+    for text in tqdm(texts, disable=not progress, desc="perplexity"):
+        ids = _encode(tokenizer, text)[:, :max_tokens].to(device)
+        out.append(math.exp(float(model(input_ids=ids, labels=ids).loss)))
+    return out
+
+
+def window_starts(n_tokens: int, max_length: int, stride: int) -> list[int]:
+    """Start positions of the sliding windows that cover `n_tokens` (the Hugging Face strided-perplexity loop)."""
+    if not 0 < stride <= max_length:
+        raise CourseError(f"stride={stride} must be between 1 and max_length={max_length}")
+    starts = []
+    for begin in range(0, n_tokens, stride):
+        starts.append(begin)
+        if begin + max_length >= n_tokens:
+            break
+    return starts
+
+
+@torch.no_grad()
+def strided_perplexity(model: torch.nn.Module, tokenizer, texts: str | list[str], max_length: int, stride: int,
+                       max_tokens: int | None = None, progress: bool = False) -> dict[str, float]:
+    """Sliding-window perplexity of a corpus (texts joined by blank lines): each token is scored once, with up
+    to `max_length - stride` tokens of earlier context; returns perplexity, nll, tokens and windows."""
+    corpus = texts if isinstance(texts, str) else "\n\n".join(texts)
+    ids = tokenizer(corpus, return_tensors="pt")["input_ids"]
+    if max_tokens is not None:
+        ids = ids[:, :max_tokens]
+    n = ids.shape[1]
+    if n < 2:
+        raise CourseError("the corpus has fewer than two tokens: pass more text")
+    device = _device(model)
+    nll_sum, scored, prev_end = 0.0, 0, 0
+    starts = window_starts(n, max_length, stride)
+    for begin in tqdm(starts, disable=not progress, desc=f"stride {stride}"):
+        end = min(begin + max_length, n)
+        window = ids[:, begin:end].to(device)
+        labels = window.clone()
+        labels[:, : -(end - prev_end)] = -100  # context only: those tokens were scored by an earlier window
+        logits = model(input_ids=window).logits.float()
+        loss = F.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum")
+        nll_sum += float(loss)
+        scored += int((labels[0, 1:] != -100).sum())
+        prev_end = end
+    return {"perplexity": math.exp(nll_sum / scored), "nll": nll_sum / scored, "tokens": scored,
+            "windows": len(starts)}
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word and punctuation tokens (the bigram model's tokenizer)."""
+    return WORD.findall(text.lower())
+
+
+@dataclass
+class BigramLM:
+    """A count-based bigram language model with add-k smoothing over a closed vocabulary (+ <unk>)."""
+
+    k: float = 1.0
+    unigrams: Counter = field(default_factory=Counter)
+    bigrams: Counter = field(default_factory=Counter)
+    vocab: set = field(default_factory=set)
+
+    def fit(self, sentences: list[str]) -> "BigramLM":
+        """Count context words and word pairs; every sentence is wrapped in <s> … </s>."""
+        for sentence in sentences:
+            tokens = ["<s>"] + words(sentence) + ["</s>"]
+            self.vocab.update(tokens[1:])
+            self.unigrams.update(tokens[:-1])
+            self.bigrams.update(zip(tokens[:-1], tokens[1:]))
+        self.vocab.add("<unk>")
+        return self
+
+    def _known(self, word: str) -> str:
+        """The word itself if it is in the vocabulary, else <unk>."""
+        return word if word in self.vocab or word == "<s>" else "<unk>"
+
+    def prob(self, prev: str, word: str) -> float:
+        """P(word | prev) = (count(prev, word) + k) / (count(prev) + k·|V|)."""
+        prev, word = self._known(prev), self._known(word)
+        return (self.bigrams[(prev, word)] + self.k) / (self.unigrams[prev] + self.k * len(self.vocab))
+
+    def log_probs(self, sentence: str) -> list[float]:
+        """Natural-log probability of each word of a sentence (and </s>) given the previous word."""
+        tokens = ["<s>"] + words(sentence) + ["</s>"]
+        return [math.log(self.prob(a, b)) if self.prob(a, b) > 0 else -math.inf for a, b in zip(tokens, tokens[1:])]
+
+    def perplexity(self, sentence: str) -> float:
+        """Per-word perplexity of a sentence (inf when a pair has probability 0, i.e. k = 0)."""
+        values = self.log_probs(sentence)
+        return math.inf if any(math.isinf(v) for v in values) else perplexity(values)
+
+
+@exercise("01", "perplexity")
+def check_perplexity(answer: float | None, log_probs: list[float]) -> bool:
+    """Exercise: the perplexity of a sequence from its token log-probabilities."""
+    return check_close(answer, perplexity(log_probs), "perplexity", "average the log-probabilities, negate, "
+                       "then take exp: math.exp(-sum(log_probs) / len(log_probs))", rtol=1e-3)
+
+
+@exercise("01", "bigram_prob")
+def check_bigram_prob(answer: float | None, bigram: BigramLM, prev: str, word: str) -> bool:
+    """Exercise: an add-k smoothed bigram probability computed from the counts."""
+    return check_close(answer, bigram.prob(prev, word), "bigram_prob", "(bigram.bigrams[(prev, word)] + k) / "
+                       "(bigram.unigrams[prev] + k * len(bigram.vocab))", rtol=1e-6, atol=1e-9)
+
+
+@exercise("01", "window_count")
+def check_window_count(answer: int | None, n_tokens: int, max_length: int, stride: int) -> bool:
+    """Exercise: how many forward passes strided perplexity needs for a corpus."""
+    return check_equal(answer, len(window_starts(n_tokens, max_length, stride)), "window_count",
+                       "windows start at 0, stride, 2·stride, …; the last one is the first whose end "
+                       "(start + max_length) reaches n_tokens")
