@@ -33,5 +33,11 @@ lab: setup  ## open the course in JupyterLab
 notebooks: setup  ## rebuild the stored notebooks from notebooks/src and execute them (profile auto → cpu here)
 	$(PY) tools/build_notebooks.py --execute
 
+GRID ?= sweeps/strategies.yaml
+JOBS ?= 2
+sweep: setup  ## run a parameter grid (resumable) and report it: make sweep GRID=sweeps/example.yaml JOBS=2
+	$(PY) -m companion sweep $(GRID) --jobs $(JOBS) --out runs/$(basename $(notdir $(GRID)))
+	$(PY) -m companion report runs/$(basename $(notdir $(GRID)))
+
 clean:
 	rm -rf runs .pytest_cache

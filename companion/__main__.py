@@ -1,4 +1,4 @@
-"""Command line: `python -m companion run|course …` (also installed as the `companion` script)."""
+"""Command line: `python -m companion run|course|sweep|report|student|check …` (also the `companion` script)."""
 from __future__ import annotations
 
 import argparse
@@ -17,12 +17,46 @@ def _parameters(pairs: list[list[str]] | None) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run one notebook with parameters into a run folder."""
-    from .runner import run_notebook
+    """Run one notebook with parameters into a run folder (executed notebook, result JSON, status.json)."""
+    from .runner import execute_run
 
-    out = run_notebook(args.notebook, args.out, _parameters(args.p), progress=not args.quiet)
-    print(f"executed: {out}")
+    status = execute_run(args.notebook, args.out, _parameters(args.p), progress=not args.quiet)
+    print(f"{status['status']}: {Path(args.out) / (status.get('notebook_file') or '')}"
+          + (f" ({status['seconds']} s)" if status.get("seconds") is not None else "")
+          + (f": {status['error']}" if status.get("error") else ""))
+    return 0 if status["status"] == "ok" else 1
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run (or with --dry-run print the commands of) every run of a YAML grid; resumable."""
+    from .sweep import sweep
+
+    return sweep(args.grid, out=args.out, jobs=args.jobs, dry_run=args.dry_run)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Collect a run folder into report.csv, plots/*.png and report.md."""
+    from .report import report
+
+    for kind, path in report(args.rundir).items():
+        print(f"{kind}: {path}")
     return 0
+
+
+def cmd_student(args: argparse.Namespace) -> int:
+    """Write student versions of the notebooks (solution cells removed, outputs cleared)."""
+    from .classroom import make_student
+
+    written = make_student(args.out, args.notebooks or None)
+    print(f"{len(written)} student notebook(s) in {args.out}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run a notebook and summarise its exercise checks (exit 0 when every one is correct)."""
+    from .classroom import check
+
+    return check(args.notebook, profile=args.profile, execute=not args.no_execute, out=args.out)
 
 
 def cmd_course(args: argparse.Namespace) -> int:
@@ -52,13 +86,32 @@ def build_parser() -> argparse.ArgumentParser:
     course.add_argument("--out", default=None, help="run folder (default runs/<profile>)")
     course.add_argument("--only", nargs="*", help="only these notebook numbers, e.g. --only 00 01")
     course.set_defaults(func=cmd_course)
+    sweep = sub.add_parser("sweep", help="run a YAML grid of notebooks × parameters × seeds (resumable)")
+    sweep.add_argument("grid", help="a sweep file, e.g. sweeps/example.yaml (schema: sweeps/README.md)")
+    sweep.add_argument("--jobs", type=int, default=None, help="parallel runs (default: the file's jobs, else 1)")
+    sweep.add_argument("--out", default=None, help="run folder (default: the file's out, else runs/<file name>)")
+    sweep.add_argument("--dry-run", action="store_true", help="print one shell command per run, run nothing")
+    sweep.set_defaults(func=cmd_sweep)
+    report = sub.add_parser("report", help="report.csv + plots + report.md from a run folder")
+    report.add_argument("rundir", help="the --out folder of a sweep (or of runs)")
+    report.set_defaults(func=cmd_report)
+    student = sub.add_parser("student", help="student notebooks: solution cells removed, outputs cleared")
+    student.add_argument("notebooks", nargs="*", help="numbers, names or paths (default: every notebook)")
+    student.add_argument("--out", default="student", help="output folder (default student/)")
+    student.set_defaults(func=cmd_student)
+    check = sub.add_parser("check", help="run a notebook and summarise its exercise checks")
+    check.add_argument("notebook", help="number, name or path (e.g. your edited copy of a notebook)")
+    check.add_argument("--profile", default="smoke", choices=["auto", "smoke", "cpu", "gpu"])
+    check.add_argument("--no-execute", action="store_true", help="read the outputs saved in the notebook")
+    check.add_argument("--out", default=None, help="where the executed copy goes (default: a temp folder)")
+    check.set_defaults(func=cmd_check)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input prints one 'error: …' line and exits with status 2."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "out", "x") is None:
+    if args.command == "course" and args.out is None:
         args.out = f"runs/{args.profile}"
     try:
         return args.func(args)

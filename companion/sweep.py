@@ -99,7 +99,7 @@ def _seeds(value: Any, where: str) -> list[int]:
 def slug(value: Any) -> str:
     """A value as a safe folder-name part: plain when it is safe and short, else shortened + a short hash."""
     text = value if isinstance(value, str) else json.dumps(value)
-    safe = re.sub(r"[^A-Za-z0-9.+-]+", "-", text).strip("-") or "x"
+    safe = re.sub(r"[^A-Za-z0-9._+-]+", "-", text).strip("-") or "x"
     if safe != text or len(safe) > 40:
         safe = f"{safe[:24]}-{hashlib.sha1(text.encode()).hexdigest()[:6]}"
     return safe
@@ -261,12 +261,14 @@ def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], A
 
 def sweep(grid_path: str | Path, out: str | Path | None = None, jobs: int | None = None,
           dry_run: bool = False) -> int:
-    """The `sweep` command: validate everything, then run (or print the commands); exit status 0 if all ok."""
+    """The `sweep` command: validate everything, then run (or print the unfinished runs' commands); 0 if all ok."""
     runs, rundir, grid = plan(grid_path, out)
     if dry_run:
-        for run in runs:
+        todo = pending(runs, rundir)
+        for run in todo:
             print(command(run, rundir))
-        print(f"# {len(runs)} runs into {rundir}; {len(pending(runs, rundir))} not finished yet", file=sys.stderr)
+        print(f"# {len(todo)} command(s) for the unfinished runs of {len(runs)} into {rundir} "
+              f"({len(runs) - len(todo)} finished, not printed)", file=sys.stderr)
         return 0
     jobs = int(jobs or grid.get("jobs") or 1)
     counts = execute(runs, rundir, jobs, log=lambda text: print(text, flush=True))

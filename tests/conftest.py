@@ -12,6 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if "COURSE_DATA_DIR" not in os.environ and (ROOT.parent / "shared" / "datasets").is_dir():
     os.environ["COURSE_DATA_DIR"] = str(ROOT.parent / "shared" / "datasets")
 
+collect_ignore = ["assets"]  # tests/assets/tiny.ipynb is a fixture of the sweep tests, not a course notebook
 _SMOKE_CACHE: dict[str, dict] = {}
 
 

@@ -1,0 +1,227 @@
+"""Collect a run folder (one sub-folder per run, each with status.json + result JSON) into a tidy CSV,
+seaborn plots and a Markdown summary (mean ± std over seeds per sweep entry and parameter setting).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import CourseError
+from .runner import STATUS_FILE, read_status
+
+PLAN_FILE = "sweep.json"  # written by companion.sweep (kept here too, so report does not import sweep)
+BASE_COLUMNS = ["group", "notebook", "run_id", "status", "seed", "seconds", "error"]
+PARAM = "param."
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict → {dotted.key: scalar}; lists and other non-scalars are left out."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        elif value is None or isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+    return flat
+
+
+def _group(run_id: str, notebook: str | None) -> str:
+    """The sweep entry a run belongs to: the first part of `<entry>/<setting>`, else the notebook."""
+    return run_id.split("/")[0] if "/" in run_id else str(notebook)
+
+
+def run_row(run_dir: Path, rundir: Path) -> dict[str, Any]:
+    """One table row: run identity, parameters (param.<name>), seed, status and the flattened results."""
+    status = read_status(run_dir) or {}
+    params = dict(status.get("parameters") or {})
+    run_id = run_dir.relative_to(rundir).as_posix()
+    row: dict[str, Any] = {"group": _group(run_id, status.get("notebook")), "notebook": status.get("notebook"),
+                           "run_id": run_id,
+                           "status": status.get("status", "unknown"), "seed": params.pop("seed", None),
+                           "seconds": status.get("seconds"), "error": status.get("error")}
+    row.update({f"{PARAM}{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()})
+    result = run_dir / (status.get("result") or "-")
+    if status.get("status") == "ok" and result.is_file():
+        for key, value in flatten(json.loads(result.read_text())).items():
+            row[key if key not in row else f"result.{key}"] = value
+    return row
+
+
+def planned_but_missing(rundir: Path, seen: set[str]) -> list[dict[str, Any]]:
+    """Rows (status `not run`) for runs a sweep planned (its sweep.json) that have no status.json yet."""
+    plan = rundir / PLAN_FILE
+    if not plan.is_file():
+        return []
+    rows = []
+    for run in json.loads(plan.read_text()).get("runs", []):
+        if run["run_id"] not in seen:
+            params = dict(run.get("parameters") or {})
+            rows.append({"group": _group(run["run_id"], run.get("notebook")), "notebook": run.get("notebook"),
+                         "run_id": run["run_id"], "status": "not run",
+                         "seed": params.pop("seed", None), "seconds": None, "error": None,
+                         **{f"{PARAM}{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                            for k, v in params.items()}})
+    return rows
+
+
+def collect(rundir: str | Path) -> pd.DataFrame:
+    """Every run under `rundir` (any folder holding a status.json) as one tidy DataFrame, sorted by run id."""
+    rundir = Path(rundir).resolve()
+    if not rundir.is_dir():
+        raise CourseError(f"no run folder {str(rundir)!r}: pass the --out folder of a sweep or run")
+    rows = [run_row(p.parent, rundir) for p in sorted(rundir.rglob(STATUS_FILE))]
+    rows += planned_but_missing(rundir, {r["run_id"] for r in rows})
+    if not rows:
+        raise CourseError(f"no runs in {rundir}: a run folder holds a {STATUS_FILE} "
+                          "(made by `python -m companion sweep` or `run`)")
+    frame = pd.DataFrame(rows)
+    rest = [c for c in frame.columns if c not in BASE_COLUMNS]
+    params = sorted(c for c in rest if c.startswith(PARAM))
+    return frame[BASE_COLUMNS + params + [c for c in rest if c not in params]].sort_values("run_id")
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """The numeric result columns (not the run's identity, seed, time or booleans)."""
+    skip = set(BASE_COLUMNS) | {c for c in frame.columns if c.startswith(PARAM)} | {"result.seed"}
+    return [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
+            and not pd.api.types.is_bool_dtype(frame[c]) and frame[c].notna().any()]
+
+
+def setting_label(frame: pd.DataFrame) -> pd.Series:
+    """Per row, the parameters that vary within its group (sweep entry), as `k=v, k=v` (or `default`)."""
+    labels = pd.Series("default", index=frame.index)
+    for _, group in frame.groupby("group"):
+        varying = [c for c in group.columns if c.startswith(PARAM) and group[c].map(str).nunique() > 1]
+        if varying:
+            labels[group.index] = group[varying].apply(
+                lambda r: ", ".join(f"{c[len(PARAM):]}={r[c]}" for c in varying), axis=1)
+    return labels
+
+
+def _fmt(mean: float, std: float) -> str:
+    """`mean ± std` with 4 significant digits (std left out for a single seed)."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if std is None or math.isnan(std):
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {0 if std <= 1e-9 * max(1.0, abs(mean)) else std:.2g}"  # no ± 1e-16 round-off
+
+
+def split_metrics(group: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
+    """A group's metrics that differ between its finished runs, and those equal in all of them (name → value)."""
+    metrics = metric_columns(group)
+    if len(group) < 2:
+        return metrics, {}
+    same = {c: group[c].iloc[0] for c in metrics if group[c].nunique(dropna=False) == 1}
+    return [c for c in metrics if c not in same], same
+
+
+def finished(frame: pd.DataFrame) -> pd.DataFrame:
+    """The finished runs, with a `setting` column (the parameters that vary within their group)."""
+    ok = frame[frame["status"] == "ok"]
+    return ok.assign(setting=setting_label(ok))
+
+
+def _number(value: Any) -> str:
+    """A number for people: whole numbers in full, others to 6 significant digits."""
+    value = float(value)
+    return f"{int(value)}" if value.is_integer() else f"{value:.6g}"
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std over seeds of each varying metric, per group (sweep entry) and parameter setting."""
+    rows = []
+    for name, entry in finished(frame).groupby("group", sort=True):
+        varying, _ = split_metrics(entry)
+        for setting, group in entry.groupby("setting", sort=True):
+            row = {"group": name, "notebook": group["notebook"].iloc[0], "setting": setting,
+                   "seeds": int(group["seed"].nunique())}
+            for col in varying + ["seconds"]:
+                row[col] = _fmt(group[col].mean(), group[col].std())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub Markdown table (no extra dependency)."""
+    cols = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in frame.iterrows():
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v).replace("|", "\\|") for v in row) + " |")
+    return "\n".join(lines)
+
+
+def markdown(frame: pd.DataFrame, rundir: Path, plots: list[Path]) -> str:
+    """The Markdown summary: counts, one mean ± std table per group (sweep entry), failed runs, plots."""
+    counts = frame["status"].value_counts().to_dict()
+    text = [f"# Sweep report: {rundir.name}", "",
+            f"{len(frame)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ". "
+            "Values are mean ± standard deviation over seeds; `seeds` counts the finished runs.", ""]
+    summary = summary_table(frame)
+    for name, group in (summary.groupby("group") if len(summary) else []):
+        notebook = group["notebook"].iloc[0]
+        group = group.drop(columns=["group", "notebook"]).dropna(axis=1, how="all")
+        text += [f"## {name}" + (f" ({notebook})" if notebook != name else ""), "", markdown_table(group), ""]
+        same = split_metrics(finished(frame).query("group == @name"))[1]
+        if same:
+            text += ["Same in every run: " + ", ".join(f"`{k}` = {_number(v)}" for k, v in same.items()), ""]
+    failed = frame[frame["status"] != "ok"]
+    if len(failed):
+        text += ["## Not finished", "", markdown_table(failed[["run_id", "status", "error"]]), ""]
+    text += [f"![{p.stem}]({p.relative_to(rundir).as_posix()})" for p in plots]
+    return "\n".join(text) + "\n"
+
+
+def plot(frame: pd.DataFrame, rundir: Path, max_metrics: int = 8) -> list[Path]:
+    """One PNG per group (sweep entry): each varying metric per setting, bar = mean, error bar = sd over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid")
+    paths = []
+    for name, group in finished(frame).groupby("group"):
+        varying, _ = split_metrics(group)
+        metrics = (varying or metric_columns(group))[:max_metrics]
+        if not metrics:
+            continue
+        ncols = min(4, len(metrics))
+        nrows = math.ceil(len(metrics) / ncols)
+        width = max(3.5, 0.6 * group["setting"].nunique() + 2)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.6 * nrows), squeeze=False)
+        for ax, metric in zip(axes.flat, metrics):
+            sns.barplot(data=group, x="setting", y=metric, errorbar="sd", ax=ax, color="C0", alpha=0.6)
+            sns.stripplot(data=group, x="setting", y=metric, ax=ax, color="k", size=4)
+            ax.set_title(metric)
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+            ax.tick_params(axis="x", rotation=30)
+        for ax in list(axes.flat)[len(metrics):]:
+            ax.set_visible(False)
+        fig.suptitle(f"{name}: mean ± sd over seeds")
+        fig.tight_layout()
+        path = rundir / "plots" / f"{name}.png"
+        path.parent.mkdir(exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def report(rundir: str | Path) -> dict[str, Path]:
+    """Write report.csv, plots/<group>.png and report.md into `rundir`; return their paths."""
+    rundir = Path(rundir).resolve()
+    frame = collect(rundir)
+    csv = rundir / "report.csv"
+    frame.to_csv(csv, index=False)
+    plots = plot(frame, rundir)
+    md = rundir / "report.md"
+    md.write_text(markdown(frame, rundir, plots))
+    return {"csv": csv, "markdown": md, **{f"plot:{p.stem}": p for p in plots}}
