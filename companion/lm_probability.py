@@ -23,9 +23,28 @@ def _device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def start_token_id(tokenizer) -> int | None:
+    """The token to put before a text so its first word is predicted too: None when the tokenizer already adds
+    one (BERT's [CLS], Llama's <s>), else the document separator <|endoftext|>, else BOS, else EOS."""
+    probe = tokenizer("a")["input_ids"]
+    if probe and probe[0] in tokenizer.all_special_ids:
+        return None
+    vocab = tokenizer.get_vocab()
+    if "<|endoftext|>" in vocab:
+        return vocab["<|endoftext|>"]
+    return tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+
+def encode_with_start(tokenizer, text: str) -> torch.Tensor:
+    """Token ids (1, n) of a text, preceded by the start token when the tokenizer adds none."""
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    start = start_token_id(tokenizer)
+    return ids if start is None else torch.cat([torch.tensor([[start]]), ids], dim=1)
+
+
 def _encode(tokenizer, text: str) -> torch.Tensor:
-    """Token ids (1, n) of a text; raises a CourseError when it has fewer than two tokens."""
-    ids = tokenizer(text, return_tensors="pt", add_special_tokens=True)["input_ids"]
+    """Token ids (1, n) with the start token; raises a CourseError when there are fewer than two tokens."""
+    ids = encode_with_start(tokenizer, text)
     if ids.shape[1] < 2:
         raise CourseError(f"text {text!r} has {ids.shape[1]} token(s): the chain rule needs at least two")
     return ids
@@ -33,7 +52,8 @@ def _encode(tokenizer, text: str) -> torch.Tensor:
 
 @torch.no_grad()
 def token_log_probs(model: torch.nn.Module, tokenizer, text: str) -> pd.DataFrame:
-    """One row per predicted token: position, token, P(token | tokens before it) and its natural log."""
+    """One row per predicted token (all but the start token): position, token, P(token | tokens before it)
+    and its natural log."""
     ids = _encode(tokenizer, text).to(_device(model))
     logits = model(input_ids=ids).logits[0, :-1].float()
     log_probs = torch.log_softmax(logits, dim=-1).gather(-1, ids[0, 1:, None])[:, 0].cpu()
@@ -44,7 +64,7 @@ def token_log_probs(model: torch.nn.Module, tokenizer, text: str) -> pd.DataFram
 
 @torch.no_grad()
 def model_loss(model: torch.nn.Module, tokenizer, text: str) -> float:
-    """The model's own loss (mean next-token NLL, labels = input ids) on one text."""
+    """The model's own loss (mean next-token NLL, labels = input ids, start token prepended) on one text."""
     ids = _encode(tokenizer, text).to(_device(model))
     return float(model(input_ids=ids, labels=ids).loss)
 
@@ -58,14 +78,37 @@ def perplexity(log_probs) -> float:
 
 
 @torch.no_grad()
+def sentence_nlls(model: torch.nn.Module, tokenizer, texts: list[str], max_tokens: int = 64,
+                  batch_size: int = 16, progress: bool = False) -> pd.DataFrame:
+    """Summed next-token NLL (nats) and scored tokens of each text (start token + its first `max_tokens`
+    tokens) under a causal LM, batched with right padding masked out of the loss."""
+    device, nll_sums, counts = _device(model), [], []
+    rows = [_encode(tokenizer, text)[0, : max_tokens + 1] for text in texts]
+    for i in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="sentences"):
+        chunk = rows[i:i + batch_size]
+        width = max(len(r) for r in chunk)
+        ids = torch.zeros(len(chunk), width, dtype=torch.long)
+        mask = torch.zeros(len(chunk), width, dtype=torch.long)
+        for j, r in enumerate(chunk):
+            ids[j, : len(r)], mask[j, : len(r)] = r, 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+        labels = ids.masked_fill(mask == 0, -100)[:, 1:]
+        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        nll_sums += nll.sum(1).tolist()
+        counts += (labels != -100).sum(1).tolist()
+    return pd.DataFrame({"text": list(texts), "tokens": counts, "nll_sum": nll_sums})
+
+
 def sentence_perplexities(model: torch.nn.Module, tokenizer, texts: list[str], max_tokens: int = 64,
-                          progress: bool = False) -> list[float]:
-    """Perplexity of each text (its first `max_tokens` tokens) under a causal LM, one forward pass per text."""
-    device, out = _device(model), []
-    for text in tqdm(texts, disable=not progress, desc="perplexity"):
-        ids = _encode(tokenizer, text)[:, :max_tokens].to(device)
-        out.append(math.exp(float(model(input_ids=ids, labels=ids).loss)))
-    return out
+                          batch_size: int = 16, progress: bool = False) -> list[float]:
+    """Per-token perplexity of each text (start token + its first `max_tokens` tokens) under a causal LM."""
+    table = sentence_nlls(model, tokenizer, texts, max_tokens, batch_size, progress)
+    return [math.exp(s / n) for s, n in zip(table["nll_sum"], table["tokens"])]
+
+
+def split_sentences(text: str, min_words: int = 4) -> list[str]:
+    """Split a text into sentences at . ! ? followed by a space; keep those with at least `min_words` words."""
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= min_words]
 
 
 def window_starts(n_tokens: int, max_length: int, stride: int) -> list[int]:
@@ -86,7 +129,7 @@ def strided_perplexity(model: torch.nn.Module, tokenizer, texts: str | list[str]
     """Sliding-window perplexity of a corpus (texts joined by blank lines): each token is scored once, with up
     to `max_length - stride` tokens of earlier context; returns perplexity, nll, tokens and windows."""
     corpus = texts if isinstance(texts, str) else "\n\n".join(texts)
-    ids = tokenizer(corpus, return_tensors="pt")["input_ids"]
+    ids = encode_with_start(tokenizer, corpus)
     if max_tokens is not None:
         ids = ids[:, :max_tokens]
     n = ids.shape[1]
@@ -140,12 +183,14 @@ class BigramLM:
     def prob(self, prev: str, word: str) -> float:
         """P(word | prev) = (count(prev, word) + k) / (count(prev) + k·|V|)."""
         prev, word = self._known(prev), self._known(word)
-        return (self.bigrams[(prev, word)] + self.k) / (self.unigrams[prev] + self.k * len(self.vocab))
+        denominator = self.unigrams[prev] + self.k * len(self.vocab)
+        return (self.bigrams[(prev, word)] + self.k) / denominator if denominator > 0 else 0.0
 
     def log_probs(self, sentence: str) -> list[float]:
         """Natural-log probability of each word of a sentence (and </s>) given the previous word."""
         tokens = ["<s>"] + words(sentence) + ["</s>"]
-        return [math.log(self.prob(a, b)) if self.prob(a, b) > 0 else -math.inf for a, b in zip(tokens, tokens[1:])]
+        probs = [self.prob(a, b) for a, b in zip(tokens, tokens[1:])]
+        return [math.log(p) if p > 0 else -math.inf for p in probs]
 
     def perplexity(self, sentence: str) -> float:
         """Per-word perplexity of a sentence (inf when a pair has probability 0, i.e. k = 0)."""

@@ -1,0 +1,379 @@
+# %% [markdown]
+# # 01 · Language-model probability
+#
+# A language model is nothing more than a probability distribution over token sequences. Everything later in
+# the course (perplexity as a domain-gap measure, continued pretraining, forgetting) is measured with the
+# quantities of this notebook, so we compute each of them by hand and check it against the model.
+#
+# **In this notebook you will**
+# 1. apply the chain rule $P(X)=\prod_i P(x_i\mid x_{<i})$ token by token on a real causal LM (SmolLM2) and
+#    match it to the model's own loss;
+# 2. build a count-based **bigram model** with add-$k$ smoothing and see where it breaks and why neural LMs
+#    generalise;
+# 3. define **perplexity**, and compute it for text longer than the context with a **sliding window**
+#    (the Hugging Face "perplexity of fixed-length models" method), measuring the effect of the stride;
+# 4. see the **domain gap** in one plot: perplexity of general (WikiText-2) vs medical sentences.
+#
+# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 2–3 min · `gpu` ≈ 1 min.
+
+# %%
+import math
+import time
+from typing import Optional
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+import torch.nn.functional as F
+
+import companion as cc
+from companion.data import load_medical_abstracts, load_wikitext2
+from companion.lm_probability import (BigramLM, encode_with_start, sentence_nlls, sentence_perplexities,
+                                      split_sentences, strided_perplexity, token_log_probs, window_starts, words)
+
+# %% tags=["parameters"]
+profile: str = "auto"  # one of: auto, smoke, cpu, gpu
+seed: int = 0  # random seed for python, numpy and torch
+model_name: str = "smollm2"  # causal LM: embedded name, local folder or Hugging Face id
+sentence: str = "The patient underwent a laparoscopic cholecystectomy."  # sentence for the chain rule
+smoothing_k: float = 0.1  # add-k smoothing constant of the bigram model
+max_length: Optional[int] = None  # context window of strided perplexity; None means the profile default
+n_sentences: Optional[int] = None  # sentences per domain in the perplexity comparison; None means the profile default
+
+# %%
+PROFILE = cc.resolve_profile(profile)
+cc.seed_everything(seed)
+cfg = cc.settings(PROFILE, {
+    "smoke": {"max_length": 32, "corpus_tokens": 96, "n_sentences": 4, "bigram_abstracts": 200, "test_sentences": 4},
+    "cpu": {"max_length": 64, "corpus_tokens": 192, "n_sentences": 16, "bigram_abstracts": None, "test_sentences": 16},
+    "gpu": {"max_length": 1024, "corpus_tokens": 8192, "n_sentences": 200, "bigram_abstracts": None,
+            "test_sentences": 100},
+}, max_length=max_length, n_sentences=n_sentences)
+device = cc.pick_device()
+sns.set_theme(style="whitegrid")
+start = time.perf_counter()
+tokenizer = cc.load_tokenizer(model_name)
+model = cc.load_model(model_name, "causal-lm").to(device)
+print("profile:", PROFILE, "| settings:", cfg)
+
+# %% [markdown]
+# ## 1. The chain rule, token by token
+#
+# Any joint probability factorises exactly, with no assumption, into conditionals:
+#
+# $$P(x_1,\dots,x_n)=\prod_{i=1}^{n}P(x_i\mid x_1,\dots,x_{i-1}),\qquad
+#   \log P(X)=\sum_{i=1}^{n}\log P(x_i\mid x_{<i}).$$
+#
+# A causal LM outputs, at every position $t$, logits $z_t\in\mathbb{R}^{|V|}$ whose softmax is the
+# distribution of the **next** token: $P(x_{t+1}=w\mid x_{\le t})=\operatorname{softmax}(z_t)_w$.
+# So one forward pass gives every factor at once: read the logits at position $t$ at the column of the
+# token that actually comes next.
+#
+# SmolLM2's tokenizer adds no beginning-of-sequence token, so the first word would have nothing to be
+# conditioned on. We put the document separator `<|endoftext|>` in front (as between documents in
+# pretraining); then every token of the sentence gets a probability.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ids = encode_with_start(tokenizer, sentence).to(device)
+with torch.no_grad():
+    logits = model(input_ids=ids).logits[0].float()          # (n, |V|): position t predicts token t+1
+log_probs_all = torch.log_softmax(logits[:-1], dim=-1)        # drop the last position: nothing left to predict
+targets = ids[0, 1:]                                          # the tokens that actually come next
+token_lp = log_probs_all[torch.arange(len(targets)), targets]  # log P(x_t+1 | x_<=t), one per token
+chain = pd.DataFrame({"token": tokenizer.convert_ids_to_tokens(targets.tolist()),
+                      "P(token | before)": token_lp.exp().cpu().numpy(), "log P": token_lp.cpu().numpy()})
+print(chain.to_string(formatters={"P(token | before)": "{:.3e}".format, "log P": "{:.3f}".format}))
+
+# %% [markdown]
+# `Ġ` marks a leading space (byte-level BPE). The rare word *cholecystectomy* is split into pieces: the
+# first piece is a surprise, but once `Ġch` and `ole` are there, `cyst` and `ectomy` are almost certain.
+# The companion function `token_log_probs` does the same computation (we reuse it later); it must agree:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+table = token_log_probs(model, tokenizer, sentence)
+print("companion table = by hand:", bool(torch.allclose(torch.tensor(table["log_prob"].values), token_lp.cpu(), atol=1e-6)))
+
+# %% [markdown]
+# Now the three ways to write the probability of the sentence. The product of the conditionals, the
+# exponential of the summed log-probabilities, and the model's own loss: transformers computes the **mean**
+# negative log-likelihood over the $n$ predicted tokens when we pass `labels=input_ids` (it shifts the
+# labels by one internally), so
+#
+# $$P(X)=\prod_i p_i=\exp\Big(\sum_i\log p_i\Big)=\exp(-n\cdot\text{loss}).$$
+#
+# In float32 the product of many small numbers underflows for long texts (try a paragraph), which is why
+# everyone works with sums of logs.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with torch.no_grad():
+    loss = model(input_ids=ids, labels=ids).loss.float()
+n = len(targets)
+p_product = torch.prod(token_lp.double().exp())
+p_logsum = torch.exp(token_lp.double().sum())
+p_loss = torch.exp(-n * loss.double())
+print(f"tokens predicted n        : {n}")
+print(f"product of P(x_i | x_<i)   : {p_product:.6e}")
+print(f"exp(sum of log-probs)      : {p_logsum:.6e}")
+print(f"exp(-n · model loss)       : {p_loss:.6e}")
+chain_vs_loss = abs(float(-token_lp.mean() - loss))
+print(f"|mean NLL by hand - model loss| < 1e-5: {chain_vs_loss < 1e-5}")
+
+# %%
+print(f"|mean NLL by hand - model loss| = {chain_vs_loss:.2e} nats")
+
+# %% [markdown]
+# ## 2. A count-based bigram model
+#
+# Before neural networks, the chain rule was made tractable by a **Markov assumption**: forget all but the
+# last word, $P(x_i\mid x_{<i})\approx P(x_i\mid x_{i-1})$, and estimate it by counting (maximum likelihood):
+#
+# $$\hat P(w\mid v)=\frac{c(v,w)}{c(v)}.$$
+#
+# Any pair never seen in training gets probability **0**, and one zero makes the whole sentence impossible.
+# **Add-$k$ smoothing** pretends every pair was seen $k$ extra times:
+#
+# $$\hat P_k(w\mid v)=\frac{c(v,w)+k}{c(v)+k\,|V|}.$$
+#
+# We count words in the medical training abstracts (sentences wrapped in `<s> … </s>`, lower-cased,
+# unseen words mapped to `<unk>`).
+
+# %%
+medical = load_medical_abstracts()
+train_texts = medical["train"]["text"][: cfg["bigram_abstracts"]]
+train_sentences = [s for text in train_texts for s in split_sentences(text)]
+bigram = BigramLM(k=smoothing_k).fit(train_sentences)
+print(f"{len(train_sentences):,} training sentences, vocabulary |V| = {len(bigram.vocab):,}, "
+      f"{len(bigram.bigrams):,} distinct bigrams")
+pd.DataFrame(bigram.bigrams.most_common(8), columns=["bigram", "count"])
+
+# %% [markdown]
+# The formula by hand for one pair, next to the model's `prob`:
+
+# %%
+prev_word, word = "the", "patient"
+by_hand = (bigram.bigrams[(prev_word, word)] + smoothing_k) / (bigram.unigrams[prev_word] + smoothing_k * len(bigram.vocab))
+print(f"c({prev_word!r}, {word!r}) = {bigram.bigrams[(prev_word, word)]}, c({prev_word!r}) = {bigram.unigrams[prev_word]}")
+print(f"P_k({word!r} | {prev_word!r}) by hand = {by_hand:.6f}, BigramLM.prob = {bigram.prob(prev_word, word):.6f}")
+
+# %% [markdown]
+# Now both models on held-out sentences (validation abstracts). Their tokenisations differ (words vs
+# subwords), so we compare **per-word perplexity**: the total negative log-likelihood of a sentence divided
+# by its number of words (plus the end of sentence for the bigram model), exponentiated. The bigram model is
+# even flattered here: every unknown word collapses into one `<unk>` symbol, which is easy to predict.
+
+# %%
+test_sentences = [s for text in medical["validation"]["text"] for s in split_sentences(text)][: cfg["test_sentences"]]
+neural = sentence_nlls(model, tokenizer, test_sentences, max_tokens=128)
+n_words = [len(words(s)) + 1 for s in test_sentences]
+compare = pd.DataFrame({
+    "add-k bigram (k=1)": [BigramLM(k=1.0, unigrams=bigram.unigrams, bigrams=bigram.bigrams, vocab=bigram.vocab).perplexity(s) for s in test_sentences],
+    f"add-k bigram (k={smoothing_k:g})": [bigram.perplexity(s) for s in test_sentences],
+    "bigram, no smoothing (k=0)": [BigramLM(k=0.0, unigrams=bigram.unigrams, bigrams=bigram.bigrams, vocab=bigram.vocab).perplexity(s) for s in test_sentences],
+    model_name: [math.exp(s / w) for s, w in zip(neural["nll_sum"], n_words)],
+})
+word_ppl = {name: math.exp(sum(math.log(v) for v in col) / len(col)) if all(map(math.isfinite, col)) else math.inf
+            for name, col in compare.items()}
+unseen = sum(1 for s in test_sentences for a, b in zip(["<s>"] + words(s), words(s) + ["</s>"]) if bigram.bigrams[(a, b)] == 0)
+total_pairs = sum(n_words)
+print(f"{unseen} of {total_pairs} word pairs in the test sentences never occur in training ({unseen / total_pairs:.0%})")
+print(f"neural LM per-word perplexity is {word_ppl[f'add-k bigram (k={smoothing_k:g})'] / word_ppl[model_name]:.1f}× lower "
+      f"than the best smoothed bigram's")
+pd.Series(word_ppl, name="per-word perplexity (geometric mean over sentences)").to_frame().round(1)
+
+# %% [markdown]
+# Without smoothing, most test sentences get probability 0 (perplexity ∞): a large share of their word pairs
+# was never seen. Smoothing fixes the zeros but spreads mass blindly over $|V|$ words, and $k$ trades
+# seen against unseen pairs. The neural LM needs no smoothing: it maps contexts to vectors, so *"underwent
+# a laparoscopic"* is close to contexts it has seen (*"underwent an open …"*), and it conditions on the
+# whole sentence, not one word. That is why it generalises: its perplexity is lower (ratio printed above) even
+# though it was never trained on these abstracts, while the bigram model was counted on them.
+
+# %% [markdown]
+# ## 3. Perplexity
+#
+# For a text of $N$ scored tokens, perplexity is the exponential of the average negative log-likelihood:
+#
+# $$\operatorname{PPL}(X)=\exp\Big(-\frac1N\sum_{i=1}^{N}\log p(x_i\mid x_{<i})\Big)
+#   =\Big(\prod_i p(x_i\mid x_{<i})\Big)^{-1/N}.$$
+#
+# It is the inverse geometric mean of the token probabilities: a model with perplexity 20 is, on average,
+# as uncertain as a uniform choice among 20 tokens (a uniform model over $|V|$ tokens has $\operatorname{PPL}=|V|$).
+# Because the model loss *is* the mean NLL, $\operatorname{PPL}=e^{\text{loss}}$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ppl_by_hand = (torch.prod(token_lp.double().exp())) ** (-1.0 / n)
+print(f"PPL = (prod p)^(-1/N) = {ppl_by_hand:.4f}")
+print(f"PPL = exp(model loss)  = {math.exp(float(loss)):.4f}")
+print(f"same: {abs(float(ppl_by_hand) - math.exp(float(loss))) < 1e-3}")
+
+# %% [markdown]
+# ### Strided perplexity for text longer than the context
+#
+# A model only sees `max_length` tokens at once. Cutting a long text into disjoint chunks and averaging
+# their losses gives the first tokens of each chunk almost no context, which inflates perplexity. The
+# sliding-window method (Hugging Face, *Perplexity of fixed-length models*) moves a window of `max_length`
+# tokens forward by `stride` tokens; in each window only the last `stride` tokens (the new ones) are scored,
+# the earlier ones are context only (label `-100`). Every token is scored exactly once, with at least
+# `max_length − stride` tokens of context:
+#
+# ```
+# stride = max_length (disjoint)     |■■■■■■■■|■■■■■■■■|■■■■■■■■|
+# stride = max_length / 2            |□□□□■■■■|      □ = context only (label -100), ■ = scored
+#                                        |□□□□■■■■|
+# ```
+#
+# Smaller strides give more context per token (lower, more honest perplexity) at the cost of more forward
+# passes: about `n_tokens / stride` windows.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for n_tok, length, s in [(1000, 256, 256), (1000, 256, 128), (1000, 256, 64)]:
+    print(f"n_tokens={n_tok}, max_length={length}, stride={s}: window starts {window_starts(n_tok, length, s)}")
+
+# %%
+wiki = load_wikitext2()["test"]["text"]
+L = cfg["max_length"]
+strides = [L, L // 2, L // 4]
+stride_rows = []
+for s in strides:
+    t0 = time.perf_counter()
+    r = strided_perplexity(model, tokenizer, wiki, max_length=L, stride=s, max_tokens=cfg["corpus_tokens"], progress=True)
+    stride_rows.append({"stride": s, "context ≥": L - s if s < L else 0, **r, "seconds": time.perf_counter() - t0})
+strided = pd.DataFrame(stride_rows)
+strided.round({"perplexity": 2, "nll": 4, "seconds": 1})
+
+# %%
+fig, ax1 = plt.subplots(figsize=(7, 3.2))
+sns.lineplot(data=strided, x="stride", y="perplexity", marker="o", ax=ax1, label="perplexity")
+ax2 = ax1.twinx()
+sns.lineplot(data=strided, x="stride", y="windows", marker="s", color="gray", ax=ax2, label="forward passes")
+ax1.set(xscale="log", title=f"Strided perplexity on WikiText-2 (max_length={L}, {cfg['corpus_tokens']} tokens)")
+ax1.set_xticks(strides, [str(s) for s in strides])
+ax1.legend(loc="upper left"); ax2.legend(loc="upper center"); ax2.grid(False)
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# The disjoint split (`stride = max_length`) gives the highest perplexity; halving the stride gives every
+# token more context and lowers it, with diminishing returns, while the cost doubles each time. The Hugging
+# Face guide reports the same pattern for GPT-2 on WikiText-2 (19.4 disjoint vs 16.4 with stride 512 at
+# `max_length` 1024). `strided_perplexity(model, tokenizer, texts, max_length, stride)` is reused in
+# notebooks 04 and 05.
+
+# %% [markdown]
+# ## 4. The domain gap in one look
+#
+# The same model, the same procedure, two kinds of sentences: general Wikipedia sentences (WikiText-2) and
+# sentences from medical abstracts, each cut to at most 48 tokens. WikiText-2 replaces rare words by the
+# placeholder `<unk>`, which a subword LM finds very surprising, so we skip paragraphs that contain it
+# (otherwise we would measure the placeholder, not the domain). A higher perplexity means the text is more
+# surprising to the model, the first sign of a domain gap (notebook 04 measures it properly).
+
+# %%
+n_s = cfg["n_sentences"]
+general_texts = [s for t in wiki if "<unk>" not in t for s in split_sentences(t) if len(s.split()) > 8][:n_s]
+medical_texts = [s for t in medical["test"]["text"] for s in split_sentences(t) if len(s.split()) > 8][:n_s]
+domain = pd.DataFrame({
+    "domain": ["general (WikiText-2)"] * len(general_texts) + ["medical abstracts"] * len(medical_texts),
+    "perplexity": sentence_perplexities(model, tokenizer, general_texts, max_tokens=48)
+    + sentence_perplexities(model, tokenizer, medical_texts, max_tokens=48),
+})
+summary = domain.groupby("domain")["perplexity"].agg(["median", "mean", "count"])
+gap_ratio = summary.loc["medical abstracts", "median"] / summary.loc["general (WikiText-2)", "median"]
+print(f"median perplexity, medical / general = {gap_ratio:.2f}")
+summary.round(2)
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.2))
+sns.boxplot(data=domain, x="perplexity", y="domain", hue="domain", ax=ax, showfliers=False)
+sns.stripplot(data=domain, x="perplexity", y="domain", color="black", size=3, alpha=0.6, ax=ax)
+ax.set(xscale="log", ylabel="", title=f"{model_name}: perplexity per sentence (≤ 48 tokens)")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# A ratio above 1 means medical sentences are more surprising to this general-purpose model than Wikipedia
+# sentences: technical vocabulary is split into rare subwords, and drug, dose and disease names are hard to
+# predict. Continued pretraining on domain text (notebook 05) attacks exactly this number. (Try including the
+# `<unk>` paragraphs: the placeholder alone can make "general" text look harder than medical text.)
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise has a check that says *correct* or *not yet* with a hint. Replace `None`, run the cell.
+# Solutions are in the collapsed cell below each exercise (click to expand).
+#
+# **1.** A model assigns the log-probabilities below to the four tokens of a text. What is its perplexity?
+
+# %%
+from companion.lm_probability import check_bigram_prob, check_perplexity, check_window_count
+
+exercise_log_probs = [-2.0, -0.5, -3.1, -1.2]
+ppl_answer = None  # your answer: a float
+check_perplexity(ppl_answer, exercise_log_probs)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+ppl_answer = math.exp(-sum(exercise_log_probs) / len(exercise_log_probs))
+check_perplexity(ppl_answer, exercise_log_probs)
+
+# %% [markdown]
+# **2.** Using the counts of `bigram` (and its `k` and `vocab`), compute the add-$k$ probability
+# $\hat P_k(\text{"with"}\mid\text{"treated"})$.
+
+# %%
+bigram_answer = None  # your answer: a float
+check_bigram_prob(bigram_answer, bigram, "treated", "with")
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+bigram_answer = (bigram.bigrams[("treated", "with")] + bigram.k) / (bigram.unigrams["treated"] + bigram.k * len(bigram.vocab))
+check_bigram_prob(bigram_answer, bigram, "treated", "with")
+
+# %% [markdown]
+# **3.** A corpus has 5,000 tokens. How many forward passes does strided perplexity need with
+# `max_length=1024` and `stride=512`?
+
+# %%
+windows_answer = None  # your answer: an integer
+check_window_count(windows_answer, 5000, 1024, 512)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+windows_answer = 0
+for begin in range(0, 5000, 512):  # the same loop as strided_perplexity
+    windows_answer += 1
+    if begin + 1024 >= 5000:
+        break
+check_window_count(windows_answer, 5000, 1024, 512)
+
+# %% [markdown]
+# ## Summary
+#
+# * The chain rule turns one forward pass into the probability of a whole text; the product of the
+#   conditionals, $\exp(\sum\log p)$ and $\exp(-n\cdot\text{loss})$ are the same number (difference printed above).
+# * Count-based bigram models assign zero probability to unseen pairs; smoothing patches that, but a neural LM
+#   that conditions on the whole context does better on new sentences.
+# * Perplexity $=\exp(\text{mean NLL})=e^{\text{loss}}$. For long texts, a sliding window with a smaller stride
+#   gives every token more context: lower perplexity, more compute.
+# * The same model finds medical sentences more or less surprising than general ones by a measurable ratio
+#   (printed above, `domain_gap_ratio` in the results): the domain gap that later notebooks close.
+#
+# The numbers of this run are saved for batch runs and sweeps:
+
+# %%
+results = {
+    "notebook": "01_lm_probability", "profile": PROFILE, "seed": seed, "model": model_name, "device": device.type,
+    "chain_rule": {"tokens": n, "log_prob": float(token_lp.sum()), "model_loss": float(loss),
+                   "abs_diff_mean_nll_vs_loss": chain_vs_loss},
+    "bigram": {"k": smoothing_k, "vocab": len(bigram.vocab), "train_sentences": len(train_sentences),
+               "unseen_pair_share": unseen / total_pairs,
+               "word_perplexity": {k: (v if math.isfinite(v) else None) for k, v in word_ppl.items()}},
+    "strided": {"max_length": L, "tokens": int(strided["tokens"].iloc[0]),
+                "perplexity_by_stride": {int(r["stride"]): float(r["perplexity"]) for _, r in strided.iterrows()}},
+    "domain_perplexity_median": {k: float(v) for k, v in summary["median"].items()},
+    "domain_gap_ratio": float(gap_ratio),
+    "seconds": round(time.perf_counter() - start, 1),
+}
+cc.save_results("01_lm_probability", results)
+pd.json_normalize(results, sep=".").T.rename(columns={0: "value"})
