@@ -26,11 +26,11 @@ PATHS = [(re.escape(str(ROOT)), "<project>"), (re.escape(sys.prefix), "<env>"),
 
 
 def convert(src: Path) -> Path:
-    """Write notebooks/<stem>.ipynb from a percent-format source; return its path."""
+    """Write <stem>.ipynb (in notebooks/, or beside a source outside notebooks/src) from a percent-format source."""
     nb = jupytext.read(src)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
-    target = OUT / f"{src.stem}.ipynb"
+    target = (OUT if src.parent == SRC else src.parent) / f"{src.stem}.ipynb"
     nbformat.write(nb, target)
     return target
 
@@ -73,11 +73,12 @@ def execute(path: Path) -> float:
 def main() -> None:
     """Convert (and optionally execute) the selected notebooks."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("only", nargs="*", help="notebook numbers, e.g. 00 03 (default: all)")
+    parser.add_argument("only", nargs="*", help="notebook numbers, e.g. 00 03, or .py sources (default: all)")
     parser.add_argument("--execute", action="store_true", help="execute and store outputs")
     args = parser.parse_args()
-    for src in sorted(SRC.glob("[0-9][0-9]_*.py")):
-        if args.only and src.stem[:2] not in args.only:
+    extra = [Path(a).resolve() for a in args.only if a.endswith(".py")]
+    for src in sorted(SRC.glob("[0-9][0-9]_*.py")) + extra:
+        if args.only and src not in extra and src.stem[:2] not in args.only:
             continue
         target = convert(src)
         note = f" executed in {execute(target):.0f} s" if args.execute else ""

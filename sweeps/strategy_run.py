@@ -1,0 +1,55 @@
+# %% [markdown]
+# # One fine-tuning strategy, measured (the unit of the strategy sweep)
+#
+# This small notebook trains **one** strategy with `companion.finetune.run_strategy` and saves its numbers:
+# test macro-F1 and accuracy, trainable parameters, time, peak memory and forgetting. `sweeps/strategies.yaml`
+# runs it for every strategy and seed with the same model, data and budget; notebook 09 reads the report.
+#
+# ```bash
+# python -m companion run sweeps/strategy_run.ipynb -p strategy lora -p seed 1 --out runs/one
+# ```
+
+# %%
+from typing import Optional
+
+# %% tags=["parameters"]
+profile: str = "auto"  # one of: auto, smoke, cpu, gpu
+seed: int = 0  # random seed
+model_name: str = "minilm"  # encoder: embedded name, local folder or Hugging Face id
+data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.parquet file
+text_column: str = "text"  # text column of a local data file
+label_column: str = "label"  # label column of a local data file
+strategy: str = "full"  # one of: full, freeze, head_only, gradual, discriminative, ulmfit, prompt_tuning, prompt_tuning_text, p_tuning, prefix_tuning, lora
+k: int = 4  # frozen layers for strategy freeze
+lr: Optional[float] = None  # peak learning rate; None means the strategy's suggested rate
+epochs: Optional[int] = None  # passes over the training data; None means the profile default
+max_length: Optional[int] = None  # tokens kept per text; None means the profile default
+train_size: Optional[int] = None  # training examples; None means the profile default
+num_virtual_tokens: int = 20  # soft-prompt length for prompt tuning, p-tuning and prefix tuning
+lora_r: int = 8  # LoRA rank
+
+# %%
+import pandas as pd
+
+import companion as cc
+from companion.data import load_text_classification
+from companion.finetune import run_strategy
+from companion.forgetting import general_sentences
+
+PROFILE = cc.resolve_profile(profile)
+cfg = cc.settings(PROFILE, {
+    "smoke": {"epochs": 1, "max_length": 24, "train_size": 48, "forgetting_sentences": 16},
+    "cpu": {"epochs": 3, "max_length": 64, "train_size": 600, "forgetting_sentences": 100},
+    "gpu": {"epochs": 5, "max_length": 256, "train_size": None, "forgetting_sentences": 1000},
+}, epochs=epochs, max_length=max_length, train_size=train_size)
+dataset = load_text_classification(data, text_column, label_column)
+row = run_strategy(strategy, dataset, model_name, seed=seed, k=k, lr=lr, epochs=cfg["epochs"],
+                   max_length=cfg["max_length"], train_size=cfg["train_size"], patience=None,
+                   num_virtual_tokens=num_virtual_tokens, lora_r=lora_r,
+                   forgetting_texts=general_sentences(cfg["forgetting_sentences"], seed=0), progress=False)
+row.pop("history")
+keys = ["strategy", "macro_f1", "accuracy", "trainable", "trainable_pct", "seconds", "peak_memory_mb", "one_class"]
+pd.Series({key: row[key] for key in keys} | {"forgetting_cka": (row["forgetting"] or {}).get("cka")}).to_frame("value")
+
+# %%
+cc.save_results("strategy_run", {"profile": PROFILE, **row})
