@@ -1,0 +1,321 @@
+# %% [markdown]
+# # 04 · The domain gap
+#
+# A model pretrained on general text "falls short" on a specialised domain: that is the motivation for every
+# adaptation method in the rest of the course. This notebook turns the claim into numbers. We compare
+# **general English** (WikiText-2, Wikipedia articles) with the **domain** (medical abstracts) four ways, each
+# with a number and a plot:
+#
+# **In this notebook you will**
+# 1. measure the perplexity of the causal LM SmolLM2 on both corpora (strided, per token and per word);
+# 2. measure tokenizer fertility (tokens per word) and find the medical terms split into the most pieces;
+# 3. measure how much vocabulary the corpora share and which words mark the domain;
+# 4. embed both corpora with MiniLM and look at the embedding space in 2-D.
+#
+# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 3 min on 2 cores · `gpu` ≈ 1 min.
+
+# %%
+from typing import Optional
+
+# %% tags=["parameters"]
+profile: str = "auto"  # one of: auto, smoke, cpu, gpu
+seed: int = 0  # random seed for python, numpy and torch
+model_name: str = "smollm2"  # causal LM for perplexity: embedded name, local folder or Hugging Face id
+encoder_name: str = "minilm"  # sentence encoder for the embedding view: embedded name, local folder or hub id
+data: str = "medical_abstracts"  # domain data: registered data set or a local .csv/.jsonl/.parquet file
+text_column: str = "text"  # text column of a local data file
+label_column: str = "label"  # label column of a local data file
+corpus_tokens: Optional[int] = None  # tokens per corpus for strided perplexity; None means the profile default
+max_length: Optional[int] = None  # window of strided perplexity; None means the profile default
+n_docs: Optional[int] = None  # documents per corpus for per-document perplexity; None means the profile default
+embed_docs: Optional[int] = None  # documents per corpus embedded with the encoder; None means the profile default
+top_k: int = 5000  # most frequent words per corpus compared for vocabulary overlap
+
+# %%
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+import companion as cc
+from companion.corpus import (STOPWORDS, centroid_cosine, check_fertility, check_oov_rate, check_perplexity_gap,
+                              corpus_perplexity, document_perplexities, domain_separability, fertility, keyness,
+                              most_split, pieces_per_word, project_2d, vocabulary_overlap, word_counts,
+                              word_pieces_table)
+from companion.data import load_text_classification, load_wikitext2
+from companion.embeddings import sentence_embeddings
+
+PROFILE = cc.resolve_profile(profile)
+cc.seed_everything(seed)
+device = cc.pick_device()
+sns.set_theme(style="whitegrid")
+start = time.perf_counter()
+cfg = cc.settings(PROFILE, {
+    "smoke": {"corpus_tokens": 128, "max_length": 64, "n_docs": 4, "embed_docs": 12},
+    "cpu": {"corpus_tokens": 2048, "max_length": 256, "n_docs": 32, "embed_docs": 150},
+    "gpu": {"corpus_tokens": 32768, "max_length": 1024, "n_docs": 399, "embed_docs": 399},
+}, corpus_tokens=corpus_tokens, max_length=max_length, n_docs=n_docs, embed_docs=embed_docs)
+print("profile:", PROFILE, "· device:", device.type)
+pd.Series(cfg, name=PROFILE).to_frame()
+
+# %% [markdown]
+# ## The two corpora
+#
+# The domain side is the medical abstracts' **training** split (statistics) and **validation** split
+# (perplexity, so nothing here peeks at the test split). The general side is WikiText-2, validation and test
+# paragraphs, de-tokenised so the subword models see normal text. WikiText-2 replaced rare words by `<unk>`;
+# we leave it in for perplexity (it costs the model a few tokens) and drop it from word statistics.
+
+# %%
+dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
+wiki = load_wikitext2()
+domain_texts = list(dataset["train"]["text"])
+general_texts = list(wiki["validation"]["text"]) + list(wiki["test"]["text"])
+print("domain example: ", domain_texts[0][:160], "…")
+print("general example:", general_texts[3][:160], "…")
+pd.DataFrame({"documents": [len(domain_texts), len(general_texts)],
+              "words": [sum(len(t.split()) for t in c) for c in (domain_texts, general_texts)]},
+             index=["medical (train)", "WikiText-2 (valid+test)"])
+
+# %% [markdown]
+# ## 1. Perplexity under a general causal LM
+#
+# Perplexity is exp of the mean next-token negative log-likelihood. A corpus is longer than the model's window,
+# so we slide a window of `max_length` tokens with a stride of half of it: every token is scored once, with at
+# least `max_length/2` tokens of context (the strided evaluation of notebook 01,
+# `companion.lm_probability.strided_perplexity`).
+#
+# Token perplexities of two corpora are not directly comparable when the tokenizer cuts one of them into more
+# pieces per word: more, easier pieces lower the per-token number. The fair comparison is **per word**:
+# NLL per word = NLL per token × tokens per word, so word perplexity = exp(NLL/token × tokens/word).
+
+# %%
+lm_tokenizer = cc.load_tokenizer(model_name)
+lm = cc.load_model(model_name, "causal-lm").to(device)
+corpora = {"medical": list(dataset["validation"]["text"]), "general": list(wiki["test"]["text"])}
+rows = {}
+for name, texts in corpora.items():
+    out = corpus_perplexity(lm, lm_tokenizer, texts, max_length=cfg["max_length"], stride=cfg["max_length"] // 2,
+                            max_tokens=cfg["corpus_tokens"], progress=True)
+    scored_text = lm_tokenizer.decode(lm_tokenizer("\n\n".join(texts))["input_ids"][: out["tokens"]])
+    tpw = out["tokens"] / len(scored_text.split())
+    rows[name] = {"tokens": out["tokens"], "nll_per_token": out["nll"], "token_ppl": out["perplexity"],
+                  "tokens_per_word": tpw, "word_ppl": math.exp(out["nll"] * tpw)}
+ppl = pd.DataFrame(rows).T
+ppl.round(3)
+
+# %% [markdown]
+# The per-word column is the token column raised to the fertility. A quick numerical check of that identity
+# on the medical row:
+
+# %%
+med = ppl.loc["medical"]
+print(f"token_ppl ** tokens_per_word = {med['token_ppl'] ** med['tokens_per_word']:.4f} · word_ppl = "
+      f"{med['word_ppl']:.4f} · |difference| < 1e-6: {abs(med['token_ppl'] ** med['tokens_per_word'] - med['word_ppl']) < 1e-6}")
+
+# %%
+docs = {name: texts[: cfg["n_docs"]] for name, texts in corpora.items()}
+doc_ppl = pd.concat([document_perplexities(lm, lm_tokenizer, texts, max_tokens=96).to_frame().assign(corpus=name)
+                     for name, texts in docs.items()], ignore_index=True)
+fig, ax = plt.subplots(figsize=(8, 3.2))
+sns.boxplot(data=doc_ppl, x="perplexity", y="corpus", hue="corpus", log_scale=True, ax=ax)
+sns.stripplot(data=doc_ppl, x="perplexity", y="corpus", color="black", size=3, alpha=0.5, ax=ax)
+ax.set(title=f"per-document token perplexity (first 96 tokens) under {model_name}", ylabel="")
+plt.tight_layout()
+plt.show()
+doc_ppl.groupby("corpus")["perplexity"].describe()[["count", "25%", "50%", "75%"]].round(2)
+
+# %% [markdown]
+# **What the numbers say.** Check the table above rather than your expectation: SmolLM2 was trained on a large
+# web and educational corpus that contains plenty of health text, and WikiText-2 has its own oddities (`<unk>`,
+# lists of names and numbers), so the per-*token* gap can be small or even reversed. Per *word*, the fairer
+# measure, the ranking can change, because the medical words are cut into more tokens. The spread across
+# documents is wide in both corpora; a single sentence proves nothing either way. A model trained on trillions
+# of web tokens is not "general" in the sense of knowing no medicine: the domain gap shows more clearly in the
+# tokenizer, the vocabulary and the embedding space below.
+#
+# ## 2. Tokenizer fertility: tokens per word
+#
+# A tokenizer learned on general text has whole-word tokens for common English words and must spell rare
+# domain terms out of pieces. Fertility (subword tokens per whitespace word) measures that cost: more tokens
+# per word means shorter effective context, more compute, and predictions spread over several steps.
+# We count on the full corpora, for both course tokenizers (SmolLM2's byte-level BPE and MiniLM's WordPiece).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+encoder_tokenizer = cc.load_tokenizer(encoder_name)
+fert = pd.DataFrame({f"{tok_name} tokens/word": {name: fertility(tok, texts)["tokens_per_word"]
+                                                  for name, texts in (("medical", domain_texts),
+                                                                      ("general", general_texts))}
+                     for tok_name, tok in ((model_name, lm_tokenizer), (encoder_name, encoder_tokenizer))})
+print(fert.round(4).to_string())
+
+# %%
+# NBVAL_CHECK_OUTPUT
+domain_counts = word_counts(domain_texts)
+general_counts = word_counts(general_texts)
+general_counts.pop("unk", None)  # WikiText's <unk> marker is not a word
+tables = {name: word_pieces_table(lm_tokenizer, counts, min_count=2)
+          for name, counts in (("medical", domain_counts), ("general", general_counts))}
+for name, table in tables.items():
+    print(f"{name:>8}: {len(table):,} word types seen twice or more · pieces per running word "
+          f"{pieces_per_word(table):.4f} · pieces per word type {table['pieces'].mean():.4f}")
+print(most_split(tables["medical"], top=12, min_count=5)[["word", "count", "pieces", "split"]].to_string())
+
+# %%
+share = pd.concat([t.assign(corpus=name) for name, t in tables.items()])
+share = share.assign(pieces=share["pieces"].clip(upper=6)).groupby("corpus")["pieces"].value_counts(normalize=True)
+share = share.rename("share of word types").reset_index()
+fig, ax = plt.subplots(figsize=(8, 3.2))
+sns.barplot(data=share, x="pieces", y="share of word types", hue="corpus", ax=ax)
+ax.set(xlabel="SmolLM2 pieces per word (6 = six or more)", title="how many pieces each word type needs")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Weighted by frequency, both corpora cost about the same number of pieces per running word: the most frequent
+# medical words (*patients*, *treatment*, *disease*) are single tokens. The difference sits in the **long tail
+# of word types** (the bar plot): drug names, procedures and anatomy are spelt out of 4–9 pieces, and those
+# are exactly the content words a domain model must get right.
+#
+# ## 3. Vocabulary overlap
+#
+# Gururangan et al. (2020, Fig. 2) compare domains by the overlap of their 10,000 most frequent words
+# (stopwords removed). Our corpora are smaller (≈0.3 M words each), so we compare the top `top_k` words, plus
+# the share of medical running words that never occur in the general corpus (out-of-vocabulary rate).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+content = {name: word_counts(texts, drop_stopwords=True) for name, texts in (("medical", domain_texts),
+                                                                                ("general", general_texts))}
+content["general"].pop("unk", None)
+overlap = vocabulary_overlap(content["medical"], content["general"], top=top_k)
+for key, value in overlap.items():
+    print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value:,}")
+
+# %%
+key = keyness(domain_counts, general_counts, min_count=20)
+key = key[~key["word"].isin(STOPWORDS)]
+marked = pd.concat([key.head(12).assign(side="medical"), key.tail(12).assign(side="general")])
+fig, ax = plt.subplots(figsize=(8, 5.5))
+sns.barplot(data=marked, y="word", x="log2_ratio", hue="side", dodge=False, ax=ax)
+ax.set(xlabel="log2(relative frequency in medical / in general)", ylabel="",
+       title="the words that mark each corpus (smoothed frequency ratio)")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# About a third of each corpus's top content words are shared. The medical side is marked by clinical
+# vocabulary (*patients*, *coronary*, *carcinoma*); the general side by encyclopaedic topics (military
+# history, sport, music, politics). A model whose training data held few of the left-hand words has little
+# evidence about them, which is what continued pretraining (notebook 05) supplies.
+#
+# ## 4. Embedding shift: where the corpora sit in sentence-embedding space
+#
+# MiniLM maps each text to a 384-dimensional unit vector. We embed `embed_docs` documents of each corpus and
+# project all of them to 2-D with PCA. Two numbers summarise the picture: the cosine similarity of the two
+# corpus centroids, and the cross-validated accuracy of a logistic regression that tells the corpora apart
+# (0.5 would mean indistinguishable).
+
+# %%
+encoder = cc.load_model(encoder_name, "encoder").to(device)
+rng = np.random.default_rng(seed)
+picked = {"medical": [domain_texts[i] for i in rng.choice(len(domain_texts), cfg["embed_docs"], replace=False)],
+          "general": [general_texts[i] for i in rng.choice(len(general_texts), cfg["embed_docs"], replace=False)]}
+vectors = {name: sentence_embeddings(encoder, encoder_tokenizer, texts, max_length=128, progress=True)
+           for name, texts in picked.items()}
+centroid_cos = centroid_cosine(vectors["medical"], vectors["general"])
+separability = domain_separability(vectors["medical"], vectors["general"], seed=seed, folds=min(5, cfg["embed_docs"] // 2))
+within = {name: float((v @ v.T).mean()) for name, v in vectors.items()}
+print(f"centroid cosine {centroid_cos:.3f} · separability (5-fold accuracy) {separability:.3f} · "
+      f"mean cosine within medical {within['medical']:.3f}, within general {within['general']:.3f}, "
+      f"across {float((vectors['medical'] @ vectors['general'].T).mean()):.3f}")
+
+# %%
+points = project_2d(torch.cat(list(vectors.values())), seed=seed)
+frame = pd.DataFrame(points, columns=["pc1", "pc2"]).assign(
+    corpus=np.repeat(list(vectors), [len(v) for v in vectors.values()]))
+fig, ax = plt.subplots(figsize=(6.5, 5))
+sns.scatterplot(data=frame, x="pc1", y="pc2", hue="corpus", alpha=0.7, s=25, ax=ax)
+ax.set(title=f"{encoder_name} sentence embeddings, PCA to 2-D")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The two clouds barely overlap: in embedding space the domain is a region of its own, and a linear classifier
+# separates the corpora almost perfectly. Topic is the first thing a sentence encoder encodes, so a model
+# fine-tuned only on general sentences meets medical inputs in a part of the space it has seen little of.
+#
+# ## Exercises
+#
+# **1.** What is the fertility (SmolLM2 tokens per whitespace word) of this sentence?
+
+# %%
+sentence = "Percutaneous transluminal coronary angioplasty reduced angina in hypercholesterolemic patients."
+answer_fertility = None  # your answer: a float
+check_fertility(answer_fertility, lm_tokenizer, sentence)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+answer_fertility = len(lm_tokenizer(sentence, add_special_tokens=False)["input_ids"]) / len(sentence.split())
+print(lm_tokenizer.tokenize(sentence))
+check_fertility(answer_fertility, lm_tokenizer, sentence)
+
+# %% [markdown]
+# **2.** What share of the medical running words (`domain_counts`, all words) never occurs in the general corpus
+# (`general_counts`)?
+
+# %%
+answer_oov = None  # your answer: a float between 0 and 1
+check_oov_rate(answer_oov, domain_counts, general_counts)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+answer_oov = sum(c for w, c in domain_counts.items() if w not in general_counts) / sum(domain_counts.values())
+check_oov_rate(answer_oov, domain_counts, general_counts)
+
+# %% [markdown]
+# **3.** From the mean NLLs per *word* of the two corpora, how many times higher is the medical word perplexity
+# than the general one? (NLL per word = `nll_per_token * tokens_per_word` in the table `ppl`.)
+
+# %%
+nll_word = ppl["nll_per_token"] * ppl["tokens_per_word"]
+answer_gap = None  # your answer: a float
+check_perplexity_gap(answer_gap, nll_word["medical"], nll_word["general"])
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+answer_gap = math.exp(nll_word["medical"]) / math.exp(nll_word["general"])
+check_perplexity_gap(answer_gap, nll_word["medical"], nll_word["general"])
+
+# %% [markdown]
+# ## Summary
+#
+# * **Perplexity:** compare corpora per word, not per token. For SmolLM2 the per-token perplexity of medical
+#   abstracts is not higher than that of WikiText-2 and the per-word values are close: its web pretraining
+#   contained health text. Documents vary widely within each corpus.
+# * **Fertility:** frequent medical words are single tokens, but the long tail of clinical terms is spelt out of
+#   many pieces (the table of most-split words).
+# * **Vocabulary:** only about a third of the top content words are shared; about a fifth of the medical running
+#   words (over a third of its content words) never occur in WikiText-2.
+# * **Embeddings:** the two corpora occupy separable regions of MiniLM's embedding space.
+#
+# Notebook 05 uses these measurements as its "before": it adapts SmolLM2 to the medical text and measures what
+# changes, and what is lost on general text.
+
+# %%
+results = {
+    "notebook": "04_domain_gap", "profile": PROFILE, "seed": seed, "device": device.type,
+    "model": model_name, "encoder": encoder_name, "max_length": cfg["max_length"],
+    "perplexity": {name: {k: float(v) for k, v in r.items()} for name, r in ppl.to_dict(orient="index").items()},
+    "doc_perplexity_median": doc_ppl.groupby("corpus")["perplexity"].median().to_dict(),
+    "fertility": {k: {kk: float(vv) for kk, vv in v.items()} for k, v in fert.to_dict().items()},
+    "pieces_per_word": {name: pieces_per_word(t) for name, t in tables.items()},
+    "most_split": most_split(tables["medical"], top=5, min_count=5)["word"].tolist(),
+    "vocabulary": overlap,
+    "embedding": {"centroid_cosine": centroid_cos, "separability": separability, "docs": cfg["embed_docs"]},
+    "seconds": round(time.perf_counter() - start, 1),
+}
+cc.save_results("04_domain_gap", results)
+pd.Series({k: v for k, v in results.items() if not isinstance(v, (dict, list))}, name="value").to_frame()

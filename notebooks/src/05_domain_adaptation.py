@@ -1,0 +1,386 @@
+# %% [markdown]
+# # 05 · Adapting a language model to the domain
+#
+# Notebook 04 measured the gap between general English and medical abstracts. Here we close part of it,
+# and pay for it. We continue the pretraining of SmolLM2 on medical text (domain-adaptive pretraining,
+# "DAPT" in Gururangan et al. 2020) and measure both sides of the trade:
+#
+# **In this notebook you will**
+# 1. build a next-token training stream from the medical **training** split only, and fixed held-out
+#    evaluation blocks (medical validation text and WikiText-2);
+# 2. run continued pretraining and watch domain perplexity fall while general perplexity rises (forgetting);
+# 3. train only the (tied) embedding matrix and compare effect and cost with full continued pretraining;
+# 4. mix general text back into the stream (replay) and see how much forgetting it prevents;
+# 5. augment the labelled domain data with EDA token operations and measure where it helps or hurts;
+# 6. save the adapted model as safetensors and reload it, as notebooks 06–09 can.
+#
+# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 6 min on 2 cores · `gpu` ≈ 3 min (full training split, 256-token
+# blocks, bf16).
+
+# %%
+from typing import Optional
+
+# %% tags=["parameters"]
+profile: str = "auto"  # one of: auto, smoke, cpu, gpu
+seed: int = 0  # random seed for python, numpy and torch
+model_name: str = "smollm2"  # causal LM to adapt: embedded name, local folder or Hugging Face id
+data: str = "medical_abstracts"  # domain data: registered data set or a local .csv/.jsonl/.parquet file
+text_column: str = "text"  # text column of a local data file
+label_column: str = "label"  # label column of a local data file
+max_steps: Optional[int] = None  # optimiser steps of each adaptation run; None means the profile default
+block_size: Optional[int] = None  # tokens per training block; None means the profile default
+lr: Optional[float] = None  # peak AdamW learning rate of continued pretraining; None means the profile default
+embedding_lr: float = 2e-3  # peak learning rate of embedding-only tuning
+replay_fraction: float = 0.25  # share of general WikiText-2 blocks in the replay stream
+eda_alpha: float = 0.1  # share of the words each EDA operation changes
+eda_n_aug: int = 4  # augmented copies made of each training text
+save_name: str = "smollm2-medical-dapt"  # folder of the adapted model under the cache's artifacts
+
+# %%
+import copy
+import time
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+
+import companion as cc
+from companion.adaptation import (adapted_path, blocks_perplexity, check_embedding_params, check_forgetting_pct,
+                                  check_replay_blocks, continued_pretraining, embedding_change, embeddings_tied,
+                                  replay_mix, save_adapted, token_blocks)
+from companion.augmentation import (augment, augmentation_experiment, augmentation_gain, check_random_deletion, eda,
+                                    random_deletion)
+from companion.data import load_text_classification, load_wikitext2
+
+PROFILE = cc.resolve_profile(profile)
+cc.seed_everything(seed)
+device = cc.pick_device()
+sns.set_theme(style="whitegrid")
+start = time.perf_counter()
+cfg = cc.settings(PROFILE, {
+    "smoke": {"max_steps": 2, "block_size": 32, "batch_size": 2, "train_blocks": 16, "eval_blocks": 2,
+              "eval_every": 1, "lr": 5e-4, "aug_per_class": [5], "aug_seeds": [0]},
+    "cpu": {"max_steps": 20, "block_size": 64, "batch_size": 4, "train_blocks": 600, "eval_blocks": 8,
+            "eval_every": 5, "lr": 1e-3, "aug_per_class": [5, 10, 25, 50], "aug_seeds": [0, 1, 2]},
+    "gpu": {"max_steps": 300, "block_size": 256, "batch_size": 16, "train_blocks": None, "eval_blocks": 64,
+            "eval_every": 25, "lr": 1e-4, "aug_per_class": [5, 10, 25, 50, 100, 200], "aug_seeds": [0, 1, 2, 3, 4]},
+}, max_steps=max_steps, block_size=block_size, lr=lr)
+print("profile:", PROFILE, "· device:", device.type)
+pd.Series(cfg, name=PROFILE).to_frame()
+
+# %% [markdown]
+# ## 1. Data: a domain stream and fixed evaluation blocks
+#
+# Continued pretraining is plain next-token prediction, so labels are not needed: we concatenate the medical
+# abstracts of the **training split** (each followed by the end-of-text token) and cut the token stream into
+# equal blocks, the `group_texts` recipe of the Hugging Face course. Perplexity is measured on *held-out*
+# blocks that never enter training: medical **validation** abstracts (the domain) and WikiText-2 **test**
+# paragraphs (general English). The replay stream later draws general text from WikiText-2 **validation**, so
+# the general evaluation text stays unseen too.
+
+# %%
+dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
+wiki = load_wikitext2()
+tokenizer = cc.load_tokenizer(model_name)
+train_blocks = token_blocks(tokenizer, dataset["train"]["text"], cfg["block_size"], cfg["train_blocks"])
+eval_sets = {"domain": token_blocks(tokenizer, dataset["validation"]["text"], cfg["block_size"], cfg["eval_blocks"]),
+             "general": token_blocks(tokenizer, wiki["test"]["text"], cfg["block_size"], cfg["eval_blocks"])}
+general_pool = token_blocks(tokenizer, wiki["validation"]["text"], cfg["block_size"], len(train_blocks))
+tokens_needed = cfg["max_steps"] * cfg["batch_size"] * cfg["block_size"]
+pd.DataFrame({"blocks": [len(train_blocks), len(general_pool)] + [len(b) for b in eval_sets.values()],
+              "tokens": [b.numel() for b in (train_blocks, general_pool, *eval_sets.values())]},
+             index=["domain train stream", "general replay pool", "domain eval", "general eval"]).assign(
+    note=["medical train split", "WikiText-2 validation", "medical validation", "WikiText-2 test"])
+
+# %% [markdown]
+# The perplexity of a block is the exponent of the mean next-token negative log-likelihood of its tokens. We
+# check the companion's `blocks_perplexity` against the model's own loss (`labels=input_ids`), which averages
+# the same per-token NLLs:
+
+# %%
+base = cc.load_model(model_name, "causal-lm").to(device)
+probe = eval_sets["domain"][:2].to(device)
+with torch.no_grad():
+    own = torch.exp(base(input_ids=probe, labels=probe).loss).item()
+ours = blocks_perplexity(base, eval_sets["domain"][:2])
+print(f"blocks_perplexity {ours:.3f} · exp(model loss) {own:.3f} · |difference| < 1e-3: {abs(ours - own) < 1e-3}")
+
+# %% [markdown]
+# ## 2. Continued pretraining on the domain
+#
+# All 135 M weights train with AdamW (a short warm-up, then linear decay), gradients clipped at norm 1. The
+# loop (`companion.adaptation.continued_pretraining`) is built on 🤗 `accelerate`, so the same code runs on the
+# CPU and, with bf16 autocast, on a GPU. It evaluates both held-out sets at the start and every few steps.
+#
+# The CPU profile takes few, large steps (peak learning rate 5e-4 on short 64-token blocks); the GPU profile
+# takes 300 steps of 16 × 256-token blocks (more than the whole training split) at 1e-4.
+
+# %%
+full_model = copy.deepcopy(base)
+full = continued_pretraining(full_model, train_blocks, eval_sets, steps=cfg["max_steps"],
+                             batch_size=cfg["batch_size"], lr=cfg["lr"], warmup_steps=max(1, cfg["max_steps"] // 10),
+                             eval_every=cfg["eval_every"], seed=seed, desc="full continued pretraining")
+before = {name: full.perplexity(name, step=0) for name in eval_sets}
+after = {name: full.perplexity(name) for name in eval_sets}
+domain_drop_pct = 100 * (1 - after["domain"] / before["domain"])
+forgetting_pct = 100 * (after["general"] / before["general"] - 1)
+pd.DataFrame({"before": before, "after": after}).assign(
+    change_pct=lambda f: 100 * (f["after"] / f["before"] - 1)).round(2)
+
+# %%
+curve = full.evals.assign(kind="held-out perplexity")
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+sns.lineplot(data=full.history, x="step", y="loss", ax=axes[0])
+axes[0].set(title="training loss (domain stream)", ylabel="next-token loss (nats)")
+sns.lineplot(data=curve, x="step", y="perplexity", hue="set", marker="o", ax=axes[1])
+axes[1].set(title="held-out perplexity over steps", yscale="log")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# **Reading the curves.** Domain perplexity falls fastest in the first steps: the model learns the register of
+# abstracts (their phrasing, frequent clinical terms, the way sentences open) long before it learns new medical
+# facts. General perplexity rises at the same time: with no general text in the stream, every update pulls the
+# shared weights towards the domain. That rise is *catastrophic forgetting*, measured.
+#
+# **Beside the published numbers.** Gururangan et al. (2020) continued RoBERTa-base's pretraining on 7.55 B
+# tokens of biomedical papers: its masked-LM loss on held-out biomedical text fell from 1.32 to 0.99 (Table 1,
+# perplexity e^1.32 ≈ 3.7 → e^0.99 ≈ 2.7, −28 %), while its loss on general text rose from 1.19 to 1.63
+# (Table 12, perplexity +55 %). The Hugging Face course (ch. 7.3) adapts DistilBERT to IMDb reviews and reports
+# perplexity 21.75 → 11.32 (−48 %). Those are masked-LM perplexities on other models and corpora, so compare
+# the *direction and rough size*, not the values: here a causal LM, far fewer tokens, the same two-sided effect.
+
+# %%
+print(f"domain perplexity  {before['domain']:.2f} → {after['domain']:.2f}  ({-domain_drop_pct:+.1f} %)")
+print(f"general perplexity {before['general']:.2f} → {after['general']:.2f}  ({forgetting_pct:+.1f} %)")
+print(f"{full.tokens_seen:,} training tokens · {full.seconds:.0f} s · peak memory {full.peak_memory_mb:,.0f} MiB")
+
+# %% [markdown]
+# ## 3. Embedding-only ("word vector") fine-tuning
+#
+# The older recipe adapts only the word vectors and leaves the network frozen. In SmolLM2 the input
+# embedding matrix is **tied** to the output layer (the same tensor scores the next token), so "embedding-only"
+# here also retrains the output layer: every gradient from the softmax lands in the same matrix. We check the
+# tie, count the trainable weights and run the same number of steps. Backpropagation still has to pass through
+# all 30 frozen layers to reach the input embeddings, so a step costs almost as much compute as a full step; it
+# saves the optimiser state and gradients of the frozen weights (memory), not time.
+
+# %%
+print("input and output embeddings are one tensor:", embeddings_tied(base))
+embedding_model = copy.deepcopy(base)
+emb_before = embedding_model.get_input_embeddings().weight.detach().clone()
+emb = continued_pretraining(embedding_model, train_blocks, eval_sets, steps=cfg["max_steps"],
+                            batch_size=cfg["batch_size"], lr=embedding_lr, warmup_steps=max(1, cfg["max_steps"] // 10),
+                            eval_every=None, eval_at_start=False, mode="embeddings", seed=seed,
+                            desc="embedding-only")
+moved = embedding_change(emb_before, embedding_model)
+
+
+def row(result, name: str) -> dict:
+    """One comparison row: perplexities after, change, trainable weights and costs."""
+    return {"strategy": name, "domain_ppl": result.perplexity("domain"), "general_ppl": result.perplexity("general"),
+            "domain_change_pct": 100 * (result.perplexity("domain") / before["domain"] - 1),
+            "general_change_pct": 100 * (result.perplexity("general") / before["general"] - 1),
+            "trainable_params": int(result.params["trainable"]), "seconds": round(result.seconds, 1),
+            "peak_memory_mb": round(result.peak_memory_mb)}
+
+
+compare = pd.DataFrame([{"strategy": "before (base model)", "domain_ppl": before["domain"],
+                         "general_ppl": before["general"], "domain_change_pct": 0.0, "general_change_pct": 0.0,
+                         "trainable_params": 0}, row(full, "full continued pretraining"),
+                        row(emb, "embedding-only (tied in/out)")]).set_index("strategy")
+print(f"embedding rows (tokens) that moved: {moved['rows_changed_share']:.1%} · relative change of the matrix: "
+      f"{moved['relative_change']:.2e}")
+compare.round(2)
+
+# %% [markdown]
+# The embedding-only run trains about a fifth of the weights (49,152 tokens × 576 dimensions) and moves only
+# the rows of tokens that occur in the stream (and, through the tied softmax, every row a little, since each
+# softmax gradient touches all output scores). Compare its domain gain and its forgetting with the full run in
+# the table: how much of the adaptation lives in the vocabulary layer alone?
+#
+# ## 4. Replay: mixing general text back in
+#
+# The cheapest guard against forgetting is to keep showing the model some general text. We replace a share
+# `replay_fraction` of the domain blocks by WikiText-2 *validation* blocks, keep the number of steps and
+# tokens the same, and compare.
+
+# %%
+replay_stream = replay_mix(train_blocks, general_pool, replay_fraction, seed=seed)
+replay_model = copy.deepcopy(base)
+replay = continued_pretraining(replay_model, replay_stream, eval_sets, steps=cfg["max_steps"],
+                               batch_size=cfg["batch_size"], lr=cfg["lr"], warmup_steps=max(1, cfg["max_steps"] // 10),
+                               eval_every=cfg["eval_every"], eval_at_start=False, seed=seed,
+                               desc=f"replay {replay_fraction:.0%}")
+compare.loc[f"full + {replay_fraction:.0%} replay"] = pd.Series(row(replay, "")).drop("strategy")
+compare.round(2)
+
+# %%
+trade = compare.reset_index()
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+sns.scatterplot(data=trade, x="general_change_pct", y="domain_change_pct", hue="strategy", s=120, ax=axes[0])
+axes[0].axhline(0, color="grey", lw=0.8)
+axes[0].axvline(0, color="grey", lw=0.8)
+axes[0].set(xlabel="general perplexity change % (forgetting →)", ylabel="domain perplexity change % (↓ better)",
+            title="the adaptation / forgetting trade-off")
+axes[0].legend(fontsize=8)
+both = pd.concat([full.evals.assign(run="domain only"),
+                  replay.evals.assign(run=f"{replay_fraction:.0%} replay"),
+                  full.evals[full.evals["step"] == 0].assign(run=f"{replay_fraction:.0%} replay")])
+sns.lineplot(data=both, x="step", y="perplexity", hue="set", style="run", marker="o", ax=axes[1])
+axes[1].set(title="held-out perplexity over steps", yscale="log")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Replay moves the point left (less forgetting) at some cost on the domain (fewer domain tokens in the same
+# budget). Where exactly the balance lies depends on the fraction: re-run the notebook with
+# `replay_fraction=0.5` (`python -m companion run 05 -p replay_fraction 0.5`) and compare.
+#
+# ## 5. Save and reload the adapted model
+#
+# `save_pretrained` writes the weights as `model.safetensors` with the config and the tokenizer. Later
+# notebooks (and you) reload it with `cc.load_model(path, "causal-lm")`; we check that the reloaded model gives
+# the same perplexity. (Smoke runs save under `<save_name>-smoke`, so tests never overwrite a real model.)
+
+# %%
+artifact = save_name if PROFILE != "smoke" else f"{save_name}-smoke"  # smoke runs never overwrite a real model
+saved = save_adapted(full_model, tokenizer, artifact)
+reloaded = cc.load_model(str(adapted_path(artifact)), "causal-lm").to(device)
+ppl_saved, ppl_reloaded = blocks_perplexity(full_model, eval_sets["domain"]), blocks_perplexity(reloaded, eval_sets["domain"])
+print("files:", sorted(p.name for p in saved.iterdir() if p.suffix in (".safetensors", ".json")))
+print(f"domain perplexity in memory {ppl_saved:.3f} · reloaded {ppl_reloaded:.3f} · "
+      f"same: {abs(ppl_saved - ppl_reloaded) < 1e-3}")
+
+# %% [markdown]
+# ## 6. Data augmentation for the domain task
+#
+# Continued pretraining uses *unlabelled* text. When labelled examples are scarce, **data augmentation** makes
+# more of them. EDA (Wei & Zou 2019, "Easy Data Augmentation") perturbs a text with token operations that
+# mostly keep its label: swap two words, delete words with probability α, insert words. (EDA's fourth operation,
+# synonym replacement, needs the WordNet thesaurus, which is not available offline; our insertion draws words
+# from the same text.) Here is what the operations do to one abstract:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import random
+
+sample = "Obstructive sleep apnea following topical oropharyngeal anesthesia in loud snorers ."
+for op, text in zip(["swap", "delete", "insert"], eda(sample, alpha=0.2, n_aug=3, rng=random.Random(0))):
+    print(f"{op:>6}: {text}")
+
+# %% [markdown]
+# Does it help? We train a fast classifier (TF-IDF word uni- and bigrams + logistic regression) on small,
+# class-balanced subsets of the training split, once on the originals and once with `eda_n_aug` EDA copies of
+# each text, over several seeds, and score macro-F1 on the **validation** split.
+
+# %%
+aug = augmentation_experiment(dataset["train"]["text"], dataset["train"]["label"], dataset["validation"]["text"],
+                              dataset["validation"]["label"], per_class=cfg["aug_per_class"], seeds=cfg["aug_seeds"],
+                              n_aug=eda_n_aug, alpha=eda_alpha, progress=True)
+gain = augmentation_gain(aug)
+gain.round(4)
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 3.6))
+sns.pointplot(data=aug.assign(training=aug["augmented"].map({False: "originals", True: f"+ {eda_n_aug}× EDA"})),
+              x="per_class", y="macro_f1", hue="training", dodge=0.2, errorbar="sd", ax=ax)
+ax.set(xlabel="training examples per class", ylabel="validation macro-F1",
+       title="EDA augmentation vs training-set size (mean ± sd over seeds)")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Read the gain column rather than a single run: with a handful of examples per class the seed-to-seed spread
+# is as large as the effect. Wei & Zou report that EDA helps most on small training sets and that its benefit
+# shrinks as data grows; with a bag-of-n-grams classifier, swaps and insertions mostly add n-gram noise, so
+# expect small effects either way. Augmentation never adds information the texts did not contain: it is a
+# regulariser, and it can hurt when the perturbation changes what decides the label.
+#
+# ## Exercises
+#
+# **1.** By how many percent did the general (WikiText-2) perplexity rise during full continued pretraining?
+# Use `before["general"]` and `after["general"]`.
+
+# %%
+forgetting = None  # your answer: a float, in percent
+check_forgetting_pct(forgetting, before["general"], after["general"])
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+forgetting = 100 * (after["general"] / before["general"] - 1)
+check_forgetting_pct(forgetting, before["general"], after["general"])
+
+# %% [markdown]
+# **2.** How many weights does embedding-only tuning train? Compute it from `base.config` (and remember the tie).
+
+# %%
+embedding_weights = None  # your answer: an integer
+check_embedding_params(embedding_weights, base)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+embedding_weights = base.config.vocab_size * base.config.hidden_size
+check_embedding_params(embedding_weights, base)
+
+# %% [markdown]
+# **3.** The replay stream has as many blocks as the domain stream. How many of its blocks are general text
+# when `replay_fraction` is 0.4 and the domain stream has `len(train_blocks)` blocks?
+
+# %%
+general_blocks = None  # your answer: an integer
+check_replay_blocks(general_blocks, len(train_blocks), 0.4)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+general_blocks = round(0.4 * len(train_blocks))
+check_replay_blocks(general_blocks, len(train_blocks), 0.4)
+
+# %% [markdown]
+# **4.** Write EDA's random deletion yourself: `my_deletion(words, p, rng)` keeps each word (in order) with
+# probability 1 − p, returns a one-word text unchanged and never returns an empty list.
+
+# %%
+my_deletion = None  # your answer: a function (words: list[str], p: float, rng: random.Random) -> list[str]
+check_random_deletion(my_deletion)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+def my_deletion(words: list[str], p: float, rng: random.Random) -> list[str]:
+    """Drop each word with probability p; keep one random word if all were dropped."""
+    if len(words) <= 1:
+        return list(words)
+    kept = [w for w in words if rng.random() >= p]
+    return kept or [rng.choice(words)]
+
+
+check_random_deletion(my_deletion)
+
+# %% [markdown]
+# ## Summary
+#
+# * Continued pretraining on the medical training split lowers held-out domain perplexity within a few dozen
+#   steps, and raises general perplexity at the same time: adaptation and forgetting are two faces of one update.
+# * Embedding-only tuning trains ~21 % of SmolLM2's weights (its tied embedding/output matrix); compare its
+#   gain and its forgetting with the full run above. It saves optimiser memory, not backward-pass time.
+# * Replaying a share of general text keeps more of the general ability for the same budget, at some cost
+#   on the domain.
+# * EDA augmentation is cheap; its effect on the domain classifier is small and size-dependent, so measure it
+#   over seeds before trusting it.
+# * The adapted model is saved as safetensors (`artifacts/smollm2-medical-dapt` in the cache) for later notebooks.
+
+# %%
+results = {
+    "notebook": "05_domain_adaptation", "profile": PROFILE, "seed": seed, "device": device.type,
+    "model": model_name, "block_size": cfg["block_size"], "steps": cfg["max_steps"], "batch_size": cfg["batch_size"],
+    "train_tokens": int(full.tokens_seen), "lr": cfg["lr"], "embedding_lr": embedding_lr,
+    "domain_ppl_before": before["domain"], "domain_ppl_after": after["domain"], "domain_drop_pct": domain_drop_pct,
+    "general_ppl_before": before["general"], "general_ppl_after": after["general"], "forgetting_pct": forgetting_pct,
+    "full": row(full, "full"), "embedding_only": row(emb, "embedding-only") | moved,
+    "replay": row(replay, "replay") | {"fraction": replay_fraction},
+    "embeddings_tied": embeddings_tied(base),
+    "augmentation": {"alpha": eda_alpha, "n_aug": eda_n_aug,
+                     "macro_f1": {str(k): v for k, v in gain.round(4).to_dict(orient="index").items()},
+                     "mean_gain": float(gain["gain"].mean())},
+    "saved_model": artifact, "reload_matches": abs(ppl_saved - ppl_reloaded) < 1e-3,
+    "seconds": round(time.perf_counter() - start, 1),
+}
+cc.save_results("05_domain_adaptation", results)
+pd.Series({k: v for k, v in results.items() if not isinstance(v, dict)}, name="value").to_frame()

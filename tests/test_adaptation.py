@@ -1,0 +1,111 @@
+"""Continued pretraining (notebook 05) on the real SmolLM2: blocks, replay, perplexity, freezing, the loop, saving."""
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from companion.adaptation import (adapted_path, blocks_perplexity, check_embedding_params, check_forgetting_pct,
+                                  check_replay_blocks, continued_pretraining, embedding_change, embeddings_tied,
+                                  replay_mix, save_adapted, set_trainable, token_blocks)
+from companion.errors import CourseError
+
+TEXTS = ["Chronic obstructive pulmonary disease is a common cause of dyspnea in older patients.",
+         "Coronary artery bypass grafting improved survival in patients with left main disease.",
+         "The tumor was resected and the patient received adjuvant chemotherapy for six months."]
+
+
+def test_token_blocks_concatenate_with_eos(smollm2):
+    _, tokenizer = smollm2
+    blocks = token_blocks(tokenizer, TEXTS, block_size=8)
+    stream = sum((tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in TEXTS), [])
+    assert blocks.shape == (len(stream) // 8, 8)
+    assert blocks.flatten().tolist() == stream[: blocks.numel()]
+    assert token_blocks(tokenizer, TEXTS, 8, max_blocks=2).shape == (2, 8)
+    with pytest.raises(CourseError):
+        token_blocks(tokenizer, ["short"], block_size=64)
+
+
+def test_replay_mix_keeps_length_and_fraction():
+    domain, general = torch.zeros(20, 4, dtype=torch.long), torch.ones(7, 4, dtype=torch.long)
+    mixed = replay_mix(domain, general, 0.25, seed=0)
+    assert mixed.shape == domain.shape and int(mixed[:, 0].sum()) == 5
+    assert torch.equal(mixed, replay_mix(domain, general, 0.25, seed=0))
+    assert int(replay_mix(domain, general, 1.0)[:, 0].sum()) == 20  # more than the pool: it cycles
+    with pytest.raises(CourseError):
+        replay_mix(domain, general, 1.5)
+
+
+def test_blocks_perplexity_is_exp_of_model_loss(smollm2):
+    model, tokenizer = smollm2
+    blocks = token_blocks(tokenizer, TEXTS, block_size=16)
+    with torch.no_grad():
+        own = math.exp(model(input_ids=blocks, labels=blocks).loss.item())
+    assert blocks_perplexity(model, blocks, batch_size=1) == pytest.approx(own, rel=1e-4)
+
+
+def test_embedding_only_trains_the_tied_matrix(smollm2):
+    model = copy.deepcopy(smollm2[0])
+    assert embeddings_tied(model)
+    counts = set_trainable(model, "embeddings")
+    assert counts["trainable"] == model.config.vocab_size * model.config.hidden_size
+    assert set_trainable(model, "full")["trainable"] == counts["total"]
+    with pytest.raises(CourseError):
+        set_trainable(model, "layers")
+
+
+def test_continued_pretraining_lowers_perplexity_and_repeats(smollm2):
+    base, tokenizer = smollm2
+    blocks = token_blocks(tokenizer, TEXTS, block_size=16)[:2]
+    runs = []
+    for _ in range(2):
+        model = copy.deepcopy(base)
+        runs.append(continued_pretraining(model, blocks, {"train": blocks}, steps=3, batch_size=2, lr=5e-4,
+                                          eval_every=None, progress=False))
+    result = runs[0]
+    assert list(result.history["step"]) == [1, 2, 3] and list(result.evals["step"]) == [0, 3]
+    assert result.perplexity("train") < 0.8 * result.perplexity("train", step=0)
+    assert result.tokens_seen == 3 * 2 * 16 and result.seconds > 0 and result.peak_memory_mb > 0
+    assert runs[0].history["loss"].tolist() == runs[1].history["loss"].tolist()  # CPU runs repeat exactly
+    assert all(p.requires_grad for p in model.parameters()) and not model.training
+    with pytest.raises(CourseError):
+        result.perplexity("nope")
+
+
+def test_embedding_only_run_changes_only_embeddings(smollm2):
+    base, tokenizer = smollm2
+    model = copy.deepcopy(base)
+    blocks = token_blocks(tokenizer, TEXTS, block_size=16)[:2]
+    emb_before = model.get_input_embeddings().weight.detach().clone()
+    layer_before = model.model.layers[0].mlp.up_proj.weight.detach().clone()
+    result = continued_pretraining(model, blocks, {}, steps=2, batch_size=2, lr=1e-3, mode="embeddings",
+                                   progress=False)
+    assert torch.equal(model.model.layers[0].mlp.up_proj.weight, layer_before)
+    moved = embedding_change(emb_before, model)
+    assert moved["relative_change"] > 0 and 0 < moved["rows_changed_share"] <= 1
+    assert result.params["trainable"] == emb_before.numel()
+
+
+def test_save_and_reload(smollm2, tmp_path, monkeypatch):
+    from companion import load_model
+
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    model, tokenizer = smollm2
+    with pytest.raises(CourseError):
+        adapted_path("tiny-test")
+    folder = save_adapted(model, tokenizer, "tiny-test")
+    assert (folder / "model.safetensors").exists() and adapted_path("tiny-test") == folder
+    reloaded = load_model(str(folder), "causal-lm")
+    blocks = token_blocks(tokenizer, TEXTS, block_size=16)[:1]
+    assert blocks_perplexity(reloaded, blocks) == pytest.approx(blocks_perplexity(model, blocks), rel=1e-6)
+
+
+def test_exercise_checks(smollm2):
+    model = smollm2[0]
+    assert check_forgetting_pct(25.0, 20.0, 25.0)
+    assert not check_forgetting_pct(5.0, 20.0, 25.0)
+    assert check_embedding_params(model.config.vocab_size * model.config.hidden_size, model)
+    assert not check_embedding_params(2 * model.config.vocab_size * model.config.hidden_size, model)
+    assert check_replay_blocks(40, 100, 0.4)

@@ -1,0 +1,31 @@
+"""Smoke runs (profile=smoke, papermill) of notebooks 04 and 05, asserting on the result JSON they write."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.notebook
+
+
+def test_04_domain_gap(smoke_run):
+    r = smoke_run("04")
+    assert r["profile"] == "smoke"
+    for name in ("medical", "general"):
+        p = r["perplexity"][name]
+        assert 1 < p["token_ppl"] < 1e4 and p["word_ppl"] > p["token_ppl"] and p["tokens"] > 0
+    fert = r["fertility"]["smollm2 tokens/word"]
+    assert 1.0 < fert["general"] < 3.0 and 1.0 < fert["medical"] < 3.0
+    assert 0 < r["vocabulary"]["top_k_overlap"] < 1 and 0 < r["vocabulary"]["domain_oov_rate"] < 1
+    assert len(r["most_split"]) == 5
+    assert 0.5 <= r["embedding"]["separability"] <= 1 and -1 <= r["embedding"]["centroid_cosine"] <= 1
+
+
+def test_05_domain_adaptation(smoke_run):
+    r = smoke_run("05")
+    assert r["profile"] == "smoke" and r["steps"] == 2 and r["embeddings_tied"] is True
+    for key in ("domain_ppl_before", "domain_ppl_after", "general_ppl_before", "general_ppl_after"):
+        assert 1 < r[key] < 1e5
+    assert r["domain_drop_pct"] == pytest.approx(100 * (1 - r["domain_ppl_after"] / r["domain_ppl_before"]))
+    assert r["embedding_only"]["trainable_params"] < r["full"]["trainable_params"]
+    assert r["replay"]["fraction"] == 0.25 and r["reload_matches"] is True
+    assert r["saved_model"] == "smollm2-medical-dapt-smoke"
+    assert set(r["augmentation"]["macro_f1"]) == {"5"}
