@@ -62,7 +62,7 @@ cfg = cc.settings(PROFILE, {
     "smoke": {"max_steps": 2, "block_size": 32, "batch_size": 2, "train_blocks": 16, "eval_blocks": 2,
               "eval_every": 1, "lr": 5e-4, "aug_per_class": [5], "aug_seeds": [0]},
     "cpu": {"max_steps": 20, "block_size": 64, "batch_size": 4, "train_blocks": 600, "eval_blocks": 8,
-            "eval_every": 5, "lr": 1e-3, "aug_per_class": [5, 10, 25, 50], "aug_seeds": [0, 1, 2]},
+            "eval_every": 5, "lr": 5e-4, "aug_per_class": [5, 10, 25, 50], "aug_seeds": [0, 1, 2]},
     "gpu": {"max_steps": 300, "block_size": 256, "batch_size": 16, "train_blocks": None, "eval_blocks": 64,
             "eval_every": 25, "lr": 1e-4, "aug_per_class": [5, 10, 25, 50, 100, 200], "aug_seeds": [0, 1, 2, 3, 4]},
 }, max_steps=max_steps, block_size=block_size, lr=lr)

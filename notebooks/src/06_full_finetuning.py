@@ -266,6 +266,7 @@ total_steps = None  # your answer: an integer
 check_total_steps(total_steps, 1859, 32, 3)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# NBVAL_CHECK_OUTPUT
 import math
 
 total_steps = math.ceil(1859 / 32) * 3
@@ -279,6 +280,7 @@ lr_55 = None  # your answer: a float
 check_lr_at_step(lr_55, 55, 1e-4, 10, 100)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# NBVAL_CHECK_OUTPUT
 lr_55 = 1e-4 * (100 - 55) / (100 - 10)
 check_lr_at_step(lr_55, 55, 1e-4, 10, 100)
 
