@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -30,6 +31,13 @@ def _data(max_length: int, n: int):
     tokenizer = load_tokenizer("minilm")
     train = ds["train"].select(range(min(n, len(ds["train"]))))
     return tokenize_dataset(train, tokenizer, max_length), tokenizer
+
+
+def samples_seen(n: int, batch: int, steps: int) -> int:
+    """Examples in the first `steps` batches of repeated epochs over `n` examples (the last batch is short)."""
+    per_epoch = math.ceil(n / batch)
+    full, rest = divmod(steps, per_epoch)
+    return full * n + min(rest * batch, n)
 
 
 def _peak_mb(device) -> float:
@@ -56,10 +64,11 @@ def run_variant(variant: str, steps: int, batch: int, max_length: int, seed: int
     data, tokenizer = _data(max_length, steps * batch)
     collate = padding_collator(tokenizer)
     model = cc.load_model("minilm", "classifier", num_labels=5)
-    samples = steps * batch
+    samples = samples_seen(len(data), batch, steps)
     if variant == "course":
-        config = TrainConfig(epochs=1, batch_size=batch, lr=5e-5, max_steps=steps, patience=None, progress=False,
-                             restore_best=False, seed=seed)
+        epochs = math.ceil(steps / math.ceil(len(data) / batch))  # enough passes over the data for `steps`
+        config = TrainConfig(epochs=epochs, batch_size=batch, lr=5e-5, max_steps=steps, patience=None,
+                             progress=False, restore_best=False, seed=seed)
         result = train(model, data, data.select(range(8)), collate, config)
         seconds = result.train_seconds
     elif variant.startswith("trainer"):
@@ -119,12 +128,16 @@ def main() -> None:
     for variant in VARIANTS:
         cmd = [sys.executable, __file__, "--variant", variant, "--steps", str(args.steps), "--batch",
                str(args.batch), "--max-length", str(args.max_length), "--seed", str(args.seed)]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        rows.append(json.loads(out))
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode:  # record the failure and go on with the other variants
+            rows.append({"variant": variant, "error": done.stderr.strip().splitlines()[-1:], "samples_per_s": None,
+                         "peak_memory_mb": None})
+        else:
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
-    trainer = next(r for r in rows if r["variant"] == "trainer")["samples_per_s"]
+    trainer = next((r["samples_per_s"] for r in rows if r["variant"] == "trainer"), None)
     for row in rows:
-        row["vs_trainer"] = round(row["samples_per_s"] / trainer, 3)
+        row["vs_trainer"] = round(row["samples_per_s"] / trainer, 3) if trainer and row["samples_per_s"] else None
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=2))
     print(f"{'variant':<8} {'samples/s':>10} {'× Trainer':>10} {'peak MiB':>9}")

@@ -279,21 +279,21 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
             optimizer.zero_grad(set_to_none=True)
             step += 1
             seen += len(batch["labels"]) * accelerator.num_processes
-            running.append(float(loss.detach()))
+            running.append(loss.detach())  # kept on the device: no GPU sync per step
             if step % cfg.log_every == 0 or step == 1:
                 memory.sample()
+                recent = float(torch.stack(running[-cfg.log_every:]).float().mean())
                 history.append({"step": step, "epoch": epoch + step_fraction(step, len(train_loader)),
-                                "split": "train", "loss": sum(running[-cfg.log_every:]) / len(running[-cfg.log_every:]),
-                                "lr": scheduler.get_last_lr()[0]})
+                                "split": "train", "loss": recent, "lr": scheduler.get_last_lr()[0]})
+                bar.set_postfix(loss=f"{recent:.3f}", epoch=epoch + 1)
             bar.update(1)
-            bar.set_postfix(loss=f"{running[-1]:.3f}", epoch=epoch + 1)
             if step >= total:
                 break
         train_seconds += time.perf_counter() - epoch_start
         scores = evaluate(model, val_loader, accelerator)
         memory.sample()
         history.append({"step": step, "epoch": epoch + 1, "split": "validation", **scores,
-                        "train_loss": sum(running) / max(1, len(running))})
+                        "train_loss": float(torch.stack(running).float().mean()) if running else float("nan")})
         if best is None or scores[cfg.metric] > best[cfg.metric]:
             best, best_epoch, stale = scores, epoch + 1, 0
             if cfg.restore_best:

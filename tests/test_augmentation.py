@@ -70,3 +70,7 @@ def test_random_deletion_check(capsys):
     assert not check_random_deletion(lambda words, p, rng: [])
     assert not check_random_deletion(lambda words, p, rng: list(reversed(words)))
     assert not check_random_deletion(None)
+    capsys.readouterr()
+    check_random_deletion(None)  # not attempted: a friendly note only, no "wrong" verdict
+    shown = capsys.readouterr().out + capsys.readouterr().err
+    assert "❌" not in repr(check_random_deletion(None)) and "❌" not in shown

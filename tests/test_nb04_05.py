@@ -29,3 +29,5 @@ def test_05_domain_adaptation(smoke_run):
     assert r["replay"]["fraction"] == 0.25 and r["reload_matches"] is True
     assert r["saved_model"] == "smollm2-medical-dapt-smoke"
     assert set(r["augmentation"]["macro_f1"]) == {"5"}
+    assert r["general_ppl_min"] <= min(r["general_ppl_before"], r["general_ppl_after"]) + 1e-9
+    assert r["general_rise_from_min_pct"] == pytest.approx(100 * (r["general_ppl_after"] / r["general_ppl_min"] - 1))
