@@ -56,9 +56,9 @@ def decision_guide(summary: pd.DataFrame, tfidf_f1: float, majority_f1: float, t
              f"**{close['trainable'].idxmin()}** ({close.loc[close['trainable'].idxmin(), 'trainable']:,.0f}); "
              f"the fastest: **{close['result.seconds'].idxmin()}** ({close['result.seconds'].min():.0f} s)."]
     if "forgetting.drift" in summary:
-        lines.append(f"Least forgetting of general English: **{summary['forgetting.drift'].idxmin()}** "
-                     f"(drift {summary['forgetting.drift'].min():.4f}); most: **{summary['forgetting.drift'].idxmax()}** "
-                     f"({summary['forgetting.drift'].max():.4f}).")
+        drift = summary["forgetting.drift"].clip(lower=0.0)  # 1 − cosine ≥ 0; rounding can give −0.0000
+        lines.append(f"Least forgetting of general English: **{drift.idxmin()}** (drift {drift.min():.4f}); "
+                     f"most: **{drift.idxmax()}** ({drift.max():.4f}).")
     beat = summary[summary["macro_f1"] > tfidf_f1].index.tolist()
     lines.append(f"Beat the TF-IDF baseline ({tfidf_f1:.3f}): {', '.join(beat) if beat else 'none'}; "
                  f"at or below it: {', '.join(i for i in summary.index if i not in beat) or 'none'}.")

@@ -41,3 +41,17 @@ def settings(profile: str, table: dict[str, dict[str, Any]], **overrides: Any) -
         if value is not None:
             row[key] = value
     return row
+
+
+def start(profile: str = "auto", seed: int = 0) -> tuple[str, torch.device, float]:
+    """A notebook's set-up: resolve the profile, seed everything, pick the device, set the plot theme; start a clock."""
+    import time
+
+    import seaborn as sns
+
+    from .device import pick_device, seed_everything
+
+    resolved = resolve_profile(profile)
+    seed_everything(seed)
+    sns.set_theme(style="whitegrid")
+    return resolved, pick_device(), time.perf_counter()

@@ -34,3 +34,16 @@ def test_save_results_cleans_values(tmp_path):
     assert path.name == "99_demo.results.json"
     assert json.loads(path.read_text()) == {"x": 1.5, "nan": None, "nested": {"y": [1, 2]}}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_start_resolves_seeds_and_picks_the_device(monkeypatch):
+    import torch
+
+    import companion as cc
+
+    monkeypatch.delenv("COURSE_FORCE_PROFILE", raising=False)
+    profile, device, started = cc.start("smoke", seed=3)
+    first = torch.rand(2)
+    assert profile == "smoke" and device == cc.pick_device() and started > 0
+    cc.start("smoke", seed=3)
+    assert torch.equal(first, torch.rand(2))  # seeded again: the same numbers

@@ -2,6 +2,7 @@
 
     python tools/build_notebooks.py                 # convert every source to notebooks/NN_name.ipynb
     python tools/build_notebooks.py 03 --execute    # convert and execute (profile from the notebook: auto → cpu here)
+    python tools/build_notebooks.py 06 07 --adopt runs/bench-cpu   # store the executed notebooks of a course run
 
 Executed notebooks are cleaned before they are stored: papermill's per-cell timestamps are dropped and
 machine paths in outputs are replaced, so a re-run on another machine gives the same file.
@@ -70,12 +71,30 @@ def execute(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def adopt(run_dir: Path, number: str, out: Path = OUT) -> Path:
+    """Store the executed notebook NN of a `python -m companion course` run folder (papermill's injected cell dropped)."""
+    found = sorted(Path(run_dir).glob(f"{number}_*.ipynb"))
+    if len(found) != 1:
+        raise SystemExit(f"expected one executed notebook {number}_*.ipynb in {run_dir}, found {len(found)}")
+    nb = nbformat.read(found[0], as_version=4)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    target = Path(out) / found[0].name
+    nbformat.write(nb, target)
+    clean(target)
+    return target
+
+
 def main() -> None:
     """Convert (and optionally execute) the selected notebooks."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("only", nargs="*", help="notebook numbers, e.g. 00 03, or .py sources (default: all)")
     parser.add_argument("--execute", action="store_true", help="execute and store outputs")
+    parser.add_argument("--adopt", metavar="RUN_DIR", help="store the executed notebooks of a course run folder")
     args = parser.parse_args()
+    if args.adopt:
+        for number in args.only:
+            print(f"{adopt(Path(args.adopt), number).relative_to(ROOT)} adopted from {args.adopt}", flush=True)
+        return
     extra = [Path(a).resolve() for a in args.only if a.endswith(".py")]
     for src in sorted(SRC.glob("[0-9][0-9]_*.py")) + extra:
         if args.only and src not in extra and src.stem[:2] not in args.only:

@@ -49,11 +49,7 @@ from companion.corpus import (STOPWORDS, centroid_cosine, check_fertility, check
 from companion.data import load_text_classification, load_wikitext2
 from companion.embeddings import sentence_embeddings
 
-PROFILE = cc.resolve_profile(profile)
-cc.seed_everything(seed)
-device = cc.pick_device()
-sns.set_theme(style="whitegrid")
-start = time.perf_counter()
+PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"corpus_tokens": 128, "max_length": 64, "n_docs": 4, "embed_docs": 12},
     "cpu": {"corpus_tokens": 2048, "max_length": 256, "n_docs": 32, "embed_docs": 150},

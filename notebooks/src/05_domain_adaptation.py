@@ -53,11 +53,7 @@ from companion.augmentation import (augment, augmentation_experiment, augmentati
                                     random_deletion)
 from companion.data import load_text_classification, load_wikitext2
 
-PROFILE = cc.resolve_profile(profile)
-cc.seed_everything(seed)
-device = cc.pick_device()
-sns.set_theme(style="whitegrid")
-start = time.perf_counter()
+PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"max_steps": 2, "block_size": 32, "batch_size": 2, "train_blocks": 16, "eval_blocks": 2,
               "eval_every": 1, "lr": 5e-4, "aug_per_class": [5], "aug_seeds": [0]},

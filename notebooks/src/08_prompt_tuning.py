@@ -51,11 +51,7 @@ max_length: Optional[int] = None  # tokens kept from each text; None means the p
 train_size: Optional[int] = None  # training examples for soft prompts; None means the profile default
 
 # %%
-PROFILE = cc.resolve_profile(profile)
-cc.seed_everything(seed)
-device = cc.pick_device()
-sns.set_theme(style="whitegrid")
-start = time.perf_counter()
+PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"hard_val": 6, "hard_test": 8, "words": 12, "epochs": 1, "max_length": 16, "train_size": 32,
               "eval_size": 16, "prompt_lengths": [4], "prompt_lr": 3e-2, "full_lr": 2e-4, "batch_size": 16},

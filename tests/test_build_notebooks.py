@@ -1,0 +1,37 @@
+"""tools/build_notebooks.py: a course run's executed notebook is stored without papermill's traces or machine paths."""
+from __future__ import annotations
+
+import importlib.util
+
+import nbformat
+import pytest
+
+from companion.paths import PROJECT_ROOT
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("build_notebooks", PROJECT_ROOT / "tools" / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_adopt_drops_the_injected_cell_and_scrubs_paths(tmp_path):
+    tool = _tool()
+    run, out = tmp_path / "run", tmp_path / "out"
+    run.mkdir(), out.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile: str = "auto"', metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell('profile = "cpu"', metadata={"tags": ["injected-parameters"], "papermill": {}})
+    work = nbformat.v4.new_code_cell("print(path)", execution_count=1, metadata={"execution": {"iopub.status.busy": "x"}})
+    work.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"saved to {PROJECT_ROOT}/runs/x.json\n")]
+    nb.cells = [params, injected, work]
+    nb.metadata["papermill"] = {"start_time": "2026-11-29"}
+    nbformat.write(nb, run / "07_layered_finetuning.ipynb")
+
+    stored = nbformat.read(tool.adopt(run, "07", out), as_version=4)
+    assert [c.metadata.get("tags", []) for c in stored.cells] == [["parameters"], []]
+    assert "papermill" not in stored.metadata and "execution" not in stored.cells[1].metadata
+    assert stored.cells[1].outputs[0]["text"] == "saved to <project>/runs/x.json\n"
+    with pytest.raises(SystemExit, match="expected one executed notebook 05_"):
+        tool.adopt(run, "05", out)
