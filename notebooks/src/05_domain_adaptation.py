@@ -175,7 +175,14 @@ print(f"general perplexity is lowest at step {general_min_step} ({general_curve.
 # saves the optimiser state and gradients of the frozen weights (memory), not time.
 
 # %%
+# NBVAL_CHECK_OUTPUT
+config = base.config
 print("input and output embeddings are one tensor:", embeddings_tied(base))
+print(f"embedding matrix: {config.vocab_size:,} tokens × {config.hidden_size} dimensions = "
+      f"{config.vocab_size * config.hidden_size:,} weights, "
+      f"{config.vocab_size * config.hidden_size / cc.count_parameters(base)['total']:.1%} of the model's")
+
+# %%
 embedding_model = copy.deepcopy(base)
 emb_before = embedding_model.get_input_embeddings().weight.detach().clone()
 emb = continued_pretraining(embedding_model, train_blocks, eval_sets, steps=cfg["max_steps"],
