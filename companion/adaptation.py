@@ -18,7 +18,7 @@ from .errors import CourseError
 from .exercises import check_close, check_equal, exercise
 from .models import count_parameters
 from .paths import cache_dir
-from .training import MemoryMeter, linear_warmup_decay, make_accelerator
+from .training import MemoryMeter, fused_ok, linear_warmup_decay, make_accelerator
 
 MODES = ("full", "embeddings")
 
@@ -120,15 +120,15 @@ def continued_pretraining(model: nn.Module, train_blocks: torch.Tensor, eval_set
     params = set_trainable(model, mode)
     accelerator = make_accelerator(mixed_precision)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    fused = accelerator.device.type in ("cpu", "cuda")
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay, fused=fused)
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=weight_decay,
+                                  fused=fused_ok([{"params": trainable}], accelerator.device))
     scheduler = linear_warmup_decay(optimizer, warmup_steps, steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     meter = MemoryMeter(accelerator.device)
     g = torch.Generator().manual_seed(seed)
     order = torch.cat([torch.randperm(len(train_blocks), generator=g)
                        for _ in range(math.ceil(steps * batch_size / len(train_blocks)))])
-    history, evals = [], []
+    losses, lrs, evals = [], [], []
 
     def evaluate(step: int) -> None:
         with accelerator.autocast() if accelerator.mixed_precision != "no" else contextlib.nullcontext():
@@ -150,11 +150,11 @@ def continued_pretraining(model: nn.Module, train_blocks: torch.Tensor, eval_set
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        value = loss.detach().item()
-        history.append({"step": step, "loss": value, "lr": scheduler.get_last_lr()[0]})
-        bar.set_postfix(loss=f"{value:.3f}")
+        losses.append(loss.detach())  # kept on the device: no GPU sync per step
+        lrs.append(scheduler.get_last_lr()[0])
         meter.sample()
         if (eval_every and step % eval_every == 0) or step == steps:
+            bar.set_postfix(loss=f"{float(losses[-1]):.3f}")
             evaluate(step)
             model.train()
     model = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
@@ -163,7 +163,8 @@ def continued_pretraining(model: nn.Module, train_blocks: torch.Tensor, eval_set
         p.requires_grad_(True)
     config = {"steps": steps, "batch_size": batch_size, "block_size": train_blocks.shape[1], "lr": lr,
               "mode": mode, "mixed_precision": accelerator.mixed_precision, "seed": seed}
-    return AdaptResult(pd.DataFrame(history), pd.DataFrame(evals), steps, steps * batch_size * train_blocks.shape[1],
+    history = pd.DataFrame({"step": range(1, steps + 1), "loss": torch.stack(losses).float().tolist(), "lr": lrs})
+    return AdaptResult(history, pd.DataFrame(evals), steps, steps * batch_size * train_blocks.shape[1],
                        time.perf_counter() - start, meter.peak_mb(), params, config)
 
 

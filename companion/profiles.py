@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import torch
 
+from .device import pick_device, seed_everything
 from .errors import CourseError
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -45,11 +47,7 @@ def settings(profile: str, table: dict[str, dict[str, Any]], **overrides: Any) -
 
 def start(profile: str = "auto", seed: int = 0) -> tuple[str, torch.device, float]:
     """A notebook's set-up: resolve the profile, seed everything, pick the device, set the plot theme; start a clock."""
-    import time
-
-    import seaborn as sns
-
-    from .device import pick_device, seed_everything
+    import seaborn as sns  # imported here: the package itself does not need the plotting stack
 
     resolved = resolve_profile(profile)
     seed_everything(seed)

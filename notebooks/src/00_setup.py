@@ -66,11 +66,7 @@ from companion.data import load_text_classification, load_wikitext2, registry
 from companion.embeddings import sentence_embeddings
 from companion.tour import class_balance, greedy_continue
 
-PROFILE = cc.resolve_profile(profile)
-cc.seed_everything(seed)
-device = cc.pick_device()
-sns.set_theme(style="whitegrid")
-start = time.perf_counter()
+PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 print("profile:", PROFILE)
 pd.Series(cc.device_report(device), name="value").to_frame()
 

@@ -42,17 +42,13 @@ max_length: Optional[int] = None  # context window of strided perplexity; None m
 n_sentences: Optional[int] = None  # sentences per domain in the perplexity comparison; None means the profile default
 
 # %%
-PROFILE = cc.resolve_profile(profile)
-cc.seed_everything(seed)
+PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"max_length": 32, "corpus_tokens": 96, "n_sentences": 4, "bigram_abstracts": 200, "test_sentences": 4},
     "cpu": {"max_length": 64, "corpus_tokens": 192, "n_sentences": 16, "bigram_abstracts": None, "test_sentences": 16},
     "gpu": {"max_length": 1024, "corpus_tokens": 8192, "n_sentences": 200, "bigram_abstracts": None,
             "test_sentences": 100},
 }, max_length=max_length, n_sentences=n_sentences)
-device = cc.pick_device()
-sns.set_theme(style="whitegrid")
-start = time.perf_counter()
 tokenizer = cc.load_tokenizer(model_name)
 model = cc.load_model(model_name, "causal-lm").to(device)
 print("profile:", PROFILE, "| settings:", cfg)

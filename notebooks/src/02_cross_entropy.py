@@ -43,14 +43,10 @@ mask_prob: float = 0.15  # share of tokens masked in the masked-LM example
 n_examples: Optional[int] = None  # abstracts in the classifier batch; None means the profile default
 
 # %%
-PROFILE = cc.resolve_profile(profile)
-cc.seed_everything(seed)
+PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {"smoke": {"n_examples": 4, "max_length": 64},
                             "cpu": {"n_examples": 16, "max_length": 128},
                             "gpu": {"n_examples": 64, "max_length": 256}}, n_examples=n_examples)
-device = cc.pick_device()
-sns.set_theme(style="whitegrid")
-start = time.perf_counter()
 print("profile:", PROFILE, "| settings:", cfg)
 
 # %% [markdown]

@@ -42,13 +42,9 @@ text: str = "The patient underwent laparoscopic cholecystectomy for symptomatic 
 n_samples: Optional[int] = None  # random query-key pairs per size in the variance experiment; None means the profile default
 
 # %%
-PROFILE = cc.resolve_profile(profile)
-cc.seed_everything(seed)
+PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {"smoke": {"n_samples": 2000}, "cpu": {"n_samples": 20000}, "gpu": {"n_samples": 100000}},
                   n_samples=n_samples)
-device = cc.pick_device()
-sns.set_theme(style="whitegrid")
-start = time.perf_counter()
 print("profile:", PROFILE, "| settings:", cfg)
 
 # %% [markdown]

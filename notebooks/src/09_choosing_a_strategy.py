@@ -43,10 +43,7 @@ from companion.data import load_text_classification
 from companion.finetune import subset
 from companion.metrics import majority_baseline, tfidf_baseline
 
-PROFILE = cc.resolve_profile(profile)
-cc.seed_everything(seed)
-sns.set_theme(style="whitegrid")
-start = time.perf_counter()
+PROFILE, _, start = cc.start(profile, seed)  # resolve the profile, seed, start a clock
 
 if launch:  # a small sweep of the same notebook, into a temporary run folder
     from companion.report import report
