@@ -33,6 +33,25 @@ def test_stored_notebook_is_executed_clean_and_parameterised(path):
     assert any("solution" in c.metadata.get("tags", []) for c in code), "exercises need solution cells"
 
 
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_profile_sets_the_same_settings(path):
+    """The `gpu` row is not run in CI, so a key missing from it would only fail on a GPU: compare the rows here."""
+    import ast
+
+    source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    calls = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call)
+             and getattr(n.func, "attr", None) == "settings" and len(n.args) == 2]
+    assert len(calls) == source.count("cc.settings("), "a settings table that is not a literal dict"
+    for call in calls:
+        table = ast.literal_eval(call.args[1])
+        assert set(table) == {"smoke", "cpu", "gpu"}, path.stem
+        keys = {profile: set(row) for profile, row in table.items()}
+        assert keys["smoke"] == keys["cpu"] == keys["gpu"], f"{path.stem}: {keys}"
+        overrides = {k.arg for k in call.keywords}
+        assert overrides <= keys["cpu"], f"{path.stem}: parameters without a setting: {overrides - keys['cpu']}"
+
+
 def test_nbval_fails_when_a_checked_output_changes(tmp_path):
     nb = nbformat.read(NOTEBOOKS[0], as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith(MARK)
