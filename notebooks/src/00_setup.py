@@ -11,7 +11,9 @@
 # 2. load both embedded models and see them produce real output;
 # 3. load both datasets and look at their sizes and class balance.
 #
-# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 1 min · `gpu` ≈ 1 min (mostly model loading).
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 13 s ·
+# `cpu` 12 s, most of it loading the two models; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh`
+# measures it).
 #
 # | # | notebook | what you measure |
 # |---|---|---|

@@ -14,7 +14,8 @@
 #    (the Hugging Face "perplexity of fixed-length models" method), measuring the effect of the stride;
 # 4. see the **domain gap** in one plot: perplexity of general (WikiText-2) vs medical sentences.
 #
-# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 2–3 min · `gpu` ≈ 1 min.
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 19 s ·
+# `cpu` 26 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import math

@@ -13,7 +13,8 @@
 # 4. reproduce MiniLM's layer attention output and a SmolLM2 attention layer to < 1e-5;
 # 5. look at attention heatmaps of a real medical sentence whose domain term is split into subwords.
 #
-# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 1 min · `gpu` ≈ 1 min.
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 12 s ·
+# `cpu` 13 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import inspect

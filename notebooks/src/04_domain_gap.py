@@ -12,7 +12,8 @@
 # 3. measure how much vocabulary the corpora share and which words mark the domain;
 # 4. embed both corpora with MiniLM and look at the embedding space in 2-D.
 #
-# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 3 min on 2 cores · `gpu` ≈ 1 min.
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 23 s ·
+# `cpu` 1 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 from typing import Optional

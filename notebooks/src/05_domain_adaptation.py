@@ -14,8 +14,8 @@
 # 5. augment the labelled domain data with EDA token operations and measure where it helps or hurts;
 # 6. save the adapted model as safetensors and reload it, as notebooks 06–09 can.
 #
-# **Time:** `smoke` ≈ 30 s · `cpu` ≈ 5 min on 2 cores · `gpu` ≈ 3 min (full training split, 256-token
-# blocks, bf16).
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 22 s ·
+# `cpu` 3.5 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 from typing import Optional

@@ -12,7 +12,8 @@
 # 4. measure the **cost** (time, samples/s, peak memory, 100 % trainable parameters) and the **forgetting**
 #    (how far the encoder's view of general English moved).
 #
-# **Time:** `smoke` ≈ 1 min · `cpu` ≈ 5 min (2 cores) · `gpu` ≈ 3 min.
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 15 s ·
+# `cpu` 4.5 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 #
 # **Making it fit on a laptop.** A naive run (all 1,859 abstracts, 128 tokens, 3 epochs) takes ~13 minutes on
 # 2 cores. The `cpu` profile keeps quality with less work: the *beginning* of an abstract names the condition,

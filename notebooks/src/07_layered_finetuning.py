@@ -12,7 +12,8 @@
 #    using a **frozen-layer feature cache** (frozen layers run once, not every epoch) that gives the same result;
 # 3. compare plain freezing with **gradual unfreezing** and **discriminative learning rates** (ULMFiT).
 #
-# **Time:** `smoke` ≈ 1 min · `cpu` ≈ 5 min (2 free cores; longer on a busy machine) · `gpu` ≈ 3 min.
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 18 s ·
+# `cpu` 3 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import time

@@ -13,7 +13,8 @@
 # 3. guard against the classic failure (a "trained" prompt that predicts one class only) with the majority
 #    baseline and a did-it-train check, and measure the gap to full fine-tuning.
 #
-# **Time:** `smoke` ≈ 1 min · `cpu` ≈ 6 min (2 free cores; longer on a busy machine) · `gpu` ≈ 3 min.
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 22 s ·
+# `cpu` 2.5 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import time
