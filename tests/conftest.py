@@ -1,8 +1,10 @@
 """Shared test set-up: offline hub, data from ../shared/datasets (or COURSE_DATA_DIR), smoke-run helper."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -16,6 +18,21 @@ collect_ignore = ["assets"]  # tests/assets/tiny.ipynb is a fixture of the sweep
 _SMOKE_CACHE: dict[str, dict] = {}
 
 
+def load_script(relative: str) -> ModuleType:
+    """Import a repository script that is not part of the package (bench/…, tools/…) from its path."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def script():
+    """`load_script` for tests: script("bench/throughput.py").samples_seen(…)."""
+    return load_script
+
+
 def _built_or_source(number: str) -> str:
     """The stored notebook, or (not stored yet) a fresh conversion of its source in notebooks/src."""
     from companion.errors import CourseError
@@ -24,14 +41,9 @@ def _built_or_source(number: str) -> str:
     try:
         return str(find_notebook(number))
     except CourseError:
-        import jupytext
-
         src = next((ROOT / "notebooks" / "src").glob(f"{number}_*.py"))
         target = ROOT / "notebooks" / f".smoke-{src.stem}.ipynb"  # beside the others: same relative paths
-        nb = jupytext.read(src)
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        jupytext.write(nb, target)
-        return str(target)
+        return str(load_script("tools/build_notebooks.py").convert(src, target))
 
 
 @pytest.fixture(scope="session")

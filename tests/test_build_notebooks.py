@@ -1,23 +1,14 @@
 """tools/build_notebooks.py: a course run's executed notebook is stored without papermill's traces or machine paths."""
 from __future__ import annotations
 
-import importlib.util
-
 import nbformat
 import pytest
 
 from companion.paths import PROJECT_ROOT
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("build_notebooks", PROJECT_ROOT / "tools" / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_adopt_drops_the_injected_cell_and_scrubs_paths(tmp_path):
-    tool = _tool()
+def test_adopt_drops_the_injected_cell_and_scrubs_paths(tmp_path, script):
+    tool = script("tools/build_notebooks.py")
     run, out = tmp_path / "run", tmp_path / "out"
     run.mkdir(), out.mkdir()
     nb = nbformat.v4.new_notebook()

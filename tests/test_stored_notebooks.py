@@ -33,7 +33,6 @@ def test_stored_notebook_is_executed_clean_and_parameterised(path):
     assert any("solution" in c.metadata.get("tags", []) for c in code), "exercises need solution cells"
 
 
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_profile_sets_the_same_settings(path):
     """The `gpu` row is not run in CI, so a key missing from it would only fail on a GPU: compare the rows here."""

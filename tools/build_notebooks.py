@@ -26,12 +26,12 @@ PATHS = [(re.escape(str(ROOT)), "<project>"), (re.escape(sys.prefix), "<env>"),
          (re.escape(str(Path.home())), "~"), (r"/tmp/[\w./-]+", "<tmp>")]
 
 
-def convert(src: Path) -> Path:
-    """Write <stem>.ipynb (in notebooks/, or beside a source outside notebooks/src) from a percent-format source."""
+def convert(src: Path, target: Path | None = None) -> Path:
+    """Write `target` (default <stem>.ipynb in notebooks/, or beside a source outside notebooks/src) from a source."""
     nb = jupytext.read(src)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata.pop("jupytext", None)
-    target = (OUT if src.parent == SRC else src.parent) / f"{src.stem}.ipynb"
+    target = target or (OUT if src.parent == SRC else src.parent) / f"{src.stem}.ipynb"
     nbformat.write(nb, target)
     return target
 
