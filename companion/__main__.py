@@ -10,10 +10,15 @@ from .errors import CourseError
 
 
 def _parameters(pairs: list[list[str]] | None) -> dict:
-    """`-p name value` pairs → a dict of Python values."""
+    """`-p name value` pairs → a dict of Python values; a name given twice is a CourseError."""
     from .params import coerce
 
-    return {name: coerce(value) for name, value in (pairs or [])}
+    parameters: dict = {}
+    for name, value in pairs or []:
+        if name in parameters:
+            raise CourseError(f"parameter {name!r} is given twice (-p {name} … twice): give each parameter once")
+        parameters[name] = coerce(value)
+    return parameters
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -31,7 +36,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or with --dry-run print the commands of) every run of a YAML grid; resumable."""
     from .sweep import sweep
 
-    return sweep(args.grid, out=args.out, jobs=args.jobs, dry_run=args.dry_run)
+    return sweep(args.grid, out=args.out, jobs=args.jobs, dry_run=args.dry_run, cluster=args.cluster,
+                 scheduler=args.scheduler)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -44,10 +50,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_student(args: argparse.Namespace) -> int:
-    """Write student versions of the notebooks (solution cells removed, outputs cleared)."""
+    """Write student versions of the notebooks (solution cells removed, outputs cleared), or an nbgrader course."""
+    if args.nbgrader:
+        from .nbgrader_export import export_course
+
+        written = export_course(args.nbgrader, args.notebooks or None, force=args.force)
+        print(f"{len(written)} nbgrader assignment(s) in {args.nbgrader}/source: "
+              f"cd {args.nbgrader} && nbgrader generate_assignment <name>")
+        return 0
     from .classroom import make_student
 
-    written = make_student(args.out, args.notebooks or None)
+    written = make_student(args.out, args.notebooks or None, force=args.force)
     print(f"{len(written)} student notebook(s) in {args.out}")
     return 0
 
@@ -88,9 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     course.set_defaults(func=cmd_course)
     sweep = sub.add_parser("sweep", help="run a YAML grid of notebooks × parameters × seeds (resumable)")
     sweep.add_argument("grid", help="a sweep file, e.g. sweeps/example.yaml (schema: sweeps/README.md)")
-    sweep.add_argument("--jobs", type=int, default=None, help="parallel runs (default: the file's jobs, else 1)")
+    sweep.add_argument("--jobs", type=int, default=None,
+                       help="parallel runs: local worker processes or batch jobs (default: the file's jobs, else 1)")
     sweep.add_argument("--out", default=None, help="run folder (default: the file's out, else runs/<file name>)")
     sweep.add_argument("--dry-run", action="store_true", help="print one shell command per run, run nothing")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--cluster", default="local", choices=["local", "slurm", "pbs"],
+                       help="local: a Dask LocalCluster here (default); slurm/pbs: workers as batch jobs "
+                            "(dask-jobqueue) with the file's resources:")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="submit to a running Dask cluster, e.g. tcp://HOST:8786")
     sweep.set_defaults(func=cmd_sweep)
     report = sub.add_parser("report", help="report.csv + plots + report.md from a run folder")
     report.add_argument("rundir", help="the --out folder of a sweep (or of runs)")
@@ -98,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     student = sub.add_parser("student", help="student notebooks: solution cells removed, outputs cleared")
     student.add_argument("notebooks", nargs="*", help="numbers, names or paths (default: every notebook)")
     student.add_argument("--out", default="student", help="output folder (default student/)")
+    student.add_argument("--force", action="store_true", help="overwrite notebooks that already exist there")
+    student.add_argument("--nbgrader", metavar="COURSE_DIR", default=None,
+                         help="write an nbgrader course instead (COURSE_DIR/source/<assignment>/<notebook>.ipynb)")
     student.set_defaults(func=cmd_student)
     check = sub.add_parser("check", help="run a notebook and summarise its exercise checks")
     check.add_argument("notebook", help="number, name or path (e.g. your edited copy of a notebook)")

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import torch
 
-from .exercises import check_close, check_equal, exercise
+from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
@@ -122,7 +122,7 @@ def attention_heatmap(weights: torch.Tensor, tokens: list[str], ax=None, title: 
     sns.heatmap(weights.detach().float().cpu().numpy(), xticklabels=tokens, yticklabels=tokens, cmap="viridis",
                 vmin=0.0, vmax=1.0, square=True, cbar=cbar, ax=ax)
     ax.set_title(title, fontsize=9)
-    ax.tick_params(labelsize=7)
+    ax.tick_params(labelsize=8)
     return ax
 
 
@@ -151,3 +151,15 @@ def check_attention_params(answer: int | None, block: torch.nn.Module) -> bool:
                    for p in lin.parameters())
     return check_equal(answer, expected, "attention_params", "four Linear layers of hidden × hidden weights "
                        "plus hidden biases each (hidden_size is in model.config)")
+
+
+@exercise("03", "variance_prediction")
+def check_variance_prediction(prediction: float | None, variance, d_k: int = 256) -> Verdict:
+    """Predict-then-measure: the variance of unscaled scores q·k at width d_k, for q, k with N(0, 1) entries."""
+    rows = variance[variance["d_k"] == d_k].set_index("scores")["variance"]
+    measured, scaled = float(rows["q·k"]), float(rows["q·k / √d_k"])
+    explanation = (f"q·k adds up {d_k} products q_i·k_i, each of mean 0 and variance 1, and variances of independent "
+                   f"terms add: var(q·k) = d_k = {d_k}. The run measured {measured:.1f} (the gap to {d_k} is sampling "
+                   f"noise); dividing the scores by √d_k = {math.sqrt(d_k):.0f} divides the variance by d_k: "
+                   f"measured {scaled:.3f}.")
+    return check_prediction(prediction, measured, "variance_prediction", explanation, rtol=0.2)

@@ -112,7 +112,7 @@ def augmentation_experiment(train_texts: Sequence[str], train_labels: Sequence[i
 
     rows = []
     grid = [(k, s) for k in per_class for s in seeds]
-    for k, s in tqdm(grid, disable=not progress, desc="augmentation"):
+    for k, s in tqdm(grid, disable=not progress, desc="augmentation", mininterval=5):
         idx = per_class_subset(train_labels, k, seed=s)
         texts, labels = [train_texts[i] for i in idx], [int(train_labels[i]) for i in idx]
         for augmented in (False, True):

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import CourseError
-from .exercises import Verdict, check_close, check_equal, exercise
+from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
 
 METRICS = {"macro_f1": "macro-F1", "accuracy": "accuracy", "trainable": "trainable params",
            "trainable_pct": "trainable %", "result.seconds": "seconds", "peak_memory_mb": "peak MiB",
@@ -91,3 +91,25 @@ def check_pareto(answer: list | None, summary: pd.DataFrame) -> Verdict:
     return check_equal(sorted(answer) if answer is not None else None, sorted(pareto_front(summary)), "pareto",
                        "a setting is on the front if no other one has both higher (or equal) macro-F1 and fewer "
                        "(or equal) trainable parameters, strictly better in one")
+
+
+RANKED = ("full", "lora", "prompt_tuning_text")  # the strategies whose order the learner predicts (notebook 09)
+
+
+@exercise("09", "ranking_prediction")
+def check_ranking_prediction(prediction: list[str] | None, summary: pd.DataFrame) -> Verdict:
+    """Predict-then-measure: the order of full fine-tuning, LoRA and text-initialised prompt tuning by macro-F1."""
+    present = [s for s in RANKED if s in summary.index]
+    table = summary.loc[present].sort_values("macro_f1", ascending=False)
+    measured = table.index.tolist()
+    spread = table["macro_f1"].max() - table["macro_f1"].min()
+    std = float(table["macro_f1_std"].max()) if "macro_f1_std" in table else float("nan")
+    listing = ", ".join(f"{name} {row.macro_f1:.3f}" for name, row in table.iterrows())
+    verdict = ("smaller than the seed-to-seed standard deviation: on this budget the order is not evidence, "
+               "the methods are level" if spread < std else "larger than the seed-to-seed standard deviation")
+    full = ("" if "full" not in measured else " Training every parameter paid off here." if measured[0] == "full"
+            else " Training every parameter did not buy quality on this budget.")
+    explanation = (f"Measured (mean macro-F1 over seeds): {listing}. The whole spread, {spread:.3f}, is {verdict} "
+                   f"(largest std {std:.3f}).{full}")
+    guess = list(prediction) if isinstance(prediction, (list, tuple)) else prediction
+    return check_prediction(guess, measured, "ranking_prediction", explanation)

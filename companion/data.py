@@ -3,21 +3,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
 import tempfile
 import urllib.request
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from .errors import CourseError
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 from .paths import DATA_DIR, cache_dir
 
 DATA_ENV = "COURSE_DATA_DIR"
 SPLITS = ("train", "validation", "test")
+DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
 def registry() -> dict:
@@ -99,6 +105,7 @@ def drop_conflicting_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict
 def split_frame(frame: pd.DataFrame, label_names: list[str], seed: int = 42,
                 val_size: float = 0.15, test_size: float = 0.15) -> DatasetDict:
     """Stratified, seeded train/validation/test split of a (text, label) frame into a DatasetDict."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
     from sklearn.model_selection import train_test_split
 
     try:
@@ -129,46 +136,180 @@ def load_medical_abstracts(seed: int = 42, val_size: float = 0.15, test_size: fl
     return dataset
 
 
+def _not_utf8(path: Path) -> CourseError:
+    """The message for a file that is not UTF-8 text, with the line of its first bad byte."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8")
+        where = ""
+    except UnicodeDecodeError as err:
+        line = raw[:err.start].count(b"\n") + 1
+        where = f" (byte {raw[err.start]:#04x} on line {line})"
+    return CourseError(f"{path.name} is not UTF-8 text{where}: save it as UTF-8 (in a spreadsheet: 'CSV UTF-8'), "
+                       f"or convert it, e.g. iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}")
+
+
+def _read_json_lines(path: Path) -> pd.DataFrame:
+    """A JSON Lines file as a DataFrame of Python values (labels stay as written); a bad line names its number."""
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise CourseError(f"{path.name} line {number} is not valid JSON ({err}): each line must be one object "
+                              f'such as {{"text": "...", "label": "..."}}') from None
+        if not isinstance(record, dict):
+            raise CourseError(f"{path.name} line {number} is not a JSON object: each line must be one object "
+                              f'such as {{"text": "...", "label": "..."}}')
+        records.append(record)
+    return pd.DataFrame(records, dtype=object)
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    """A JSON file (a list of objects, or an object of columns) as a DataFrame of Python values."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        return pd.DataFrame(data, dtype=object)
+    except json.JSONDecodeError as err:
+        raise CourseError(f"{path.name} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    except (ValueError, TypeError) as err:
+        raise CourseError(f"{path.name} is not a table: use a list of objects such as "
+                          f'[{{"text": "...", "label": "..."}}] ({err})') from None
+
+
 def _read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV, JSON Lines, JSON or Parquet file into a DataFrame."""
+    """Read a CSV, TSV, JSON Lines, JSON or Parquet file into a DataFrame; labels keep the form they have there."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=suffix == ".jsonl")
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
+    try:
+        if suffix in (".csv", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, encoding="utf-8")
+        if suffix == ".jsonl":
+            return _read_json_lines(path)
+        if suffix == ".json":
+            return _read_json(path)
+        if suffix == ".parquet":
+            return pd.read_parquet(path, dtype_backend="numpy_nullable")
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except pd.errors.EmptyDataError:
+        raise CourseError(f"{path.name} is empty: put a header line (text,label) and one labelled text per row") \
+            from None
+    except (pd.errors.ParserError, OSError, ValueError) as err:
+        raise CourseError(f"cannot read {path.name} ({type(err).__name__}: {str(err).splitlines()[0][:200]})") \
+            from None
     raise CourseError(f"unsupported file type {suffix!r} for {path.name}: use .csv, .tsv, .jsonl, .json or .parquet")
+
+
+def _missing(value: Any) -> bool:
+    """Whether a cell is empty: None, NaN, pd.NA or blank text."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _as_written(value: Any) -> str:
+    """A label as the user wrote it: 1 stays '1' (never '1.0'), text stays text."""
+    if isinstance(value, float) and value.is_integer() and not isinstance(value, bool):
+        return str(int(value))  # only from sources without a text form (hub data sets): 1.0 was stored as a number
+    return str(value)
+
+
+def _load_source(source: str) -> tuple[pd.DataFrame, str]:
+    """The raw table of a local file or a hub data set, and a short name for messages."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return _read_table(path), path.name
+    if path.exists() or path.suffix.lower() in DATA_SUFFIXES:
+        raise CourseError(f"data file {source!r} not found{' (it is a folder)' if path.exists() else ''}: check the "
+                          f"path (from the command line relative to where you run it; in a notebook relative to "
+                          f"the notebook's folder)")
+    try:
+        from datasets import load_dataset
+
+        table = load_dataset(source, split="train").to_pandas()
+    except Exception as err:
+        raise CourseError(f"cannot load data set {source!r}: pass 'medical_abstracts', a local .csv/.jsonl/"
+                          f".parquet file, or a hub id while online ({type(err).__name__})") from None
+    return table.convert_dtypes(), source
+
+
+def read_labelled_texts(source: str, text_column: str = "text",
+                        label_column: str = "label") -> tuple[pd.DataFrame, dict]:
+    """A learner's file as a (text, label-as-written) frame; rows with an empty text or no label are dropped,
+    counted in the returned report and printed. Every problem is one CourseError that says what to change."""
+    table, name = _load_source(source)
+    if table.empty and not len(table.columns):
+        raise CourseError(f"{name} is empty: put one labelled text per row, with columns {text_column!r} and "
+                          f"{label_column!r}")
+    missing = [c for c in (text_column, label_column) if c not in table.columns]
+    if missing:
+        raise CourseError(f"column(s) {missing} not in {name}; its columns are {list(table.columns)}: "
+                          f"pass text_column=… and label_column=… to name the right ones")
+    if table.empty:
+        raise CourseError(f"{name} has a header but no rows: add one labelled text per row")
+    no_text = table[text_column].map(_missing)
+    no_label = table[label_column].map(_missing) & ~no_text
+    kept = table[~no_text & ~no_label]
+    report = {"rows_read": len(table), "empty_text_dropped": int(no_text.sum()),
+              "missing_label_dropped": int(no_label.sum())}
+    if kept.empty:
+        raise CourseError(f"all {len(table)} rows of {name} have an empty {text_column!r} or no {label_column!r}: "
+                          f"is {text_column!r} the column with the texts? (columns: {list(table.columns)})")
+    if len(kept) < len(table):
+        print(f"{name}: dropped {len(table) - len(kept)} of {len(table)} rows ({report['empty_text_dropped']} with an "
+              f"empty {text_column!r}, {report['missing_label_dropped']} without a {label_column!r})", flush=True)
+    frame = pd.DataFrame({"text": kept[text_column].astype(str).to_numpy(),
+                          "label": [_as_written(v) for v in kept[label_column]]})
+    return frame, report
+
+
+def check_classes(counts: pd.Series, name: str, val_size: float = 0.15, test_size: float = 0.15) -> None:
+    """At least two classes, each with enough rows for a stratified train/validation/test split."""
+    if len(counts) < 2:
+        raise CourseError(f"{name} has a single class ({counts.index[0]!r}): a classifier needs at least two "
+                          f"different labels")
+    needed = math.ceil(1 / min(val_size, test_size))
+    few = {str(k): int(v) for k, v in counts.items() if v < needed}
+    if few:
+        raise CourseError(f"too few rows per class in {name}: {few}; each class needs at least {needed} (after "
+                          f"dropping empty and duplicate rows) so that validation and test get one: add examples, "
+                          f"or merge or remove these classes")
+
+
+def prepare_texts(source: str, text_column: str = "text", label_column: str = "label", val_size: float = 0.15,
+                  test_size: float = 0.15) -> tuple[pd.DataFrame, list[str], dict]:
+    """Read, clean, de-duplicate and check a learner's labelled texts: (frame with label ids, names, report)."""
+    texts, report = read_labelled_texts(source, text_column, label_column)
+    label_names = sorted(texts["label"].unique())
+    index = {label: i for i, label in enumerate(label_names)}
+    frame = pd.DataFrame({"text": texts["text"], "label": texts["label"].map(index)})
+    frame, dedup = drop_conflicting_duplicates(frame)
+    check_classes(frame["label"].map(dict(enumerate(label_names))).value_counts(), Path(source).name,
+                  val_size, test_size)
+    return frame, label_names, {**report, **dedup}
+
+
+@lru_cache(maxsize=16)
+def _checked(source: str, mtime: float, text_column: str, label_column: str) -> dict:
+    """prepare_texts' report, cached per file version (a sweep checks the same file for many runs)."""
+    return prepare_texts(source, text_column, label_column)[2]
+
+
+def check_data(source: str, text_column: str = "text", label_column: str = "label") -> dict:
+    """The checks of load_text_classification without the split (run before a kernel starts); its report."""
+    path = Path(source).expanduser()
+    return _checked(source, path.stat().st_mtime if path.is_file() else 0.0, text_column, label_column)
 
 
 def load_text_classification(source: str, text_column: str = "text", label_column: str = "label",
                              seed: int = 42, val_size: float = 0.15, test_size: float = 0.15) -> DatasetDict:
-    """A learner's own labelled texts (local file or hub id when online) as the same split DatasetDict."""
+    """A learner's own labelled texts (local file or hub id when online) as the same split DatasetDict; the
+    report (`.report`) counts the rows dropped as empty, unlabelled, repeated or conflicting."""
     if source == "medical_abstracts":
         return load_medical_abstracts(seed, val_size, test_size)
-    path = Path(source).expanduser()
-    if path.exists():
-        table = _read_table(path)
-    elif path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".json", ".parquet"):
-        raise CourseError(f"data file {source!r} not found: check the path (relative paths start in the notebook's folder)")
-    else:
-        try:
-            from datasets import load_dataset
-
-            table = load_dataset(source, split="train").to_pandas()
-        except Exception as err:
-            raise CourseError(f"cannot load data set {source!r}: pass 'medical_abstracts', a local .csv/.jsonl/"
-                              f".parquet file, or a hub id while online ({type(err).__name__})") from None
-    missing = [c for c in (text_column, label_column) if c not in table.columns]
-    if missing:
-        raise CourseError(f"column(s) {missing} not in {Path(source).name}; its columns are {list(table.columns)}: "
-                          f"pass text_column=… and label_column=… to name the right ones")
-    table = table[[text_column, label_column]].dropna()
-    label_names = sorted(str(v) for v in table[label_column].unique())
-    index = {name: i for i, name in enumerate(label_names)}
-    frame = pd.DataFrame({"text": table[text_column].astype(str),
-                          "label": [index[str(v)] for v in table[label_column]]})
-    frame, report = drop_conflicting_duplicates(frame)
+    frame, label_names, report = prepare_texts(source, text_column, label_column, val_size, test_size)
     dataset = split_frame(frame, label_names, seed, val_size, test_size)
     dataset.report = report
     return dataset
@@ -201,6 +342,8 @@ def _wikitext_units(lines: list[str], unit: str, detokenize: bool) -> list[str]:
 
 def load_wikitext2(unit: str = "paragraph", detokenize: bool = True) -> DatasetDict:
     """WikiText-2 validation and test text as a DatasetDict with a `text` column (paragraphs or articles)."""
+    from datasets import Dataset, DatasetDict
+
     if unit not in ("paragraph", "article"):
         raise CourseError(f"unknown unit {unit!r}: use 'paragraph' or 'article'")
     parts = {}

@@ -1,12 +1,23 @@
-"""Device, dtype and reproducibility: the same calls on CPU, Apple MPS and CUDA."""
+"""Device, dtype, training precision and reproducibility: the same calls on CPU, Apple MPS and CUDA."""
 from __future__ import annotations
 
 import os
 import platform
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from .errors import CourseError
+
+PRECISIONS = ("auto", "fp32", "bf16")  # `precision` of a notebook / TrainConfig ("no" is accepted for fp32)
+PRECISION_ENV = "COURSE_PRECISION"  # overrides `auto` for a whole run, e.g. COURSE_PRECISION=fp32
+# CPU features with which bf16 autocast trains faster than float32 (BENCHMARKS.md, "Precision on the CPU"): AMX
+# (Intel Xeon, 1.70×) and AVX512-BF16 (AMD EPYC, 2.1× less CPU time per MiniLM step); AVX2-only CPUs emulate bf16
+# and are slower with it.
+FAST_CPU_BF16 = ("amx_bf16", "avx512_bf16")
+_chosen: str | None = None  # the precision set by use_precision() (cc.start), else None
 
 
 def pick_device(prefer: str = "auto") -> torch.device:
@@ -25,6 +36,67 @@ def pick_dtype(device: torch.device) -> torch.dtype:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+def cpu_bf16_features(cpuinfo: str | None = None) -> list[str]:
+    """The CPU's native bfloat16 features (`amx_bf16`, `avx512_bf16`) that oneDNN can use; [] if none or unknown."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")  # Linux; elsewhere the features are unknown and float32 is kept
+        cpuinfo = path.read_text(errors="replace") if path.is_file() else ""
+        if not torch.backends.mkldnn.is_available() or not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return []
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return [name for name in ("amx_bf16", "avx512_bf16") if name in flags]
+
+
+def cpu_bf16_native(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU has a bfloat16 feature of FAST_CPU_BF16 (then `auto` trains in bf16 autocast)."""
+    return any(name in FAST_CPU_BF16 for name in cpu_bf16_features(cpuinfo))
+
+
+def pick_precision(precision: str = "auto", profile: str = "cpu", device: torch.device | None = None) -> str:
+    """`bf16` or `fp32`: the one asked for, else (auto) bf16 on CUDA cards and CPUs with native bf16, fp32 elsewhere
+    and under the smoke profile (the tests then print the same numbers on every machine)."""
+    if precision == "no":
+        precision = "fp32"
+    if precision not in PRECISIONS:
+        raise CourseError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    device = device or pick_device()
+    if profile == "smoke":
+        return "fp32"
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_bf16_native() else "fp32"
+
+
+def use_precision(precision: str = "auto", profile: str = "cpu", device: torch.device | None = None) -> str:
+    """Set the precision that `auto` means in training for this process (COURSE_PRECISION overrides auto)."""
+    global _chosen
+    if precision == "auto":
+        precision = os.environ.get(PRECISION_ENV) or "auto"
+    _chosen = pick_precision(precision, profile, device)
+    return _chosen
+
+
+def current_precision() -> str:
+    """What `auto` means in training now: what cc.start / use_precision chose; before that (library use, unit
+    tests) COURSE_PRECISION if set, else bf16 on CUDA and fp32 on every CPU."""
+    if _chosen is not None:
+        return _chosen
+    if os.environ.get(PRECISION_ENV):
+        return pick_precision(os.environ[PRECISION_ENV])
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def describe_precision(precision: str, device: torch.device | None = None) -> str:
+    """One line for a notebook: the training precision and why, e.g. `bf16 autocast (CPU with amx_bf16)`."""
+    device = device or pick_device()
+    if precision == "fp32":
+        return "fp32 (float32)"
+    where = "CUDA" if device.type == "cuda" else f"CPU with {', '.join(cpu_bf16_features()) or 'no native bf16'}"
+    return f"bf16 autocast ({where})"
 
 
 def seed_everything(seed: int = 0, deterministic: bool = True) -> None:
@@ -49,6 +121,7 @@ def device_report(device: torch.device | None = None) -> dict:
     info = {
         "device": device.type,
         "dtype": str(pick_dtype(device)).replace("torch.", ""),
+        "training_precision": describe_precision(current_precision(), device),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

@@ -19,7 +19,7 @@ def sentence_embeddings(model: nn.Module, tokenizer, texts: list[str], batch_siz
     encoder = getattr(model, "base_model", model)
     device = next(encoder.parameters()).device
     chunks = []
-    for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="embedding"):
+    for start in tqdm(range(0, len(texts), batch_size), disable=not progress, desc="embedding", mininterval=5):
         batch = tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
                           max_length=max_length, return_tensors="pt").to(device)
         hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state

@@ -1,27 +1,91 @@
-"""`run_strategy`: one call trains and measures any strategy like-for-like (the entry point for sweeps).
+"""Fine-tuning strategies compared like-for-like: one table of strategies, and a run in small steps.
 
-    from companion.finetune import run_strategy
-    row = run_strategy("freeze", dataset, "minilm", seed=0, k=4, epochs=2, max_length=64, lr=2e-4)
+    task = make_task(dataset, "minilm", max_length=64, train_size=400)   # resolve the model, tokenise: once
+    probe = forgetting_probe(task, general_sentences(100))              # the original encoder's view: once
+    row = run_strategy("freeze", task, TrainConfig(epochs=2, lr=2e-4), probe, k=4)
     row["macro_f1"], row["trainable"], row["seconds"], row["forgetting"]["cka"]
+
+`run_strategy` is three steps a reader can follow: `prepare_strategy` (a fresh classifier made ready by the
+strategy's entry in STRATEGIES), `fit` (train, then predict the test split) and `measure` (the numbers).
 """
 from __future__ import annotations
 
+import inspect
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
-import torch
 from datasets import DatasetDict
+from torch import nn
 
 from .errors import CourseError
+from .forgetting import Probe, make_probe
 from .metrics import classification_metrics, predicts_one_class
-from .models import count_parameters, load_model, load_tokenizer
-from .peft_configs import PEFT_METHODS, SUGGESTED_LR, wrap_peft
-from .strategies import (UpperStack, cache_lower_features, collate_features, discriminative_groups, freeze_lower,
-                         gradual_unfreezing, num_layers)
-from .training import TrainConfig, eval_loader, padding_collator, param_groups, predict, tokenize_dataset, train
+from .models import count_parameters, load_model, load_tokenizer, resolve_model
+from .peft_configs import (SUGGESTED_LR, prepare_lora, prepare_p_tuning, prepare_prefix_tuning, prepare_prompt_tuning,
+                           prepare_prompt_tuning_text)
+from .strategies import (Prepared, UpperStack, cache_lower_features, collate_features, prepare_discriminative,
+                         prepare_freeze, prepare_full, prepare_gradual, prepare_head_only, prepare_ulmfit)
+from .training import TrainConfig, TrainResult, eval_loader, padding_collator, predict, tokenize_dataset, train
 
-LAYERED = ("full", "freeze", "head_only", "gradual", "discriminative", "ulmfit")
-STRATEGIES = LAYERED + PEFT_METHODS
+# The strategies: name → prepare(model, **options). The options are the prepare function's keyword arguments.
+STRATEGIES: dict[str, Callable[..., Prepared]] = {
+    "full": prepare_full,  # every parameter trains
+    "freeze": prepare_freeze,  # k: the embeddings and the lowest k layers are frozen (the feature cache skips them)
+    "head_only": prepare_head_only,  # the whole encoder is frozen
+    "gradual": prepare_gradual,  # one more layer thaws each epoch, top-down
+    "discriminative": prepare_discriminative,  # decay: each layer's rate is the one above / decay
+    "ulmfit": prepare_ulmfit,  # gradual + discriminative (decay)
+    "prompt_tuning": prepare_prompt_tuning,  # num_virtual_tokens
+    "prompt_tuning_text": prepare_prompt_tuning_text,  # num_virtual_tokens, init_text
+    "p_tuning": prepare_p_tuning,  # num_virtual_tokens, encoder_hidden_size
+    "prefix_tuning": prepare_prefix_tuning,  # num_virtual_tokens
+    "lora": prepare_lora,  # r, lora_alpha, lora_dropout, target_modules
+}
+
+
+def strategy_options(name: str) -> list[str]:
+    """The options strategy `name` takes (its prepare function's arguments after the model)."""
+    return list(inspect.signature(STRATEGIES[name]).parameters)[1:]
+
+
+def check_strategy(name: str, options: dict[str, Any] | None = None) -> None:
+    """Refuse an unknown strategy name or an option that no strategy takes (before any model is loaded)."""
+    if name not in STRATEGIES:
+        raise CourseError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
+    known = sorted({option for strategy in STRATEGIES for option in strategy_options(strategy)})
+    unknown = sorted(set(options or {}) - set(known))
+    if unknown:
+        raise CourseError(f"unknown strategy option {', '.join(unknown)}: the strategies take {', '.join(known)}")
+
+
+def prepare_strategy(name: str, model: nn.Module, **options) -> Prepared:
+    """Make a fresh classifier ready for strategy `name`: the one place that dispatches on a strategy's name.
+
+    Options that strategy does not take are ignored, so one sweep run may set k, r and num_virtual_tokens for all.
+    """
+    check_strategy(name, options)
+    takes = strategy_options(name)
+    return STRATEGIES[name](model, **{key: value for key, value in options.items() if key in takes})
+
+
+def suggested_lr(name: str) -> float:
+    """A learning rate that works for the strategy at a full budget (published values; full fine-tuning's else)."""
+    check_strategy(name)
+    return SUGGESTED_LR.get(name, SUGGESTED_LR["full"])
+
+
+# ---------------------------------------------------------------- the task: resolved and tokenised once
+@dataclass
+class Task:
+    """A text-classification task ready to train on: the model's folder, its tokenizer, tokenised splits, labels."""
+    model_name: str  # as given: 'minilm', a folder or a hub id (reported in the results)
+    model_path: str  # what from_pretrained loads, resolved once
+    tokenizer: Any
+    data: DatasetDict  # tokenised train / validation / test: input_ids, attention_mask, labels
+    num_labels: int
+    id2label: dict[int, str] | None
+    max_length: int
 
 
 def subset(dataset: DatasetDict, train_size: int | None, seed: int = 0) -> DatasetDict:
@@ -33,98 +97,101 @@ def subset(dataset: DatasetDict, train_size: int | None, seed: int = 0) -> Datas
     return DatasetDict(parts)
 
 
-def build_model(strategy: str, model_name: str, num_labels: int, id2label: dict | None = None, k: int = 4,
-                **peft_options):
-    """A fresh classifier prepared for a strategy (frozen parts / peft wrapper), and its gradual hook if any."""
-    if strategy not in STRATEGIES:
-        raise CourseError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
-    model = load_model(model_name, "classifier", num_labels=num_labels, id2label=id2label)
-    hook = None
-    if strategy in ("freeze", "head_only"):
-        freeze_lower(model, num_layers(model) if strategy == "head_only" else k)
-    elif strategy in ("gradual", "ulmfit"):
-        hook = gradual_unfreezing(model)
-    elif strategy in PEFT_METHODS:
-        model = wrap_peft(model, strategy, model_name, **peft_options)
-    return model, hook
-
-
-def run_strategy(strategy: str, dataset: DatasetDict, model_name: str = "minilm", seed: int = 0, *,
-                 epochs: int = 3, lr: float | None = None, batch_size: int = 32, max_length: int = 64,
-                 train_size: int | None = None, max_steps: int | None = None, patience: int | None = 2,
-                 warmup_ratio: float = 0.1, k: int = 4, use_cache: bool = True, decay: float = 2.6,
-                 num_virtual_tokens: int = 20, lora_r: int = 8, forgetting_texts: list[str] | None = None,
-                 reference: torch.Tensor | None = None, tokenizer=None, progress: bool = True,
-                 return_model: bool = False, mixed_precision: str = "auto") -> dict[str, Any]:
-    """Train one strategy on `dataset` (train/validation/test) and measure it on the held-out test split.
-
-    strategy: full · freeze (lowest k layers + embeddings, cached) · head_only · gradual · discriminative ·
-    ulmfit (gradual + discriminative) · prompt_tuning · prompt_tuning_text · p_tuning · prefix_tuning · lora.
-    Returns JSON-friendly numbers (test macro_f1/accuracy, val scores, trainable/total params, seconds, samples/s,
-    peak memory, forgetting, history records, test predictions); with `return_model` also the trained model.
-    """
-    from .device import seed_everything
-    from .forgetting import representation_drift
-
-    start = time.perf_counter()
-    seed_everything(seed)
-    tokenizer = tokenizer or load_tokenizer(model_name)
+def make_task(dataset: DatasetDict, model_name: str = "minilm", max_length: int = 64, train_size: int | None = None,
+              seed: int = 0, tokenizer=None) -> Task:
+    """Resolve the model once, load its tokenizer (unless given), cut the training split, tokenise every split."""
+    missing = [split for split in ("train", "validation", "test") if split not in dataset]
+    if missing:
+        raise CourseError(f"the data set has no {', '.join(missing)} split: load it with "
+                          f"companion.data.load_text_classification (train / validation / test)")
+    path = resolve_model(model_name)
+    tokenizer = tokenizer or load_tokenizer(path)
     dataset = subset(dataset, train_size, seed)
-    label_feature = dataset["train"].features["label"]
-    names = getattr(label_feature, "names", None)
+    names = getattr(dataset["train"].features["label"], "names", None)
     num_labels = len(names) if names else len(set(dataset["train"]["label"]))
-    peft_options = {}
-    if strategy in PEFT_METHODS:
-        peft_options = {"r": lora_r} if strategy == "lora" else {"num_virtual_tokens": num_virtual_tokens}
-    model, hook = build_model(strategy, model_name, num_labels, dict(enumerate(names)) if names else None, k,
-                              **peft_options)
-    lr = lr if lr is not None else SUGGESTED_LR.get(strategy, 5e-5)
-    data = tokenize_dataset(dataset, tokenizer, max_length)
-    collate = padding_collator(tokenizer)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps, patience=patience,
-                         warmup_ratio=warmup_ratio, seed=seed, progress=progress, mixed_precision=mixed_precision)
-    frozen_k = num_layers(model) if strategy == "head_only" else k if strategy == "freeze" else 0
-    cache_seconds = 0.0
-    cached = strategy in ("freeze", "head_only") and use_cache and frozen_k > 0
-    if cached:
-        t0 = time.perf_counter()
-        splits = {s: cache_lower_features(model, data[s], collate, frozen_k, progress=progress) for s in data}
-        cache_seconds = time.perf_counter() - t0
-        trainee, collate = UpperStack(model, frozen_k), collate_features
-    else:
-        splits, trainee = data, model
-    groups = None
-    if strategy in ("discriminative", "ulmfit"):
-        groups = discriminative_groups(model, lr, decay, config.weight_decay, only_trainable=strategy != "ulmfit")
-    elif strategy == "gradual":
-        groups = param_groups(model, lr, config.weight_decay, only_trainable=False)
-    result = train(trainee, splits["train"], splits["validation"], collate, config, groups=groups, on_epoch_start=hook)
-    test = predict(trainee, eval_loader(splits["test"], collate, config.eval_batch_size))
-    test_scores = classification_metrics(test["labels"], test["preds"])
-    params = count_parameters(model)  # gradual unfreezing: what was trainable by the end
-    forgetting = None
-    if forgetting_texts is not None:
-        if reference is None:
-            from .embeddings import sentence_embeddings
+    return Task(model_name, path, tokenizer, tokenize_dataset(dataset, tokenizer, max_length), num_labels,
+                dict(enumerate(names)) if names else None, max_length)
 
-            original = load_model(model_name, "encoder")
-            reference = sentence_embeddings(original, tokenizer, forgetting_texts, max_length=max_length)
-        forgetting = representation_drift(model, tokenizer, forgetting_texts, reference, max_length=max_length)
-    out: dict[str, Any] = {
-        "strategy": strategy, "model_name": model_name, "seed": seed, "k": frozen_k, "cached": cached,
-        "lr": lr, "epochs": epochs, "max_length": max_length, "train_size": len(dataset["train"]),
-        "macro_f1": test_scores["macro_f1"], "accuracy": test_scores["accuracy"],
+
+def new_classifier(task: Task) -> nn.Module:
+    """A fresh classifier on the task's model: pretrained encoder, new randomly initialised head."""
+    return load_model(task.model_path, "classifier", num_labels=task.num_labels, id2label=task.id2label)
+
+
+def forgetting_probe(task: Task, texts: list[str]) -> Probe:
+    """Embed general sentences once with the task's original encoder: the reference forgetting is measured against."""
+    return make_probe(task.model_path, task.tokenizer, texts, task.max_length)
+
+
+# ---------------------------------------------------------------- a run: prepare → fit → measure
+@dataclass
+class Fitted:
+    """What training left: the run's record, the test-split predictions and whether the feature cache was used."""
+    result: TrainResult
+    test: dict[str, Any]  # loss, preds, labels on the test split
+    cached: bool
+    cache_seconds: float
+
+
+def fit(prepared: Prepared, task: Task, config: TrainConfig, use_cache: bool = True) -> Fitted:
+    """Train the prepared model (validation after each epoch, best epoch kept), then predict the test split.
+
+    With frozen layers and `use_cache`, the frozen part runs once over every split and the layers above it train
+    on the stored outputs (the same result, less time per epoch).
+    """
+    trainee, splits, collate = prepared.model, task.data, padding_collator(task.tokenizer)
+    cached, cache_seconds = use_cache and prepared.frozen > 0, 0.0
+    if cached:
+        start = time.perf_counter()
+        splits = {name: cache_lower_features(prepared.model, split, collate, prepared.frozen, progress=config.progress)
+                  for name, split in task.data.items()}
+        cache_seconds = time.perf_counter() - start
+        trainee, collate = UpperStack(prepared.model, prepared.frozen), collate_features
+    result = train(trainee, splits["train"], splits["validation"], collate, config,
+                   groups=prepared.groups(config.lr, config.weight_decay), on_epoch_start=prepared.hook)
+    test = predict(trainee, eval_loader(splits["test"], collate, config.eval_batch_size))
+    return Fitted(result, test, cached, cache_seconds)
+
+
+def measure(prepared: Prepared, fitted: Fitted, task: Task, probe: Probe | None = None) -> dict[str, Any]:
+    """Test scores, parameter counts, costs, forgetting (with a probe), the history and the test predictions."""
+    scores = classification_metrics(fitted.test["labels"], fitted.test["preds"])
+    params = count_parameters(prepared.model)  # gradual unfreezing: what was trainable by the end
+    result = fitted.result
+    return {
+        "cached": fitted.cached, "macro_f1": scores["macro_f1"], "accuracy": scores["accuracy"],
         "val_macro_f1": result.best.get("macro_f1"), "val_accuracy": result.best.get("accuracy"),
-        "one_class": predicts_one_class(test["preds"]),
+        "one_class": predicts_one_class(fitted.test["preds"]),
         "trainable": int(params["trainable"]), "total": int(params["total"]),
         "trainable_pct": float(params["trainable_pct"]),
-        "seconds": time.perf_counter() - start, "train_seconds": result.train_seconds,
-        "cache_seconds": cache_seconds, "seconds_per_epoch": result.train_seconds / max(1, result.epochs_run),
+        "train_seconds": result.train_seconds, "cache_seconds": fitted.cache_seconds,
+        "seconds_per_epoch": result.train_seconds / max(1, result.epochs_run),
         "samples_per_s": result.samples_per_s, "peak_memory_mb": result.peak_memory_mb,
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "steps": result.steps,
-        "forgetting": forgetting, "history": result.history.to_dict("records"),
-        "test_preds": test["preds"], "test_labels": test["labels"],
+        "forgetting": probe.drift(prepared.model, task.tokenizer) if probe is not None else None,
+        "history": result.history.to_dict("records"),
+        "test_preds": fitted.test["preds"], "test_labels": fitted.test["labels"],
     }
-    if return_model:
-        out["model"] = model
-    return out
+
+
+def run_strategy(name: str, task: Task, config: TrainConfig, probe: Probe | None = None, *, use_cache: bool = True,
+                 keep_model: bool = False, **options) -> dict[str, Any]:
+    """Prepare a fresh classifier for strategy `name`, fit it on `task`, measure it: one row of a comparison.
+
+    The row is JSON-friendly (with `keep_model`, also "model": the trained classifier); `options` go to the
+    strategy's prepare function (see STRATEGIES).
+    """
+    from .device import seed_everything
+
+    check_strategy(name, options)
+    start = time.perf_counter()
+    seed_everything(config.seed)  # the same new head for every strategy
+    prepared = prepare_strategy(name, new_classifier(task), **options)
+    fitted = fit(prepared, task, config, use_cache)
+    row = {"strategy": name, "model_name": task.model_name, "seed": config.seed, "k": prepared.frozen,
+           "lr": config.lr, "epochs": config.epochs, "max_length": task.max_length,
+           "train_size": len(task.data["train"]), **measure(prepared, fitted, task, probe)}
+    row["seconds"] = time.perf_counter() - start
+    if keep_model:
+        row["model"] = prepared.model
+    return row

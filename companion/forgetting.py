@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -48,6 +49,26 @@ def representation_drift(model: nn.Module, tokenizer, texts: list[str], referenc
     encoder.train(was_training)
     cosine = mean_cosine(reference, tuned)
     return {"cka": linear_cka(reference, tuned), "cosine": cosine, "drift": 1 - cosine}
+
+
+@dataclass
+class Probe:
+    """General-English sentences and the original encoder's embeddings of them: forgetting is measured against it."""
+    texts: list[str]
+    reference: torch.Tensor  # one L2-normalised embedding per text, from the model before any tuning
+    max_length: int = 64
+
+    def drift(self, model: nn.Module, tokenizer) -> dict[str, float]:
+        """How far a tuned model's embeddings of the probe moved from the reference (CKA, cosine, drift)."""
+        return representation_drift(model, tokenizer, self.texts, self.reference, self.max_length)
+
+
+def make_probe(model_path: str, tokenizer, texts: list[str], max_length: int = 64) -> Probe:
+    """Embed `texts` once with the original encoder (loaded from `model_path`): the reference of every run."""
+    from .models import load_model
+
+    reference = sentence_embeddings(load_model(model_path, "encoder"), tokenizer, texts, max_length=max_length)
+    return Probe(list(texts), reference, max_length)
 
 
 @exercise("06", "linear_cka")

@@ -84,7 +84,7 @@ def sentence_nlls(model: torch.nn.Module, tokenizer, texts: list[str], max_token
     tokens) under a causal LM, batched with right padding masked out of the loss."""
     device, nll_sums, counts = _device(model), [], []
     rows = [_encode(tokenizer, text)[0, : max_tokens + 1] for text in texts]
-    for i in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="sentences"):
+    for i in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="sentences", mininterval=5):
         chunk = rows[i:i + batch_size]
         width = max(len(r) for r in chunk)
         ids = torch.zeros(len(chunk), width, dtype=torch.long)
@@ -138,7 +138,7 @@ def strided_perplexity(model: torch.nn.Module, tokenizer, texts: str | list[str]
     device = _device(model)
     nll_sum, scored, prev_end = 0.0, 0, 0
     starts = window_starts(n, max_length, stride)
-    for begin in tqdm(starts, disable=not progress, desc=f"stride {stride}"):
+    for begin in tqdm(starts, disable=not progress, desc=f"stride {stride}", mininterval=5):
         end = min(begin + max_length, n)
         window = ids[:, begin:end].to(device)
         labels = window.clone()

@@ -65,21 +65,63 @@ def _smollm2_dir() -> Path:
     return target
 
 
-def resolve_model(name: str) -> str:
-    """Turn `minilm` / `smollm2` / a local path / a hub id into something from_pretrained accepts."""
-    if name == "minilm":
-        pkg = _package_dir(EMBEDDED["minilm"]["module"])
-        if pkg is None:
-            raise CourseError(f"model 'minilm' is not installed: {_install_hint('minilm')}")
-        return str(pkg / "model")
-    if name == "smollm2":
-        return str(_smollm2_dir())
+def _check_hub_id(name: str) -> None:
+    """A Hugging Face id must be well formed and, offline, already in the hub cache; online, it must exist."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise CourseError(f"model {name!r} is neither 'minilm', 'smollm2', an existing folder nor a Hugging Face "
+                          f"id (such as org/model): check the spelling or the path") from None
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return  # downloaded before: from_pretrained finds it offline too
+    if constants.HF_HUB_OFFLINE:
+        raise CourseError(f"model {name!r} is not in the Hugging Face cache and HF_HUB_OFFLINE=1: use 'minilm' or "
+                          f"'smollm2' (embedded), a local folder with config.json and weights, or download it "
+                          f"once while online")
+    from huggingface_hub import model_info
+
+    try:
+        model_info(name, timeout=8)
+    except Exception as err:  # not found, no network, HTTP error: one message instead
+        raise CourseError(f"cannot find model {name!r} on the Hugging Face hub ({type(err).__name__}): check the "
+                          f"id, your network, or use 'minilm', 'smollm2' or a local folder") from None
+
+
+def check_model_name(name: str) -> str:
+    """Check, without loading anything, that `name` is an installed embedded model, a model folder (with
+    config.json) or a reachable hub id; return 'minilm'/'smollm2', the folder's path, or the hub id."""
+    if name in EMBEDDED:
+        converted = name == "smollm2" and (cache_dir("models") / "smollm2-135m-instruct" / "model.safetensors").exists()
+        if not converted and _package_dir(EMBEDDED[name]["module"]) is None:
+            raise CourseError(f"model {name!r} is not installed: {_install_hint(name)}")
+        return name
     local = Path(name).expanduser()
-    if local.exists():
+    if local.is_file():
+        raise CourseError(f"model {name!r} is a file: pass the folder that holds config.json and the weights, "
+                          f"'minilm' or 'smollm2'")
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            what = "it is empty" if not any(local.iterdir()) else "no model was saved there"
+            raise CourseError(f"model folder {name!r} has no config.json ({what}): pass a folder written by "
+                              f"save_pretrained, 'minilm' or 'smollm2'")
         return str(local)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise CourseError(f"model path {name!r} does not exist: pass an existing folder, 'minilm' or 'smollm2'")
-    return name  # a Hugging Face hub id (needs the network, or the hub cache)
+    _check_hub_id(name)
+    return name
+
+
+def resolve_model(name: str) -> str:
+    """Turn `minilm` / `smollm2` / a local path / a hub id into something from_pretrained accepts."""
+    checked = check_model_name(name)
+    if checked == "minilm":
+        return str(_package_dir(EMBEDDED["minilm"]["module"]) / "model")
+    if checked == "smollm2":
+        return str(_smollm2_dir())
+    return checked  # a model folder, or a Hugging Face hub id (found in the cache, or online)
 
 
 def _auto_class(task: str):

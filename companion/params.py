@@ -1,39 +1,119 @@
-"""Notebook parameters: read the `parameters` cell, and reject unknown names, wrong types and bad choices.
+"""Notebook parameters: read the `parameters` cell, and reject unknown names, wrong types, bad choices,
+out-of-range values and unusable data files or models before any kernel starts.
 
 Convention for every notebook's parameters cell (one per line, typed, documented)::
 
     profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-    max_steps: Optional[int] = None  # optimiser steps; None means the profile's default
+    epochs: Optional[int] = None  # range: [1, inf); passes over the data; None means the profile default
 
-Papermill silently accepts names the notebook never declared; `check_parameters` closes that hole.
+The comment grammar: `one of: a, b, c` lists the allowed values; `range: [low, high]` bounds a number (or every
+number of a list): `[`/`]` include the bound, `(`/`)` exclude it, `inf` means unbounded. None is always allowed
+for an Optional parameter. Names say what a value is: `data` (with `text_column`/`label_column`) is a data
+source, `model_name`/`lm_name`/`encoder_name` a model, and `*_path`/`*_file`/`*_dir`/`*_csv` a file path.
+
+`check_values` is the one place for types, choices and ranges: the command line (`check_parameters`) and the
+notebook itself (`cc.check_values("06", globals())`, so a run in Jupyter is checked the same way) both use it.
+From the command line and in sweeps, relative paths are relative to the caller's working folder.
 """
 from __future__ import annotations
 
 import ast
+import math
+import os
 import re
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, NamedTuple
 
 from .errors import CourseError
+from .notebooks import find_notebook
 
 _TYPES = {"int": (int,), "float": (float, int), "str": (str,), "bool": (bool,), "list": (list, tuple),
           "dict": (dict,)}
+_RANGE = re.compile(r"range:\s*([\[(])\s*([^,\])]*?)\s*,\s*([^\])]*?)\s*([\])])")
+MODEL_PARAMETERS = ("model_name", "lm_name", "encoder_name")
+PATH_SUFFIXES = ("_path", "_file", "_dir", "_csv")
+DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 
-def declared_parameters(notebook: str | Path) -> dict[str, dict[str, Any]]:
-    """Name → {type, default, help, choices} for the notebook's `parameters` cell."""
-    import papermill
+class Range(NamedTuple):
+    """A numeric interval parsed from `range: [low, high)`; None bounds are unbounded."""
 
-    info = papermill.inspect_notebook(str(notebook))
+    low: float | None
+    high: float | None
+    low_closed: bool
+    high_closed: bool
+
+    def __contains__(self, value: object) -> bool:
+        """Whether a number lies in the interval (NaN never does)."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+            return False
+        above = self.low is None or (value >= self.low if self.low_closed else value > self.low)
+        below = self.high is None or (value <= self.high if self.high_closed else value < self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        """The interval as written in a parameters cell, e.g. [1, inf)."""
+        low = "-inf" if self.low is None else _number(self.low)
+        high = "inf" if self.high is None else _number(self.high)
+        return f"{'[' if self.low_closed else '('}{low}, {high}{']' if self.high_closed else ')'}"
+
+
+def _number(value: float) -> str:
+    """A bound as written: 4294967295, not 4.29497e+09."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _bound(text: str) -> float | None:
+    """One bound of a range: a number, or '', 'inf', '-inf' for none."""
+    if text.strip().lstrip("+-") in ("", "inf"):
+        return None
+    return float(text)
+
+
+def parse_range(help_text: str | None) -> Range | None:
+    """The `range: [low, high)` of a parameter comment, or None when it has none."""
+    match = _RANGE.search(help_text or "")
+    if not match:
+        return None
+    opening, low, high, closing = match.groups()
+    return Range(_bound(low), _bound(high), opening == "[", closing == "]")
+
+
+@lru_cache(maxsize=64)
+def _declared(notebook: str, mtime: float) -> dict[str, dict[str, Any]]:
+    """declared_parameters, cached per file version (sweeps check many runs of one notebook)."""
+    import nbformat
+    from papermill.translators import PythonTranslator
+
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except (ValueError, KeyError, AttributeError, nbformat.ValidationError) as err:  # empty, not JSON, not nbformat
+        raise CourseError(f"{Path(notebook).name} is not a valid notebook ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:120] if str(err) else ''}): pass an .ipynb saved by "
+                          f"Jupyter, or a course number such as 06") from None
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    info = {p.name: p._asdict() for p in PythonTranslator.inspect(cells[0])} if cells else {}  # the run's kernel
     declared = {}
     for name, p in info.items():
         match = re.search(r"one of:\s*([\w\-., ]+)", p["help"] or "")
         choices = [c.strip() for c in match.group(1).split(",") if c.strip()] if match else None
         declared[name] = {"type": p["inferred_type_name"], "default": p["default"], "help": p["help"],
-                          "choices": choices}
-    if not declared:
-        raise CourseError(f"{Path(notebook).name} has no cell tagged 'parameters'")
+                          "choices": choices, "range": parse_range(p["help"])}
     return declared
+
+
+def declared_parameters(notebook: str | Path) -> dict[str, dict[str, Any]]:
+    """Name → {type, default, help, choices, range} for the notebook's `parameters` cell."""
+    path = Path(notebook)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        raise CourseError(f"no notebook file {str(notebook)!r}") from None
+    declared = _declared(str(path), mtime)
+    if not declared:
+        raise CourseError(f"{path.name} has no cell tagged 'parameters'")
+    return {name: dict(spec) for name, spec in declared.items()}
 
 
 def _type_ok(value: Any, type_name: str) -> bool:
@@ -53,25 +133,97 @@ def coerce(value: str) -> Any:
     """Turn a command-line string into a Python value: 3 → int, 0.1 → float, None, True, [1,2] or plain text."""
     try:
         return ast.literal_eval(value)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
         return value
 
 
-def check_parameters(notebook: str | Path, parameters: dict[str, Any]) -> dict[str, Any]:
-    """Validate `parameters` against the notebook's declarations; raise one CourseError listing every problem."""
+def _problem(name: str, value: Any, spec: dict[str, Any]) -> str | None:
+    """What is wrong with one value (type, choice or range), or None."""
+    if not _type_ok(value, spec["type"]):
+        return f"{name}={value!r} is not of type {spec['type']}"
+    if spec["choices"] and value not in spec["choices"]:
+        return f"{name}={value!r} is not one of {spec['choices']}"
+    interval = spec.get("range")
+    if interval is not None and value is not None:
+        numbers = value if isinstance(value, (list, tuple)) else [value]
+        outside = [v for v in numbers if v not in interval]
+        if outside or not numbers:
+            what = "every value" if isinstance(value, (list, tuple)) else "the value"
+            return f"{name}={value!r} is out of range: {what} must be in {interval}"
+    return None
+
+
+def check_values(notebook: str | Path, values: Mapping[str, Any]) -> None:
+    """Check the values of a notebook's declared parameters (types, choices, ranges); in a notebook call
+    `cc.check_values("06", globals())` so a run in Jupyter is checked as the command line checks it."""
+    nb = find_notebook(str(notebook))
+    declared = declared_parameters(nb)
+    problems = [p for name in declared if name in values
+                for p in [_problem(name, values[name], declared[name])] if p]
+    if problems:
+        raise CourseError(f"{nb.name}: {', '.join(problems)}. Fix the parameters cell (or the -p values)")
+
+
+def _is_path_like(text: str) -> bool:
+    """Whether a string is written as a path (starts with ., / or ~) rather than a name."""
+    return text.startswith((".", "/", "~")) or text.count("/") > 1
+
+
+def resolve_paths(parameters: dict[str, Any], cwd: str | Path | None = None) -> dict[str, Any]:
+    """Path-valued parameters made absolute against `cwd` (default: the caller's working folder), because the
+    kernel runs in the notebook's folder; registered data sets, embedded models and hub ids stay as they are."""
+    from .models import EMBEDDED
+
+    base = Path(cwd or os.getcwd())
+    resolved = dict(parameters)
+    for name, value in parameters.items():
+        if not isinstance(value, str) or not value or Path(value).expanduser().is_absolute():
+            continue
+        local = base / Path(value).expanduser()
+        if name == "data":
+            is_path = value != "medical_abstracts" and (value.lower().endswith(DATA_SUFFIXES) or local.exists()
+                                                        or _is_path_like(value))
+        elif name in MODEL_PARAMETERS:
+            is_path = value not in EMBEDDED and (local.exists() or _is_path_like(value))
+        else:
+            is_path = name.endswith(PATH_SUFFIXES)
+        if is_path:
+            resolved[name] = str(local.resolve())
+    return resolved
+
+
+def check_inputs(notebook: Path, parameters: dict[str, Any]) -> None:
+    """Check the data source and models a run will load (with the notebook's defaults for the rest)."""
+    from .data import check_data
+    from .models import check_model_name
+
+    declared = declared_parameters(notebook)
+    values = {name: coerce(spec["default"]) for name, spec in declared.items()}  # defaults are source text
+    values.update(parameters)
+    for name in MODEL_PARAMETERS:
+        if name in declared and isinstance(values.get(name), str):
+            check_model_name(values[name])
+    if "data" in declared and isinstance(values.get("data"), str) and values["data"] != "medical_abstracts":
+        check_data(values["data"], str(values.get("text_column", "text")), str(values.get("label_column", "label")))
+
+
+def check_parameters(notebook: str | Path, parameters: dict[str, Any],
+                     cwd: str | Path | None = None) -> dict[str, Any]:
+    """Validate `parameters` against the notebook's declarations (one CourseError listing every problem), then
+    the data and models they name; return them with relative paths resolved against `cwd`."""
     declared = declared_parameters(notebook)
     problems = []
     for name, value in parameters.items():
         if name not in declared:
             problems.append(f"unknown parameter {name!r}")
             continue
-        spec = declared[name]
-        if not _type_ok(value, spec["type"]):
-            problems.append(f"{name}={value!r} is not of type {spec['type']}")
-        elif spec["choices"] and value not in spec["choices"]:
-            problems.append(f"{name}={value!r} is not one of {spec['choices']}")
+        problem = _problem(name, value, declared[name])
+        if problem:
+            problems.append(problem)
     if problems:
         valid = "; ".join(f"{n}: {s['type']} (default {s['default']}){' — ' + s['help'] if s['help'] else ''}"
                           for n, s in declared.items())
         raise CourseError(f"{Path(notebook).name}: {', '.join(problems)}. Valid parameters: {valid}")
-    return parameters
+    resolved = resolve_paths(parameters, cwd)
+    check_inputs(Path(notebook), resolved)
+    return resolved

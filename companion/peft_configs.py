@@ -1,53 +1,68 @@
-"""`peft` configurations for the parameter-efficient strategies on a sequence classifier, and their wrapping."""
+"""The parameter-efficient strategies on a sequence classifier: each `prepare_*` wraps a fresh classifier with one
+`peft` method, so only that method's parameters (and the new head) train."""
 from __future__ import annotations
 
 from torch import nn
 
 from .errors import CourseError
+from .strategies import Prepared
 
-PEFT_METHODS = ("prompt_tuning", "prompt_tuning_text", "p_tuning", "prefix_tuning", "lora")
 INIT_TEXT = "Classify the medical condition described in this abstract:"  # text initialisation of soft prompts
 # learning rates that work (peft examples, Lester et al. 2021): soft prompts need far larger rates than full FT
 SUGGESTED_LR = {"prompt_tuning": 3e-2, "prompt_tuning_text": 3e-2, "p_tuning": 1e-2, "prefix_tuning": 1e-2,
                 "lora": 5e-4, "full": 5e-5}
 
 
-def peft_config(method: str, num_virtual_tokens: int = 20, tokenizer_name: str | None = None,
-                init_text: str = INIT_TEXT, r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.1,
-                encoder_hidden_size: int = 128, target_modules: list[str] | None = None):
-    """The peft config for one method (sequence classification: peft also trains the new head)."""
-    from peft import (LoraConfig, PrefixTuningConfig, PromptEncoderConfig, PromptTuningConfig, PromptTuningInit,
-                      TaskType)
-
-    task = TaskType.SEQ_CLS
-    if method == "prompt_tuning":
-        return PromptTuningConfig(task_type=task, num_virtual_tokens=num_virtual_tokens,
-                                  prompt_tuning_init=PromptTuningInit.RANDOM)
-    if method == "prompt_tuning_text":
-        if tokenizer_name is None:
-            raise CourseError("text-initialised prompt tuning needs tokenizer_name (the model's folder or id)")
-        return PromptTuningConfig(task_type=task, num_virtual_tokens=num_virtual_tokens,
-                                  prompt_tuning_init=PromptTuningInit.TEXT, prompt_tuning_init_text=init_text,
-                                  tokenizer_name_or_path=tokenizer_name)
-    if method == "p_tuning":
-        return PromptEncoderConfig(task_type=task, num_virtual_tokens=num_virtual_tokens,
-                                   encoder_hidden_size=encoder_hidden_size)
-    if method == "prefix_tuning":
-        return PrefixTuningConfig(task_type=task, num_virtual_tokens=num_virtual_tokens)
-    if method == "lora":
-        return LoraConfig(task_type=task, r=r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                          target_modules=target_modules or ["query", "value"])
-    raise CourseError(f"unknown peft method {method!r}: use one of {', '.join(PEFT_METHODS)}")
-
-
-def wrap_peft(model: nn.Module, method: str, model_name: str | None = None, **options) -> nn.Module:
-    """Wrap a classifier with a peft method; only the method's parameters (and the head) stay trainable."""
+def _wrapped(model: nn.Module, config) -> Prepared:
+    """The model wrapped by peft with `config` (peft freezes everything but the method and the head)."""
     from peft import get_peft_model
 
-    from .models import resolve_model
+    return Prepared(get_peft_model(model, config))
 
-    tokenizer_name = resolve_model(model_name) if model_name and method == "prompt_tuning_text" else None
-    return get_peft_model(model, peft_config(method, tokenizer_name=tokenizer_name, **options))
+
+def prepare_prompt_tuning(model: nn.Module, num_virtual_tokens: int = 20) -> Prepared:
+    """Prompt tuning (Lester et al. 2021): `num_virtual_tokens` trainable input vectors, randomly initialised."""
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+    return _wrapped(model, PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=num_virtual_tokens,
+                                              prompt_tuning_init=PromptTuningInit.RANDOM))
+
+
+def prepare_prompt_tuning_text(model: nn.Module, num_virtual_tokens: int = 20, init_text: str = INIT_TEXT) -> Prepared:
+    """Prompt tuning whose vectors start as the word embeddings of `init_text` (the model's own tokenizer)."""
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+    folder = getattr(model, "name_or_path", "")  # the folder the model was loaded from: its tokenizer is there
+    if not folder:
+        raise CourseError("text-initialised prompt tuning needs a model loaded with load_model(name_or_folder): "
+                          "peft reads the tokenizer from the model's folder")
+    return _wrapped(model, PromptTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=num_virtual_tokens,
+                                              prompt_tuning_init=PromptTuningInit.TEXT,
+                                              prompt_tuning_init_text=init_text, tokenizer_name_or_path=folder))
+
+
+def prepare_p_tuning(model: nn.Module, num_virtual_tokens: int = 20, encoder_hidden_size: int = 128) -> Prepared:
+    """P-tuning (Liu et al. 2021): the virtual tokens come out of a small trainable MLP."""
+    from peft import PromptEncoderConfig, TaskType
+
+    return _wrapped(model, PromptEncoderConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=num_virtual_tokens,
+                                               encoder_hidden_size=encoder_hidden_size))
+
+
+def prepare_prefix_tuning(model: nn.Module, num_virtual_tokens: int = 20) -> Prepared:
+    """Prefix tuning (Li & Liang 2021): trainable key/value vectors in front of every layer's attention."""
+    from peft import PrefixTuningConfig, TaskType
+
+    return _wrapped(model, PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=num_virtual_tokens))
+
+
+def prepare_lora(model: nn.Module, r: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.1,
+                 target_modules: list[str] | None = None) -> Prepared:
+    """LoRA (Hu et al. 2021): W + (α/r)·B·A on the attention's query and value projections, B and A trainable."""
+    from peft import LoraConfig, TaskType
+
+    return _wrapped(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=lora_alpha,
+                                      lora_dropout=lora_dropout, target_modules=target_modules or ["query", "value"]))
 
 
 def base_encoder(model: nn.Module) -> nn.Module:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .device import pick_device, seed_everything
+from .device import describe_precision, pick_device, seed_everything, use_precision
 from .errors import CourseError
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -45,11 +45,31 @@ def settings(profile: str, table: dict[str, dict[str, Any]], **overrides: Any) -
     return row
 
 
-def start(profile: str = "auto", seed: int = 0) -> tuple[str, torch.device, float]:
-    """A notebook's set-up: resolve the profile, seed everything, pick the device, set the plot theme; start a clock."""
+# Deprecation notices that transformers raises inside the libraries' own code paths the course calls (peft asks
+# a model `is_gradient_checkpointing`): nothing a learner can act on, so a notebook does not show them.
+LIBRARY_NOTICES = (r".*`is_gradient_checkpointing` is deprecated",)
+
+
+def quiet_libraries() -> None:
+    """Library logs at error level and known library FutureWarnings off; progress bars stay (live runs show them)."""
+    import warnings
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    for message in LIBRARY_NOTICES:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning, module=r"transformers\.")
+
+
+def start(profile: str = "auto", seed: int = 0, precision: str = "auto") -> tuple[str, torch.device, float]:
+    """A notebook's set-up: resolve the profile, seed everything, pick the device and the training precision (and
+    print it), quiet the libraries' warnings, set the plot theme; start a clock."""
     import seaborn as sns  # imported here: the package itself does not need the plotting stack
 
     resolved = resolve_profile(profile)
+    device = pick_device()
+    print("training precision:", describe_precision(use_precision(precision, resolved, device), device))
+    quiet_libraries()
     seed_everything(seed)
     sns.set_theme(style="whitegrid")
-    return resolved, pick_device(), time.perf_counter()
+    return resolved, device, time.perf_counter()

@@ -71,7 +71,7 @@ def label_logprobs(model: nn.Module, tokenizer, prompts: Sequence[str], words: S
     tokenizer.padding_side = "right"
     model.eval()
     rows = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="scoring", disable=not progress):
+    for start in tqdm(range(0, len(prompts), batch_size), desc="scoring", disable=not progress, mininterval=5):
         chunk = list(prompts[start:start + batch_size])
         if all(len(i) == 1 for i in ids):  # one forward pass: the next-token distribution after the prompt
             enc = tokenizer(chunk, return_tensors="pt", padding=True).to(device)
@@ -112,7 +112,7 @@ def template_search(model: nn.Module, tokenizer, texts: Sequence[str], labels: S
                     progress: bool = False) -> pd.DataFrame:
     """Score every template on (validation) data; best macro-F1 first."""
     rows = []
-    for name, template in tqdm(templates.items(), desc="templates", disable=not progress):
+    for name, template in tqdm(templates.items(), desc="templates", disable=not progress, mininterval=5):
         out = hard_prompt_eval(model, tokenizer, texts, labels, template, verbalizer, words=words)
         rows.append({"template": name, "accuracy": out["accuracy"], "macro_f1": out["macro_f1"],
                      "classes_predicted": len(set(out["preds"]))})

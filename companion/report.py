@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 
 from .errors import CourseError
 from .runner import STATUS_FILE, read_status
+from .tables import plain
 
 PLAN_FILE = "sweep.json"  # written by companion.sweep (kept here too, so report does not import sweep)
 BASE_COLUMNS = ["group", "notebook", "run_id", "status", "seed", "seconds", "error"]
@@ -45,20 +47,37 @@ def run_row(run_dir: Path, rundir: Path) -> dict[str, Any]:
                            "status": status.get("status", "unknown"), "seed": params.pop("seed", None),
                            "seconds": status.get("seconds"), "error": status.get("error")}
     row.update({f"{PARAM}{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()})
-    result = run_dir / (status.get("result") or "-")
-    if status.get("status") == "ok" and result.is_file():
-        for key, value in flatten(json.loads(result.read_text())).items():
-            row[key if key not in row else f"result.{key}"] = value
+    if not status:
+        row.update(status="broken", error=f"{STATUS_FILE} is unreadable: rerun the sweep to redo this run")
+    elif status.get("status") == "ok":
+        results = _read_result(run_dir / (status.get("result") or "-"))
+        if isinstance(results, str):
+            row.update(status="broken", error=results)
+        else:
+            for key, value in flatten(results).items():
+                row[key if key not in row else f"result.{key}"] = value
     return row
+
+
+def _read_result(path: Path) -> dict[str, Any] | str:
+    """The run's result JSON as a dict, or one line saying why it cannot be read (missing, truncated…)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        return f"result {path.name} is unreadable ({type(err).__name__}: {err}): rerun the sweep to redo this run"
+    if not isinstance(data, dict):
+        return f"result {path.name} is not a JSON object: rerun the sweep to redo this run"
+    return data
 
 
 def planned_but_missing(rundir: Path, seen: set[str]) -> list[dict[str, Any]]:
     """Rows (status `not run`) for runs a sweep planned (its sweep.json) that have no status.json yet."""
-    plan = rundir / PLAN_FILE
-    if not plan.is_file():
+    try:
+        planned = json.loads((rundir / PLAN_FILE).read_text()).get("runs", [])
+    except (OSError, ValueError, AttributeError):  # no plan (single runs) or an unreadable one: list none
         return []
     rows = []
-    for run in json.loads(plan.read_text()).get("runs", []):
+    for run in planned:
         if run["run_id"] not in seen:
             params = dict(run.get("parameters") or {})
             rows.append({"group": _group(run["run_id"], run.get("notebook")), "notebook": run.get("notebook"),
@@ -104,12 +123,12 @@ def setting_label(frame: pd.DataFrame) -> pd.Series:
 
 
 def _fmt(mean: float, std: float) -> str:
-    """`mean ± std` with 4 significant digits (std left out for a single seed)."""
+    """`mean ± std` with 4 significant digits, never in scientific notation (std left out for a single seed)."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"
     if std is None or math.isnan(std):
-        return f"{mean:.4g}"
-    return f"{mean:.4g} ± {0 if std <= 1e-9 * max(1.0, abs(mean)) else std:.2g}"  # no ± 1e-16 round-off
+        return plain(mean, 4)
+    return f"{plain(mean, 4)} ± {plain(0 if std <= 1e-9 * max(1.0, abs(mean)) else std, 2)}"  # no ± 1e-16 round-off
 
 
 def split_metrics(group: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
@@ -128,9 +147,8 @@ def finished(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _number(value: Any) -> str:
-    """A number for people: whole numbers in full, others to 6 significant digits."""
-    value = float(value)
-    return f"{int(value)}" if value.is_integer() else f"{value:.6g}"
+    """A number for people: whole numbers with thousands separators, others to 6 significant digits."""
+    return plain(value, 6)
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -219,6 +237,10 @@ def report(rundir: str | Path) -> dict[str, Path]:
     """Write report.csv, plots/<group>.png and report.md into `rundir`; return their paths."""
     rundir = Path(rundir).resolve()
     frame = collect(rundir)
+    broken = frame.loc[frame["status"] == "broken", "run_id"].tolist()
+    if broken:
+        print(f"warning: {len(broken)} run(s) left a broken result and are reported as not finished "
+              f"(`companion sweep` redoes them): {', '.join(broken)}", file=sys.stderr)
     csv = rundir / "report.csv"
     frame.to_csv(csv, index=False)
     plots = plot(frame, rundir)

@@ -9,27 +9,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import CourseError
+from .notebooks import find_notebook, list_notebooks, output_path, select_notebooks
 from .params import check_parameters
-from .paths import NOTEBOOKS_DIR
 from .results import RESULTS_ENV
 
-
-def list_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The course notebooks in order (00_… to 09_…)."""
-    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
-
-
-def find_notebook(name: str) -> Path:
-    """Resolve '00', '00_setup', '00_setup.ipynb' or a path to a notebook file."""
-    path = Path(name)
-    if path.suffix == ".ipynb" and path.exists():
-        return path
-    for nb in list_notebooks():
-        if nb.stem == name or nb.name == name or nb.stem.split("_")[0] == name:
-            return nb
-    known = ", ".join(nb.stem for nb in list_notebooks())
-    raise CourseError(f"no notebook {name!r}: use a number or a name from {known}, or a path to an .ipynb file")
+__all__ = ["execute_run", "find_notebook", "is_finished", "list_notebooks", "read_status", "run_course",
+           "run_notebook", "write_json_atomic"]
 
 
 def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None,
@@ -39,14 +24,14 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str
 
     nb = find_notebook(str(notebook))
     parameters = check_parameters(nb, dict(parameters or {}))
-    out_dir = Path(out_dir).resolve()
+    output = output_path(nb, out_dir)  # never the notebook itself, nor a notebook no run wrote
+    out_dir = output.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    output = out_dir / nb.name
     previous = os.environ.get(RESULTS_ENV)
     os.environ[RESULTS_ENV] = str(out_dir)  # the kernel inherits it: the result JSON lands beside the notebook
     try:
         papermill.execute_notebook(str(nb), str(output), parameters=parameters, cwd=str(nb.parent),
-                                   progress_bar=progress, kernel_name="python3")
+                                   progress_bar=progress, kernel_name="python3", language="python")
     finally:
         if previous is None:
             os.environ.pop(RESULTS_ENV, None)
@@ -77,10 +62,15 @@ def read_status(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    """A run is finished when its status.json says ok and the result JSON it names exists."""
+    """A run is finished when its status.json says ok and the result JSON it names reads as a JSON object
+    (a truncated or unreadable result counts as unfinished, so a sweep redoes that run)."""
     status = read_status(run_dir)
-    return bool(status and status.get("status") == "ok" and status.get("result")
-                and (Path(run_dir) / status["result"]).is_file())
+    if not (status and status.get("status") == "ok" and status.get("result")):
+        return False
+    try:
+        return isinstance(json.loads((Path(run_dir) / status["result"]).read_text()), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def _now() -> str:
@@ -113,22 +103,28 @@ def _lock(run_dir: Path) -> Any:
 
 
 def execute_run(notebook: str | Path, run_dir: str | Path, parameters: dict[str, Any] | None = None,
-                progress: bool = False) -> dict[str, Any]:
+                progress: bool = False, skip_finished: bool = False) -> dict[str, Any]:
     """Run one notebook into its own folder and record status.json (running → ok / failed); never raises
-    for a failing notebook. Parameters are validated first (CourseError, folder untouched)."""
+    for a failing notebook. Parameters are validated first (CourseError, folder untouched). With
+    `skip_finished` (sweeps), a run that another process finished is checked under the lock and not rerun."""
     nb = find_notebook(str(notebook))
-    parameters = check_parameters(nb, dict(parameters or {}))
-    run_dir = Path(run_dir).resolve()
+    given = dict(parameters or {})  # status.json keeps them as given (relative paths as written)
+    parameters = check_parameters(nb, given)  # the kernel gets paths resolved against the working folder
+    output = output_path(nb, run_dir)  # refuses the notebook itself, or a notebook no run wrote
+    run_dir = output.parent
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock(run_dir)
     if lock is None:
-        return {"status": "busy", "notebook": nb.stem, "parameters": parameters,
+        return {"status": "busy", "notebook": nb.stem, "parameters": given,
                 "error": f"another process is running {run_dir} (it holds {LOCK_FILE})"}
     try:
-        for stale in (run_dir / STATUS_FILE, run_dir / f"{nb.stem}.results.json", run_dir / nb.name):
+        if skip_finished and is_finished(run_dir):  # finished by another process since the sweep listed it
+            return {**(read_status(run_dir) or {}), "status": "skipped",
+                    "error": "already finished by another process (not rerun)"}
+        for stale in (run_dir / STATUS_FILE, run_dir / f"{nb.stem}.results.json", output):
             stale.unlink(missing_ok=True)  # a rerun starts clean: no result of an earlier, unfinished attempt
         status: dict[str, Any] = {"status": "running", "notebook": nb.stem, "notebook_file": nb.name,
-                                  "parameters": parameters, "result": None, "error": None, "started": _now(),
+                                  "parameters": given, "result": None, "error": None, "started": _now(),
                                   "finished": None, "seconds": None, "host": socket.gethostname()}
         write_json_atomic(run_dir / STATUS_FILE, status)
         start = time.perf_counter()
@@ -151,10 +147,11 @@ def execute_run(notebook: str | Path, run_dir: str | Path, parameters: dict[str,
 
 def run_course(out_dir: str | Path, profile: str = "cpu", only: list[str] | None = None) -> list[dict[str, Any]]:
     """Run every notebook (or `only` these) in order with one profile; return name, seconds and status each."""
+    notebooks = select_notebooks(only)
+    for nb in notebooks:  # every output is checked before the first notebook starts
+        output_path(nb, out_dir)
     rows = []
-    for nb in list_notebooks():
-        if only and nb.stem.split("_")[0] not in only and nb.stem not in only:
-            continue
+    for nb in notebooks:
         start = time.perf_counter()
         status = "ok"
         try:

@@ -1,7 +1,9 @@
 """Layered fine-tuning helpers for BERT-style classifiers: the model's parts, freezing the lowest k layers,
-gradual unfreezing, discriminative (layer-wise) learning rates, and a frozen-layer feature cache."""
+gradual unfreezing, discriminative (layer-wise) learning rates, a frozen-layer feature cache, and the
+`prepare_*` functions that make a fresh classifier ready for each layered strategy."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import pandas as pd
@@ -102,6 +104,60 @@ def discriminative_groups(model: nn.Module, lr: float, decay: float = ULMFIT_DEC
             if params:
                 groups.append({"params": params, "lr": lr / decay ** depth, "weight_decay": wd, "name": name + suffix})
     return groups
+
+
+# ---------------------------------------------------------------- a strategy = a way to prepare the model
+@dataclass
+class Prepared:
+    """A classifier made ready for one strategy, and what its training needs to know."""
+    model: nn.Module  # the classifier, with frozen parts or wrapped by peft
+    frozen: int = 0  # encoder layers frozen for the whole run (with the embeddings): the feature cache skips them
+    decay: float | None = None  # layer-wise learning rates: each part's rate is the rate above it / decay
+    hook: Callable[[int, nn.Module], None] | None = None  # called at the start of each epoch (gradual unfreezing)
+    all_parameters: bool = False  # the optimiser also holds the frozen parameters (they thaw during training)
+
+    def groups(self, lr: float, weight_decay: float) -> list[dict] | None:
+        """AdamW parameter groups for this strategy, or None for the loop's default (trainable ones, one rate)."""
+        from .training import param_groups
+
+        if self.decay is not None:
+            return discriminative_groups(self.model, lr, self.decay, weight_decay,
+                                         only_trainable=not self.all_parameters)
+        if self.all_parameters:
+            return param_groups(self.model, lr, weight_decay, only_trainable=False)
+        return None
+
+
+def prepare_full(model: nn.Module) -> Prepared:
+    """Full fine-tuning: every parameter trains at one rate."""
+    return Prepared(model)
+
+
+def prepare_freeze(model: nn.Module, k: int = 4) -> Prepared:
+    """Freeze the embeddings and the lowest k encoder layers; train the rest."""
+    return Prepared(freeze_lower(model, k), frozen=k)
+
+
+def prepare_head_only(model: nn.Module) -> Prepared:
+    """Freeze the whole encoder; train the pooler and the classifier only."""
+    n = num_layers(model)
+    return Prepared(freeze_lower(model, n), frozen=n)
+
+
+def prepare_gradual(model: nn.Module) -> Prepared:
+    """Gradual unfreezing: the head first, one more layer (top-down) each epoch."""
+    return Prepared(model, hook=gradual_unfreezing(model), all_parameters=True)
+
+
+def prepare_discriminative(model: nn.Module, decay: float = ULMFIT_DECAY) -> Prepared:
+    """Every layer trains, each at the rate of the layer above it divided by `decay`."""
+    model_parts(model)  # checks that it is BERT-style before any training
+    return Prepared(model, decay=decay)
+
+
+def prepare_ulmfit(model: nn.Module, decay: float = ULMFIT_DECAY) -> Prepared:
+    """ULMFiT: gradual unfreezing with discriminative rates."""
+    return Prepared(model, decay=decay, hook=gradual_unfreezing(model), all_parameters=True)
 
 
 # ---------------------------------------------------------------- the frozen-layer feature cache

@@ -1,27 +1,26 @@
-"""Parameter sweeps: a YAML grid (notebooks × parameters × seeds) → one run folder per run, run in parallel,
-resumable (finished runs are skipped), failures recorded in each run's status.json. Schema: sweeps/README.md.
+"""Parameter sweeps: a YAML grid (notebooks × parameters × seeds) → one run folder per run, run in parallel on a
+Dask cluster (companion.cluster), resumable (finished runs are skipped), failures recorded in each run's
+status.json. Schema: sweeps/README.md.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-import os
 import re
 import shlex
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
+from .cluster import CLUSTERS, check_resources, job_script, open_client, run_on_worker, threads_per_run, where
 from .errors import CourseError
-from .params import check_parameters, coerce
+from .params import check_parameters, coerce, resolve_paths
 from .paths import NOTEBOOKS_DIR
-from .runner import execute_run, find_notebook, is_finished, read_status, write_json_atomic
+from .runner import find_notebook, is_finished, read_status, write_json_atomic
 
-TOP_KEYS = ("name", "description", "out", "jobs", "seeds", "params", "notebooks")
+TOP_KEYS = ("name", "description", "out", "jobs", "seeds", "params", "resources", "notebooks")
 ENTRY_KEYS = ("notebook", "name", "params", "grid", "seeds")
 PLAN_FILE = "sweep.json"
 
@@ -69,6 +68,9 @@ def load_grid(path: str | Path) -> dict[str, Any]:
         if not isinstance(entry, dict) or "notebook" not in entry:
             raise CourseError(f"{path.name}: notebooks[{i}] needs a `notebook:` (number, name or .ipynb path)")
         _check_keys(entry, ENTRY_KEYS, f"{path.name}: notebooks[{i}]")
+    from .grid_types import check_grid_types
+
+    check_grid_types(grid, path.name)  # value types (jobs: two, params: as a list) before anything runs
     return grid
 
 
@@ -190,11 +192,16 @@ def _cli_value(value: Any) -> str:
     return text if back == value and type(back) is type(value) else repr(value)
 
 
+def _target(run: Run) -> str:
+    """The notebook as a worker finds it: a course notebook by name (its own install), else the path."""
+    nb = Path(run.notebook)
+    return nb.stem if nb.parent == NOTEBOOKS_DIR.resolve() else str(nb)
+
+
 def command(run: Run, rundir: Path) -> str:
     """One self-contained shell command that executes `run` into its folder (for a scheduler)."""
-    nb = Path(run.notebook)
-    target = nb.stem if nb.parent == NOTEBOOKS_DIR.resolve() else str(nb)
-    parts = ["python", "-m", "companion", "run", target, "--out", str(rundir.resolve() / run.run_id), "--quiet"]
+    parts = ["python", "-m", "companion", "run", _target(run), "--out", str(rundir.resolve() / run.run_id),
+             "--quiet"]
     for name, value in run.parameters.items():
         parts += ["-p", name, _cli_value(value)]
     return shlex.join(parts)
@@ -206,6 +213,9 @@ def plan(grid_path: str | Path, out: str | Path | None = None) -> tuple[list[Run
     grid = load_grid(grid_path)
     rundir = Path(out or grid.get("out") or Path("runs") / grid_path.stem).resolve()
     runs = expand(grid, grid_path.resolve().parent)
+    # relative data/model paths mean "from where the sweep was started": made absolute here, so that every
+    # worker (another folder, another machine with the same file system) and every --dry-run command agrees
+    runs = [Run(r.run_id, r.notebook, resolve_paths(r.parameters)) for r in runs]
     validate(runs)
     check_folders(runs, rundir)
     return runs, rundir, grid
@@ -218,52 +228,79 @@ def _line(i: int, n: int, run_id: str, status: dict[str, Any]) -> str:
 
 
 def _failed(run: Run, rundir: Path, err: BaseException) -> dict[str, Any]:
-    """Record a run whose worker process died (status.json failed) and return that status."""
+    """Record a run whose task failed outside the notebook (its worker died, the cluster went away)."""
     status = {"status": "failed", "notebook": Path(run.notebook).stem, "notebook_file": Path(run.notebook).name,
-              "parameters": run.parameters, "result": None, "seconds": None,
-              "error": f"worker process failed: {type(err).__name__}: {err}"}
-    write_json_atomic(rundir / run.run_id / "status.json", status)
+              "parameters": run.parameters, "result": None, "seconds": None, "error": task_error(err)}
+    if not is_finished(rundir / run.run_id):  # never overwrite a run that did finish
+        write_json_atomic(rundir / run.run_id / "status.json", status)
     return status
 
 
-def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], Any] = print) -> dict[str, int]:
-    """Run the unfinished runs (in `jobs` worker processes); return counts of ok / failed / busy / skipped."""
+def task_error(err: BaseException) -> str:
+    """One line saying why a Dask task failed, and what to do about it."""
+    from distributed import KilledWorker
+
+    if isinstance(err, KilledWorker):
+        return ("worker process died while running it (killed, out of memory, or its batch job ended), "
+                "also on every retry; run the sweep again to redo it")
+    first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+    return f"the task failed on its Dask worker: {type(err).__name__}: {first}"
+
+
+def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], Any] = print,
+            cluster: str = "local", scheduler: str | None = None,
+            resources: dict[str, Any] | None = None) -> dict[str, int]:
+    """Run the unfinished runs on a Dask cluster; return counts of ok / failed / busy / skipped."""
+    from distributed import as_completed
+
     todo = pending(runs, rundir)
     counts = {"ok": 0, "failed": 0, "busy": 0, "skipped": len(runs) - len(todo)}
+    jobs = max(1, min(jobs, len(todo)))
     log(f"{len(runs)} runs in {rundir}: {counts['skipped']} already finished, {len(todo)} to run "
-        f"with {jobs} worker(s)")
+        f"on {where(cluster, jobs, scheduler)}")
     write_json_atomic(rundir / PLAN_FILE, {"runs": [{"run_id": r.run_id, "notebook": Path(r.notebook).stem,
                                                      "parameters": r.parameters} for r in runs]})
-    if jobs <= 1:
-        for i, run in enumerate(todo, 1):
-            status = execute_run(run.notebook, rundir / run.run_id, run.parameters)
+    if not todo:
+        return counts
+    resources = resources or {}
+    threads = threads_per_run(cluster if not scheduler else "remote", jobs, resources)
+    with open_client(cluster, jobs, resources, scheduler) as client:
+        slots = max(jobs, sum(client.nthreads().values())) if scheduler else jobs
+
+        def submit(run: Run) -> Any:
+            """Hand one run to the cluster (course notebooks by name, so a worker uses its own install)."""
+            return client.submit(run_on_worker, _target(run), str(rundir / run.run_id), run.parameters, threads,
+                                 key=f"run-{run.run_id}", pure=False)
+
+        waiting = iter(todo[slots:])  # submitted one by one as runs end: a worker holds only the run it runs
+        futures = {submit(r): r for r in todo[:slots]}
+        finished = as_completed(list(futures))
+        for i, future in enumerate(finished, 1):
+            run = futures[future]
+            try:
+                status = future.result()
+            except Exception as err:  # the worker died on every try, or the cluster went away: record, go on
+                status = _failed(run, rundir, err)
             counts[status["status"]] += 1
             log(_line(i, len(todo), run.run_id, status))
-        return counts
-    threads = os.environ.get("OMP_NUM_THREADS")
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))  # no oversubscription
-    try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(execute_run, r.notebook, rundir / r.run_id, r.parameters): r for r in todo}
-            for i, future in enumerate(as_completed(futures), 1):
-                run = futures[future]
-                try:
-                    status = future.result()
-                except Exception as err:  # a worker died (killed, out of memory): record it, go on
-                    status = _failed(run, rundir, err)
-                counts[status["status"]] += 1
-                log(_line(i, len(todo), run.run_id, status))
-    finally:
-        if threads is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
+            following = next(waiting, None)
+            if following is not None:
+                futures[nxt := submit(following)] = following
+                finished.add(nxt)
     return counts
 
 
 def sweep(grid_path: str | Path, out: str | Path | None = None, jobs: int | None = None,
-          dry_run: bool = False) -> int:
-    """The `sweep` command: validate everything, then run (or print the unfinished runs' commands); 0 if all ok."""
+          dry_run: bool = False, cluster: str = "local", scheduler: str | None = None) -> int:
+    """The `sweep` command: validate everything, then run on Dask (or print the unfinished runs' commands);
+    0 if every run finished."""
     runs, rundir, grid = plan(grid_path, out)
+    resources = check_resources(grid.get("resources"))
+    if cluster not in CLUSTERS:
+        raise CourseError(f"--cluster {cluster!r}: use one of {', '.join(CLUSTERS)}, or --scheduler tcp://HOST:8786")
     if dry_run:
+        if cluster != "local" and not scheduler:
+            print(job_script(cluster, resources), file=sys.stderr)
         todo = pending(runs, rundir)
         for run in todo:
             print(command(run, rundir))
@@ -271,7 +308,8 @@ def sweep(grid_path: str | Path, out: str | Path | None = None, jobs: int | None
               f"({len(runs) - len(todo)} finished, not printed)", file=sys.stderr)
         return 0
     jobs = int(jobs or grid.get("jobs") or 1)
-    counts = execute(runs, rundir, jobs, log=lambda text: print(text, flush=True))
+    counts = execute(runs, rundir, jobs, log=lambda text: print(text, flush=True), cluster=cluster,
+                     scheduler=scheduler, resources=resources)
     print(f"{counts['skipped'] + counts['ok']} of {len(runs)} runs finished ({counts['skipped']} earlier), "
           f"{counts['failed']} failed, {counts['busy']} busy elsewhere; "
           f"next: python -m companion report {rundir}", flush=True)

@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 from datasets import DatasetDict
 
-from .exercises import Verdict, check_close, check_equal, exercise
+from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
 
 
 def class_balance(dataset: DatasetDict) -> pd.DataFrame:
@@ -48,3 +48,26 @@ def check_subword_count(answer: int | None, tokenizer, word: str) -> Verdict:
     """Exercise: how many subword pieces the tokenizer splits a word into."""
     expected = len(tokenizer.tokenize(word))
     return check_equal(answer, expected, "subword_count", f"call tokenizer.tokenize({word!r}) and count the pieces")
+
+
+def _words(sentence: str) -> set[str]:
+    """Lower-case words of a sentence, punctuation dropped."""
+    return {w.strip(".,;:!?").lower() for w in sentence.split()} - {""}
+
+
+@exercise("00", "most_similar_pair")
+def check_most_similar_pair(prediction: tuple[str, str] | None, names: list[str], sentences: list[str],
+                            similarity) -> Verdict:
+    """Predict-then-measure: which two sentences the encoder finds the most similar (cosine of their embeddings)."""
+    pairs = {(names[i], names[j]): float(similarity[i][j]) for i in range(len(names)) for j in range(i + 1, len(names))}
+    measured = max(pairs, key=pairs.get)
+    shared = {(names[i], names[j]): len(_words(sentences[i]) & _words(sentences[j]))
+              for i in range(len(names)) for j in range(i + 1, len(names))}
+    listing = " · ".join(f"{a} / {b}: cosine {c:.2f}, {shared[(a, b)]} shared words" for (a, b), c in pairs.items())
+    by_words = [pair for pair, n in shared.items() if n == max(shared.values())]
+    words = ("shared words alone would have picked it too" if by_words == [measured] else
+             "shared words alone could not have picked it")
+    explanation = (f"Measured: {listing}. The encoder maps sentences by meaning, so the pair that says the same "
+                   f"thing in different words wins; {words}.")
+    guess = tuple(sorted(prediction)) if isinstance(prediction, (tuple, list)) and len(prediction) == 2 else prediction
+    return check_prediction(guess, tuple(sorted(measured)), "most_similar_pair", explanation)

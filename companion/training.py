@@ -1,11 +1,11 @@
-"""One training loop for every strategy, built on `accelerate` (CPU, one GPU, or `accelerate launch` on several).
+"""The course's one training loop, built on `accelerate` (CPU, one GPU, or `accelerate launch` on several).
 
-Dynamic padding, length-grouped batches, warm-up + linear decay, gradient clipping, evaluation each epoch with
-early stopping on validation, a history table, and the costs: wall time, samples/s, peak memory, parameters.
+It trains classifiers (notebooks 06-09) and continues the pretraining of a causal LM (notebook 05). Dynamic padding,
+length-grouped batches, warm-up + linear decay, gradient clipping, evaluation each epoch (or every few steps) with
+early stopping, a history table, and the costs: wall time, samples/s, peak memory, parameters.
 """
 from __future__ import annotations
 
-import copy
 import math
 import os
 import time
@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .exercises import check_close, check_equal, exercise
+from .device import current_precision, pick_device, pick_precision
+from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
 from .metrics import classification_metrics
 from .models import count_parameters
 
@@ -35,12 +36,17 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimiser steps (None: all epochs)
     eval_batch_size: int = 64  # examples per evaluation batch
     group_by_length: bool = True  # batch similar lengths together (less padding)
-    mixed_precision: str = "auto"  # auto: bf16 on CUDA, none elsewhere; or "no" / "bf16"
+    mixed_precision: str = "auto"  # auto (device.current_precision: what cc.start picked), fp32 (or no), bf16
     metric: str = "macro_f1"  # validation metric for early stopping and the best checkpoint
     seed: int = 0  # seeds shuffling and dropout
     log_every: int = 5  # record the training loss every this many steps
     restore_best: bool = True  # load the best validation epoch's weights at the end
     progress: bool = True  # show tqdm progress bars
+    desc: str = "training"  # label of the progress bar
+    eval_every: int | None = None  # evaluate every this many steps (and at the end); None: after every epoch
+    eval_at_start: bool = False  # also evaluate before the first step (recorded at step 0)
+    greater_is_better: bool = True  # False for a metric such as perplexity or loss
+    warmup_steps: int | None = None  # warm-up steps; None: warmup_ratio of the steps
 
 
 @dataclass
@@ -48,7 +54,7 @@ class TrainResult:
     """What a run measured: the history table, best validation scores and the costs."""
     history: pd.DataFrame
     best: dict[str, float]
-    best_epoch: int
+    best_epoch: float  # the epoch (or fraction of one, with eval_every) of the best evaluation
     epochs_run: int
     steps: int
     seconds: float
@@ -57,6 +63,7 @@ class TrainResult:
     peak_memory_mb: float
     params: dict[str, float]
     config: dict[str, Any] = field(default_factory=dict)
+    examples: int = 0  # training examples (sequences) seen
 
     def summary(self) -> dict[str, Any]:
         """The scalar results as a JSON-friendly dict (no history table)."""
@@ -128,10 +135,10 @@ def tokenize_dataset(dataset, tokenizer, max_length: int = 128, text_column: str
 
 
 def lengths_of(data) -> list[int]:
-    """Sequence length of every example (tokenised dataset or list of cached features)."""
+    """Sequence length of every example (tokenised dataset, list of cached features or of token blocks)."""
     if hasattr(data, "column_names"):
         return [len(ids) for ids in data["input_ids"]]
-    return [len(item["attention_mask"]) for item in data]
+    return [len(item["attention_mask"]) if isinstance(item, dict) else len(item) for item in data]
 
 
 def make_loader(data, collate: Callable, batch_size: int, shuffle: bool, seed: int = 0, group: bool = True):
@@ -207,12 +214,21 @@ class MemoryMeter:
 
 
 def make_accelerator(mixed_precision: str = "auto"):
-    """An Accelerator with bf16 autocast on CUDA (if supported) and full precision elsewhere."""
-    from accelerate import Accelerator
+    """An Accelerator in the run's precision (bf16 autocast or full; `auto`: device.current_precision()).
 
-    if mixed_precision == "auto":
-        mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    return Accelerator(mixed_precision=mixed_precision)
+    On a machine without a GPU it asks for the CPU, so processes started by `accelerate launch --multi_gpu` or
+    `torchrun` join one gloo group (data-parallel training on CPU cores); alone, it is the usual CPU run.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType
+
+    chosen = current_precision() if mixed_precision == "auto" else pick_precision(mixed_precision)
+    wanted = "bf16" if chosen == "bf16" else "no"
+    alone = PartialState._shared_state.get("distributed_type") == DistributedType.NO
+    if AcceleratorState._shared_state.get("_mixed_precision", wanted) != wanted and alone:
+        AcceleratorState._reset_state()  # accelerate keeps one precision per process; one process may switch
+    return Accelerator(mixed_precision=wanted, cpu=pick_device().type == "cpu")
 
 
 @torch.no_grad()
@@ -237,43 +253,83 @@ def evaluate(model: nn.Module, loader, accelerator=None) -> dict[str, float]:
     return {"loss": out["loss"], **classification_metrics(out["labels"], out["preds"])}
 
 
-def train(model: nn.Module, train_data, val_data, collate: Callable, config: TrainConfig | None = None,
-          groups: list[dict] | None = None, on_epoch_start: Callable[[int, nn.Module], None] | None = None
-          ) -> TrainResult:
-    """Train `model` (returns a loss and logits from `model(**batch)`) with AdamW; evaluate each epoch.
+class BestTracker:
+    """The best validation scores so far, their epoch and (optionally) weights, and evaluations since it improved."""
 
-    `groups`: AdamW parameter groups (default: all trainable parameters at `config.lr`); `on_epoch_start(epoch,
-    model)`: a hook, e.g. gradual unfreezing. The model is trained in place; the best epoch's weights are kept.
-    """
+    def __init__(self, metric: str, greater_is_better: bool = True, keep_weights: bool = True):
+        self.metric, self.greater, self.keep = metric, greater_is_better, keep_weights
+        self.scores: dict[str, float] | None = None
+        self.epoch, self.state, self.stale = -1.0, None, 0
+
+    def update(self, scores: dict[str, float], epoch: float, model: nn.Module) -> None:
+        """Record one evaluation; keep a copy of the weights when the metric improved."""
+        if self.metric not in scores:
+            return
+        value, best = scores[self.metric], None if self.scores is None else self.scores[self.metric]
+        if best is None or (value > best if self.greater else value < best):
+            self.scores, self.epoch, self.stale = scores, epoch, 0
+            if self.keep:
+                self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.stale += 1
+
+
+def train(model: nn.Module, train_data, val_data, collate: Callable, config: TrainConfig | None = None,
+          groups: list[dict] | None = None, on_epoch_start: Callable[[int, nn.Module], None] | None = None,
+          evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None) -> TrainResult:
+    """Train `model` (a loss from `model(**batch)`: class labels, or causal-LM labels = input ids) with AdamW.
+
+    `groups`: AdamW parameter groups (default: all trainable at `config.lr`); `on_epoch_start(epoch, model)`: a hook
+    (gradual unfreezing); `evaluate_fn(model)`: validation scores (default: loss, accuracy, macro-F1 on `val_data`),
+    after each epoch or every `eval_every` steps. Trains in place; keeps the best evaluation's weights if asked."""
     cfg = config or TrainConfig()
     torch.manual_seed(cfg.seed)
     accelerator = make_accelerator(cfg.mixed_precision)
     train_loader = make_loader(train_data, collate, cfg.batch_size, True, cfg.seed, cfg.group_by_length)
-    val_loader = make_loader(val_data, collate, cfg.eval_batch_size, False)
+    val_loader = None if evaluate_fn is not None else make_loader(val_data, collate, cfg.eval_batch_size, False)
     sampler = train_loader.batch_sampler
     groups = groups or param_groups(model, cfg.lr, cfg.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=fused_ok(groups, accelerator.device))
+    model, prepared_optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    # the step budget counts this process's batches (after `prepare` splits them across processes), and the
+    # schedule steps once per optimiser step: the same schedule on 1 process or N
     total = len(train_loader) * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, len(train_loader) * cfg.epochs)
-    scheduler = linear_warmup_decay(optimizer, int(cfg.warmup_ratio * total), total)
-    model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
-        model, optimizer, train_loader, val_loader, scheduler)
-    memory = MemoryMeter(accelerator.device)
-    history: list[dict] = []
-    best, best_epoch, best_state, stale, step, seen = None, -1, None, 0, 0, 0
+    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
+    scheduler = linear_warmup_decay(optimizer, warmup, total)
+    optimizer = prepared_optimizer
+    if val_loader is not None:
+        val_loader = accelerator.prepare(val_loader)
+        evaluate_fn = lambda m: evaluate(m, val_loader, accelerator)  # noqa: E731
+    memory, best = MemoryMeter(accelerator.device), BestTracker(cfg.metric, cfg.greater_is_better, cfg.restore_best)
+    history, running, step, seen, eval_seconds = [], [], 0, 0, 0.0
+
+    def validate(epoch: float) -> None:
+        """Evaluate (in eval mode), record a validation row, update the best scores."""
+        nonlocal eval_seconds
+        t0 = time.perf_counter()
+        model.eval()
+        scores = evaluate_fn(model)
+        eval_seconds += time.perf_counter() - t0
+        memory.sample()
+        history.append({"step": step, "epoch": epoch, "split": "validation", **scores,
+                        "train_loss": float(torch.stack(running).float().mean()) if running else float("nan")})
+        best.update(scores, epoch, accelerator.unwrap_model(model))
+
     start = time.perf_counter()
-    train_seconds = 0.0
-    bar = tqdm(total=total, desc="training", mininterval=10, disable=not cfg.progress or not accelerator.is_local_main_process)
+    if cfg.eval_at_start:
+        validate(0)
+    bar = tqdm(total=total, desc=cfg.desc, mininterval=10, disable=not cfg.progress or not accelerator.is_local_main_process)
     for epoch in range(cfg.epochs):
         if on_epoch_start is not None:
             on_epoch_start(epoch, accelerator.unwrap_model(model))
         sampler.set_epoch(epoch)
         train_mode(model)
-        epoch_start, running = time.perf_counter(), []
+        running = []
         for batch in train_loader:
             loss = model(**batch).loss
             accelerator.backward(loss)
             if cfg.max_grad_norm:
-                accelerator.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.max_grad_norm)
+                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -289,28 +345,24 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
             bar.update(1)
             if step >= total:
                 break
-        train_seconds += time.perf_counter() - epoch_start
-        scores = evaluate(model, val_loader, accelerator)
-        memory.sample()
-        history.append({"step": step, "epoch": epoch + 1, "split": "validation", **scores,
-                        "train_loss": float(torch.stack(running).float().mean()) if running else float("nan")})
-        if best is None or scores[cfg.metric] > best[cfg.metric]:
-            best, best_epoch, stale = scores, epoch + 1, 0
-            if cfg.restore_best:
-                best_state = {k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
-        else:
-            stale += 1
-        if step >= total or (cfg.patience is not None and stale >= cfg.patience):
+            if cfg.eval_every and step % cfg.eval_every == 0:
+                validate(epoch + step_fraction(step, len(train_loader)))
+                train_mode(model)
+        if cfg.eval_every is None or step >= total or epoch == cfg.epochs - 1:
+            validate(epoch + 1 if cfg.eval_every is None else epoch + step_fraction(step, len(train_loader)))
+        if step >= total or (cfg.patience is not None and best.stale >= cfg.patience):
             break
     bar.close()
-    unwrapped = accelerator.unwrap_model(model)
-    if best_state is not None and best_epoch != epoch + 1:
-        unwrapped.load_state_dict(best_state)
+    unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+    if best.state is not None and best.stale > 0:
+        unwrapped.load_state_dict(best.state)
+    unwrapped.eval()
     seconds = time.perf_counter() - start
-    return TrainResult(history=pd.DataFrame(history), best=best or {}, best_epoch=best_epoch, epochs_run=epoch + 1,
-                       steps=step, seconds=seconds, train_seconds=train_seconds,
+    train_seconds = seconds - eval_seconds
+    return TrainResult(history=pd.DataFrame(history), best=best.scores or {}, best_epoch=best.epoch,
+                       epochs_run=epoch + 1, steps=step, seconds=seconds, train_seconds=train_seconds,
                        samples_per_s=seen / max(train_seconds, 1e-9), peak_memory_mb=memory.peak_mb(),
-                       params=count_parameters(unwrapped), config=asdict(cfg))
+                       params=count_parameters(unwrapped), config=asdict(cfg), examples=seen)
 
 
 def step_fraction(step: int, steps_per_epoch: int) -> float:
@@ -321,11 +373,6 @@ def step_fraction(step: int, steps_per_epoch: int) -> float:
 def eval_loader(data, collate: Callable, batch_size: int = 64):
     """An evaluation DataLoader (batches sorted by length) for a held-out split."""
     return make_loader(data, collate, batch_size, shuffle=False)
-
-
-def clone_model(model: nn.Module) -> nn.Module:
-    """A deep copy (e.g. keep the original model to measure forgetting)."""
-    return copy.deepcopy(model)
 
 
 @exercise("06", "total_steps")
@@ -342,3 +389,14 @@ def check_lr_at_step(answer, step: int, peak_lr: float, warmup_steps: int, total
                                              warmup_steps, total_steps).lr_lambdas[0](step)
     return check_close(answer, expected, "lr_at_step", "before warm-up ends: peak·step/warmup; after: "
                        "peak·(total − step)/(total − warmup)", atol=1e-9, rtol=1e-6)
+
+
+@exercise("06", "overfit_epoch")
+def check_overfit_epoch(prediction: int | None, val_losses: Sequence[float]) -> Verdict:
+    """Exercise (predict, then measure): the epoch with the lowest validation loss in the overfitting run."""
+    measured = int(min(range(len(val_losses)), key=lambda i: val_losses[i])) + 1
+    tolerance = max(1, len(val_losses) // 4)
+    return check_prediction(prediction, measured, "overfit_epoch", f"Within ±{tolerance} epoch(s) counts. The "
+                            "validation loss turns when the model starts to memorise its few examples (training loss "
+                            "near 0): sooner with fewer examples or a higher rate; then it grows more confident on "
+                            "its validation mistakes.", rtol=tolerance / measured)

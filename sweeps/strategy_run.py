@@ -33,8 +33,9 @@ import pandas as pd
 
 import companion as cc
 from companion.data import load_text_classification
-from companion.finetune import run_strategy
+from companion.finetune import forgetting_probe, make_task, run_strategy, suggested_lr
 from companion.forgetting import general_sentences
+from companion.training import TrainConfig
 
 PROFILE = cc.resolve_profile(profile)
 cfg = cc.settings(PROFILE, {
@@ -49,13 +50,14 @@ cfg = cc.settings(PROFILE, {
 SMALL_BUDGET_LR = {"full": 2e-4, "freeze": 2e-4, "gradual": 2e-4, "discriminative": 2e-4, "ulmfit": 2e-4,
                    "head_only": 3e-3, "prompt_tuning": 3e-2, "prompt_tuning_text": 3e-2, "p_tuning": 1e-2,
                    "prefix_tuning": 1e-2, "lora": 1e-2}
-if lr is None and PROFILE != "gpu":
-    lr = SMALL_BUDGET_LR[strategy]
+if lr is None:
+    lr = SMALL_BUDGET_LR[strategy] if PROFILE != "gpu" else suggested_lr(strategy)
 dataset = load_text_classification(data, text_column, label_column)
-row = run_strategy(strategy, dataset, model_name, seed=seed, k=k, lr=lr, epochs=cfg["epochs"],
-                   max_length=cfg["max_length"], train_size=cfg["train_size"], batch_size=cfg["batch_size"],
-                   patience=None, num_virtual_tokens=num_virtual_tokens, lora_r=lora_r,
-                   forgetting_texts=general_sentences(cfg["forgetting_sentences"], seed=0), progress=False)
+task = make_task(dataset, model_name, cfg["max_length"], cfg["train_size"], seed)  # the model is resolved here, once
+probe = forgetting_probe(task, general_sentences(cfg["forgetting_sentences"], seed=0))
+config = TrainConfig(epochs=cfg["epochs"], batch_size=cfg["batch_size"], lr=lr, patience=None, seed=seed,
+                     progress=False)
+row = run_strategy(strategy, task, config, probe, k=k, num_virtual_tokens=num_virtual_tokens, r=lora_r)
 row.pop("history")
 keys = ["strategy", "macro_f1", "accuracy", "trainable", "trainable_pct", "seconds", "peak_memory_mb", "one_class"]
 pd.Series({key: row[key] for key in keys} | {"forgetting_cka": (row["forgetting"] or {}).get("cka")}).to_frame("value")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -57,13 +58,17 @@ def smoke_run(tmp_path_factory):
         if key not in _SMOKE_CACHE:
             out = tmp_path_factory.mktemp(f"smoke{number}")
             notebook = _built_or_source(number)
+            began = time.perf_counter()
             try:
                 executed = run_notebook(notebook, out, {"profile": "smoke", **parameters}, progress=False)
             finally:
                 if Path(notebook).name.startswith(".smoke-"):
                     Path(notebook).unlink()
+            wall = time.perf_counter() - began
             stem = Path(notebook).stem.removeprefix(".smoke-")
             result = load_results(out / f"{stem}.results.json")
+            # every notebook's own clock must measure its run, never something longer (e.g. a clobbered start)
+            assert 0 <= result.get("seconds", 0) <= wall, f"{stem} saved seconds={result.get('seconds')} > run {wall:.1f} s"
             result["_executed"] = str(executed)
             _SMOKE_CACHE[key] = result
         return _SMOKE_CACHE[key]

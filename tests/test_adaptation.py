@@ -109,3 +109,31 @@ def test_exercise_checks(smollm2):
     assert check_embedding_params(model.config.vocab_size * model.config.hidden_size, model)
     assert not check_embedding_params(2 * model.config.vocab_size * model.config.hidden_size, model)
     assert check_replay_blocks(40, 100, 0.4)
+
+
+def test_causal_lm_batches_go_through_the_one_training_engine(smollm2, monkeypatch):
+    import companion.adaptation as adaptation
+    from companion.adaptation import adapt_config, causal_lm_batch
+
+    blocks = torch.arange(12).view(3, 4)
+    batch = causal_lm_batch(list(blocks[:2]))
+    assert torch.equal(batch["input_ids"], blocks[:2]) and batch["labels"] is batch["input_ids"]
+    config = adapt_config(n_blocks=5, steps=7, batch_size=2, eval_every=3)
+    assert config.epochs == 3 and config.max_steps == 7 and config.eval_every == 3 and not config.greater_is_better
+    calls = []
+    real_train = adaptation.train
+    monkeypatch.setattr(adaptation, "train", lambda *a, **k: calls.append(a[3]) or real_train(*a, **k))
+    base, tokenizer = smollm2
+    model = copy.deepcopy(base)
+    data = token_blocks(tokenizer, TEXTS, block_size=16)[:2]
+    result = continued_pretraining(model, data, {"set": data}, steps=3, batch_size=1, lr=1e-4, eval_every=2,
+                                   progress=False)
+    assert calls == [causal_lm_batch]  # continued pretraining is companion.training.train, fed causal-LM batches
+    assert list(result.evals["step"]) == [0, 2, 3] and 0 < result.train_seconds <= result.seconds
+
+
+def test_step_time_ratio_check():
+    from companion.adaptation import check_step_time_ratio
+
+    assert check_step_time_ratio(0.7, 7.0, 10.0) and check_step_time_ratio(0.8, 7.0, 10.0)
+    assert not check_step_time_ratio(0.3, 7.0, 10.0) and not check_step_time_ratio(None, 7.0, 10.0)

@@ -1,4 +1,5 @@
 """Device choice, dtype and seeding repeatability."""
+import pytest
 import torch
 
 import companion as cc
@@ -40,3 +41,82 @@ def test_device_report_has_versions():
     info = device_report(torch.device("cpu"))
     assert info["device"] == "cpu" and info["torch"].startswith("2.13")
     assert info["dtype"] == "float32"
+
+
+AMX_CPU = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8\n"
+ZEN4_CPU = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw avx512_bf16\n"
+AVX2_CPU = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma\n"
+
+
+def test_cpu_bf16_features_read_the_flags_line():
+    from companion.device import cpu_bf16_features
+
+    assert cpu_bf16_features(AMX_CPU) == ["amx_bf16", "avx512_bf16"]
+    assert cpu_bf16_features(ZEN4_CPU) == ["avx512_bf16"]
+    assert cpu_bf16_features(AVX2_CPU) == [] and cpu_bf16_features("") == []
+
+
+def test_native_bf16_follows_the_measured_rule():
+    """bf16 autocast is picked where it was measured faster than float32 (FAST_CPU_BF16), never on AVX2 only."""
+    from companion.device import FAST_CPU_BF16, cpu_bf16_native
+
+    assert cpu_bf16_native(AMX_CPU) and not cpu_bf16_native(AVX2_CPU)
+    assert cpu_bf16_native(ZEN4_CPU) == ("avx512_bf16" in FAST_CPU_BF16)
+
+
+def test_pick_precision_auto_forced_and_rejected(monkeypatch):
+    import companion.device as dev
+    from companion.errors import CourseError
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(dev, "cpu_bf16_native", lambda cpuinfo=None: True)
+    assert dev.pick_precision("auto", "cpu", cpu) == "bf16"
+    assert dev.pick_precision("auto", "smoke", cpu) == "fp32"  # the tests print the same numbers everywhere
+    assert dev.pick_precision("fp32", "cpu", cpu) == dev.pick_precision("no", "cpu", cpu) == "fp32"
+    monkeypatch.setattr(dev, "cpu_bf16_native", lambda cpuinfo=None: False)
+    assert dev.pick_precision("auto", "cpu", cpu) == "fp32"
+    assert dev.pick_precision("bf16", "smoke", cpu) == "bf16"  # forced: whatever the profile
+    with pytest.raises(CourseError, match="unknown precision 'fp16'"):
+        dev.pick_precision("fp16")
+
+
+def test_start_sets_and_prints_the_precision(monkeypatch, capsys):
+    import companion.device as dev
+
+    monkeypatch.setattr(dev, "_chosen", None)
+    monkeypatch.delenv("COURSE_FORCE_PROFILE", raising=False)
+    monkeypatch.delenv(dev.PRECISION_ENV, raising=False)
+    cc.start("cpu", precision="bf16")
+    assert dev.current_precision() == "bf16" and "training precision: bf16 autocast" in capsys.readouterr().out
+    monkeypatch.setenv(dev.PRECISION_ENV, "fp32")  # the variable overrides `auto` for a whole run
+    cc.start("cpu")
+    assert dev.current_precision() == "fp32" and "training precision: fp32" in capsys.readouterr().out
+    monkeypatch.setattr(dev, "_chosen", None)
+    monkeypatch.delenv(dev.PRECISION_ENV)
+    monkeypatch.setattr(dev, "cpu_bf16_native", lambda cpuinfo=None: True)
+    assert dev.current_precision() == "fp32"  # no profile chosen (library use, unit tests): float32 on CPUs
+    cc.start("cpu")
+    assert dev.current_precision() == "bf16"  # the cpu profile on a CPU with native bf16
+    cc.start("smoke")
+    assert dev.current_precision() == "fp32"
+
+
+def test_make_accelerator_switches_precision_in_one_process(monkeypatch):
+    """accelerate keeps one precision per process; make_accelerator lets one process train in both, in turn."""
+    import companion.device as dev
+    from companion.training import make_accelerator
+
+    assert make_accelerator("bf16").mixed_precision == "bf16"
+    assert make_accelerator("fp32").mixed_precision == "no"
+    monkeypatch.setattr(dev, "_chosen", "bf16")
+    bf16 = make_accelerator()  # auto: the precision cc.start chose
+    assert bf16.mixed_precision == "bf16" and bf16.device.type == "cpu"
+    layer = torch.nn.Linear(4, 4)
+    with bf16.autocast():
+        assert layer(torch.randn(2, 4)).dtype == torch.bfloat16
+    monkeypatch.setattr(dev, "_chosen", None)
+    assert make_accelerator("fp32").mixed_precision == "no"
+
+
+def test_device_report_names_the_training_precision():
+    assert device_report(torch.device("cpu"))["training_precision"].split()[0] in ("fp32", "bf16")

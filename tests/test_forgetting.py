@@ -1,11 +1,12 @@
-"""Representation drift: CKA and cosine properties, and zero drift for an unchanged encoder."""
+"""Representation drift: CKA and cosine properties, zero drift for an unchanged encoder, the probe's reference."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from companion.embeddings import sentence_embeddings
-from companion.forgetting import general_sentences, linear_cka, mean_cosine, representation_drift
+from companion.forgetting import general_sentences, linear_cka, make_probe, mean_cosine, representation_drift
+from companion.models import resolve_model
 
 
 def test_cka_is_one_for_same_geometry_and_low_for_noise():
@@ -34,3 +35,14 @@ def test_unchanged_encoder_has_no_drift(minilm):
     reference = sentence_embeddings(model, tokenizer, texts, max_length=32)
     out = representation_drift(model, tokenizer, texts, reference, max_length=32)
     assert out["cka"] == pytest.approx(1.0, abs=1e-6) and out["drift"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_probe_reference_is_the_original_encoder_and_a_fresh_classifier_has_not_drifted(minilm):
+    model, tokenizer = minilm
+    texts = general_sentences(6)
+    probe = make_probe(resolve_model("minilm"), tokenizer, texts, max_length=24)
+    assert torch.equal(probe.reference, sentence_embeddings(model, tokenizer, texts, max_length=24))
+    from companion import load_model
+
+    classifier = load_model("minilm", "classifier", num_labels=5)
+    assert probe.drift(classifier, tokenizer)["cosine"] == pytest.approx(1.0, abs=1e-6)

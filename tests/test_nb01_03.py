@@ -29,6 +29,12 @@ def test_nb02_smoke(smoke_run):
     assert r["causal_lm"]["loss_no_shift"] > r["causal_lm"]["loss"]
 
 
+def test_nb02_runs_without_label_smoothing(smoke_run):
+    r = smoke_run("02", label_smoothing=0.0)
+    assert r["label_smoothing"]["epsilon"] == 0.0 and r["label_smoothing"]["optimum_margin"] is None
+    assert r["label_smoothing"]["abs_diff"] < 1e-5
+
+
 def test_nb03_smoke(smoke_run):
     r = smoke_run("03")
     assert r["profile"] == "smoke"

@@ -26,6 +26,7 @@ def test_05_domain_adaptation(smoke_run):
         assert 1 < r[key] < 1e5
     assert r["domain_drop_pct"] == pytest.approx(100 * (1 - r["domain_ppl_after"] / r["domain_ppl_before"]))
     assert r["embedding_only"]["trainable_params"] < r["full"]["trainable_params"]
+    assert 0 < r["full"]["train_seconds"] <= r["full"]["seconds"] and r["embedding_only"]["train_seconds"] > 0
     assert r["replay"]["fraction"] == 0.25 and r["reload_matches"] is True
     assert r["saved_model"] == "smollm2-medical-dapt-smoke"
     assert set(r["augmentation"]["macro_f1"]) == {"5"}

@@ -61,7 +61,7 @@ def test_report_writes_csv_plots_and_mean_std_summary(rundir):
     assert "8 runs: 1 failed, 1 not run, 6 ok." in md
     assert "| setting | seeds | accuracy | seconds |" in md
     assert "| lr=0.1 | 3 | 0.82 ± 0.02 | 2 ± 0 |" in md and "| lr=0.2 | 3 | 0.7 ± 0 | 2 ± 0 |" in md
-    assert "Same in every run: `cost.params` = 1000" in md
+    assert "Same in every run: `cost.params` = 1,000" in md
     assert "| demo/lr=9.0_seed=0 | failed | RuntimeError: loss is nan |" in md and "demo/lr=5.0_seed=0 | not run" in md
     assert paths["plot:demo"] == rundir / "plots" / "demo.png" and paths["plot:demo"].read_bytes()[:4] == b"\x89PNG"
     assert "![demo](plots/demo.png)" in md
@@ -72,3 +72,20 @@ def test_report_cli_and_empty_folder(rundir, tmp_path_factory, capsys):
     assert "report.csv" in capsys.readouterr().out
     with pytest.raises(CourseError, match="no runs in"):
         report(tmp_path_factory.mktemp("empty"))
+
+
+def test_a_truncated_result_is_named_not_a_traceback(rundir, capsys):
+    broken = rundir / "demo/lr=0.2_seed=1/demo.results.json"
+    broken.write_text(broken.read_text()[:20])  # a result cut off mid-write (a full disk, a copy interrupted)
+    (rundir / "demo/lr=0.2_seed=2/status.json").write_text('{"status": "o')
+    assert main(["report", str(rundir)]) == 0
+    err = capsys.readouterr().err
+    assert "2 run(s) left a broken result" in err
+    assert "demo/lr=0.2_seed=1" in err and "demo/lr=0.2_seed=2" in err
+    frame = collect(rundir).set_index("run_id")
+    assert frame.loc["demo/lr=0.2_seed=1", "status"] == "broken"
+    assert "result demo.results.json is unreadable (JSONDecodeError" in frame.loc["demo/lr=0.2_seed=1", "error"]
+    assert frame.loc["demo/lr=0.2_seed=2", "error"].startswith("status.json is unreadable")
+    md = (rundir / "report.md").read_text()
+    assert "| lr=0.2 | 1 | 0.7 | 2 |" in md  # the one good seed of that setting is still summarised
+    assert "| demo/lr=0.2_seed=1 | broken | result demo.results.json is unreadable" in md

@@ -1,4 +1,5 @@
-"""Layered strategies: which parameters get gradients, discriminative LR groups, gradual unfreezing, the cache."""
+"""Layered strategies: which parameters get gradients, discriminative LR groups, gradual unfreezing, the cache;
+the strategy table: every entry prepares a real MiniLM classifier with the expected parameters trainable."""
 from __future__ import annotations
 
 import pytest
@@ -6,10 +7,36 @@ import torch
 from datasets import DatasetDict
 
 from companion import CourseError, count_parameters, load_model, load_tokenizer
-from companion.finetune import run_strategy
+from companion.finetune import STRATEGIES, make_task, prepare_strategy, run_strategy
 from companion.strategies import (UpperStack, cache_lower_features, collate_features, discriminative_groups,
-                                  freeze_lower, gradual_unfreezing, parameter_shares, trainable_parts)
-from companion.training import padding_collator, tokenize_dataset
+                                  freeze_lower, gradual_unfreezing, model_parts, parameter_shares, trainable_parts)
+from companion.training import TrainConfig, padding_collator, tokenize_dataset
+
+D, LAYERS, LABELS, TOKENS, RANK, MLP = 384, 6, 5, 4, 4, 128  # MiniLM's width and depth; the options below
+HEAD = D * LABELS + LABELS  # the new classifier (peft trains it too)
+POOLER = D * D + D
+
+
+def _sizes(model, *parts):
+    """Parameters of some of the model's parts (model_parts names)."""
+    return sum(p.numel() for name in parts for p in model_parts(model)[name].parameters())
+
+
+# strategy → (options, trainable parameters derived by hand from the fresh model)
+EXPECTED = {
+    "full": ({}, lambda m: count_parameters(m)["total"]),
+    "freeze": ({"k": 2}, lambda m: _sizes(m, "layer_2", "layer_3", "layer_4", "layer_5", "head")),
+    "head_only": ({}, lambda m: POOLER + HEAD),
+    "gradual": ({}, lambda m: POOLER + HEAD),  # epoch 0 trains the head; the hook thaws the rest later
+    "discriminative": ({"decay": 2.6}, lambda m: count_parameters(m)["total"]),
+    "ulmfit": ({}, lambda m: POOLER + HEAD),
+    "prompt_tuning": ({"num_virtual_tokens": TOKENS}, lambda m: TOKENS * D + HEAD),
+    "prompt_tuning_text": ({"num_virtual_tokens": TOKENS}, lambda m: TOKENS * D + HEAD),
+    "p_tuning": ({"num_virtual_tokens": TOKENS},  # the table + the MLP D → 128 → 128 → D that writes it
+                 lambda m: TOKENS * D + (D * MLP + MLP) + (MLP * MLP + MLP) + (MLP * D + D) + HEAD),
+    "prefix_tuning": ({"num_virtual_tokens": TOKENS}, lambda m: TOKENS * LAYERS * 2 * D + HEAD),  # keys + values
+    "lora": ({"r": RANK}, lambda m: LAYERS * 2 * (D * RANK + RANK * D) + HEAD),  # A and B on query and value
+}
 
 
 @pytest.fixture()
@@ -79,12 +106,50 @@ def test_upper_stack_on_cached_features_equals_the_model(classifier, tokenizer, 
     assert torch.allclose(full, cached, atol=1e-5)
 
 
+def test_the_table_lists_every_strategy():
+    assert set(STRATEGIES) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_every_strategy_prepares_a_real_classifier(name, tokenizer):
+    options, trainable = EXPECTED[name]
+    torch.manual_seed(0)
+    fresh = load_model("minilm", "classifier", num_labels=LABELS)
+    expected = trainable(fresh)
+    prepared = prepare_strategy(name, fresh, **options)
+    assert count_parameters(prepared.model)["trainable"] == expected
+    batch = tokenizer(["a heart attack", "a brain tumour was removed"], padding=True, return_tensors="pt")
+    prepared.model(**batch, labels=torch.tensor([3, 0])).loss.backward()
+    assert all(p.grad is not None for p in prepared.model.parameters() if p.requires_grad), name
+    assert all(p.grad is None for p in prepared.model.parameters() if not p.requires_grad), name
+
+
+def test_prepared_strategies_tell_training_what_it_needs(classifier):
+    freeze = prepare_strategy("freeze", classifier, k=3)
+    assert freeze.frozen == 3 and freeze.groups(1e-3, 0.01) is None and freeze.hook is None
+    ulmfit = prepare_strategy("ulmfit", load_model("minilm", "classifier", num_labels=5), decay=2.0)
+    rates = {g["name"].split("/")[0]: g["lr"] for g in ulmfit.groups(1e-3, 0.01)}
+    assert rates["layer_5"] == pytest.approx(5e-4) and ulmfit.hook is not None
+    assert sum(p.numel() for g in ulmfit.groups(1e-3, 0.01) for p in g["params"]) == count_parameters(
+        ulmfit.model)["total"]  # the frozen layers are in the optimiser: they thaw later
+
+
+def test_unknown_strategy_or_option_is_one_clear_error(classifier):
+    with pytest.raises(CourseError, match="unknown strategy 'adapters': use one of full, freeze, .*lora"):
+        prepare_strategy("adapters", classifier)
+    with pytest.raises(CourseError, match="unknown strategy option kk: the strategies take .*k, .*r"):
+        prepare_strategy("freeze", classifier, kk=3)
+    full = prepare_strategy("full", classifier, k=3, r=4)  # options of other strategies are ignored
+    assert count_parameters(full.model)["trainable_pct"] == 100.0
+
+
 def test_cached_training_equals_uncached(medical):
     small = DatasetDict({"train": medical["train"].select(range(24)), "validation": medical["validation"].select(range(12)),
                          "test": medical["test"].select(range(12))})
-    kw = dict(k=4, epochs=2, batch_size=8, max_length=24, lr=1e-3, progress=False, seed=1)
-    cached = run_strategy("freeze", small, use_cache=True, **kw)
-    plain = run_strategy("freeze", small, use_cache=False, **kw)
+    task = make_task(small, "minilm", max_length=24)
+    config = TrainConfig(epochs=2, batch_size=8, lr=1e-3, progress=False, seed=1)
+    cached = run_strategy("freeze", task, config, use_cache=True, k=4)
+    plain = run_strategy("freeze", task, config, use_cache=False, k=4)
     assert cached["cached"] and not plain["cached"]
     assert cached["trainable"] == plain["trainable"]
     for a, b in zip(cached["history"], plain["history"]):

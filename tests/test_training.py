@@ -70,3 +70,91 @@ def test_warmup_then_linear_decay():
         opt.step()
         sched.step()
     assert rates == pytest.approx([0.0, 0.5, 1.0, 0.75, 0.5, 0.25])
+
+
+def _hand_written_loop(model, data, collate, epochs: int, lr: float, batch_size: int, seed: int) -> list[float]:
+    """The loop notebook 06 writes out, step for step: the package's `train` must give the same losses."""
+    import torch.nn.functional as F
+
+    from companion.training import evaluate, fused_ok, make_accelerator, make_loader, param_groups
+
+    torch.manual_seed(seed)
+    accelerator = make_accelerator("no")
+    loader = make_loader(data["train"], collate, batch_size, shuffle=True, seed=seed)
+    val_loader = make_loader(data["validation"], collate, 64, shuffle=False)
+    batches = loader.batch_sampler
+    groups = param_groups(model, lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused_ok(groups, accelerator.device))
+    total = len(loader) * epochs
+    scheduler = linear_warmup_decay(optimizer, int(0.1 * total), total)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    val_loader = accelerator.prepare(val_loader)
+    losses = []
+    for epoch in range(epochs):
+        batches.set_epoch(epoch)
+        model.train()
+        for batch in loader:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = F.cross_entropy(logits, batch["labels"])
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+        evaluate(model, val_loader, accelerator)
+    return losses
+
+
+def test_train_is_the_hand_written_loop(tiny):
+    import copy
+
+    data, collate = tiny
+    torch.manual_seed(0)
+    model = load_model("minilm", "classifier", num_labels=5)
+    twin = copy.deepcopy(model)
+    ours = _hand_written_loop(model, data, collate, epochs=2, lr=1e-4, batch_size=8, seed=1)
+    config = TrainConfig(epochs=2, batch_size=8, lr=1e-4, seed=1, patience=None, log_every=1, progress=False,
+                         mixed_precision="no")
+    package = train(twin, data["train"], data["validation"], collate, config).history.query("split == 'train'")
+    assert len(ours) == len(package) == 6
+    assert max(abs(a - b) for a, b in zip(ours, package["loss"])) < 1e-5
+
+
+def test_custom_evaluation_every_few_steps(tiny):
+    data, collate = tiny
+    calls = []
+
+    def score(model) -> dict[str, float]:
+        calls.append(model.training)
+        return {"perplexity": 10.0 - len(calls)}  # lower is better, and it improves every time
+
+    torch.manual_seed(0)
+    model = load_model("minilm", "classifier", num_labels=5)
+    config = TrainConfig(epochs=3, batch_size=8, lr=1e-4, progress=False, log_every=1, eval_every=4,
+                         eval_at_start=True, metric="perplexity", greater_is_better=False, restore_best=False)
+    result = train(model, data["train"], None, collate, config, evaluate_fn=score)
+    val = result.history[result.history["split"] == "validation"]
+    assert val["step"].tolist() == [0, 4, 8, 9] and calls == [False] * 4  # evaluated in eval mode
+    assert result.best["perplexity"] == 6.0 and result.examples == 3 * 24 and not model.training
+
+
+def test_best_tracker_keeps_the_best_and_counts_stale_evaluations():
+    from companion.training import BestTracker
+
+    model = torch.nn.Linear(2, 1)
+    tracker = BestTracker("loss", greater_is_better=False)
+    for epoch, loss in enumerate([3.0, 2.0, 2.5, 2.2], start=1):
+        tracker.update({"loss": loss}, epoch, model)
+    assert tracker.scores == {"loss": 2.0} and tracker.epoch == 2 and tracker.stale == 2
+    assert set(tracker.state) == {"weight", "bias"}
+    tracker.update({"other": 1.0}, 5, model)  # without the metric: ignored
+    assert tracker.stale == 2
+
+
+def test_overfit_epoch_check():
+    from companion.training import check_overfit_epoch
+
+    losses = [1.5, 1.2, 1.1, 1.3, 1.6, 1.9, 2.0, 2.2]  # lowest after epoch 3; ±2 epochs count
+    assert check_overfit_epoch(4, losses) and check_overfit_epoch(1, losses)
+    assert not check_overfit_epoch(7, losses) and not check_overfit_epoch(None, losses)

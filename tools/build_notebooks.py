@@ -3,6 +3,7 @@
     python tools/build_notebooks.py                 # convert every source to notebooks/NN_name.ipynb
     python tools/build_notebooks.py 03 --execute    # convert and execute (profile from the notebook: auto → cpu here)
     python tools/build_notebooks.py 06 07 --adopt runs/bench-cpu   # store the executed notebooks of a course run
+    python tools/build_notebooks.py --kernelspec     # only store the installed kernelspec (opening changes nothing)
 
 Executed notebooks are cleaned before they are stored: papermill's per-cell timestamps are dropped and
 machine paths in outputs are replaced, so a re-run on another machine gives the same file.
@@ -26,10 +27,35 @@ PATHS = [(re.escape(str(ROOT)), "<project>"), (re.escape(sys.prefix), "<env>"),
          (re.escape(str(Path.home())), "~"), (r"/tmp/[\w./-]+", "<tmp>")]
 
 
+def kernelspec(name: str = "python3") -> dict[str, str]:
+    """The installed kernel's metadata exactly as JupyterLab stores it (so opening a notebook changes nothing);
+    ipykernel's own spec when no kernel is installed yet."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+        return {"display_name": spec.display_name, "language": spec.language, "name": name}
+    except NoSuchKernel:
+        from ipykernel.kernelspec import get_kernel_dict
+
+        spec = get_kernel_dict()
+        return {"display_name": spec["display_name"], "language": spec["language"], "name": name}
+
+
+def set_kernelspec(path: Path) -> bool:
+    """Store the installed kernel's metadata in a stored notebook, nothing else changed; True if it changed."""
+    nb = nbformat.read(path, as_version=4)
+    if nb.metadata.get("kernelspec") == kernelspec():
+        return False
+    nb.metadata["kernelspec"] = kernelspec()
+    nbformat.write(nb, path)
+    return True
+
+
 def convert(src: Path, target: Path | None = None) -> Path:
     """Write `target` (default <stem>.ipynb in notebooks/, or beside a source outside notebooks/src) from a source."""
     nb = jupytext.read(src)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = kernelspec()
     nb.metadata.pop("jupytext", None)
     target = target or (OUT if src.parent == SRC else src.parent) / f"{src.stem}.ipynb"
     nbformat.write(nb, target)
@@ -43,13 +69,54 @@ def _scrub(text: str) -> str:
     return text
 
 
+WARNING = re.compile(r"^\S.*\b\w*Warning\b")  # `path:line: FutureWarning: ...` (its indented source line follows)
+
+
+def _final_lines(text: str) -> list[str]:
+    """The lines a terminal would show: of the `\r`-separated states of a progress bar, only the last."""
+    lines = []
+    for line in text.split("\n"):
+        shown = [part for part in line.split("\r") if part.strip()]
+        if shown:
+            lines.append(shown[-1].rstrip())
+    return lines
+
+
+def _without_warnings(lines: list[str]) -> list[str]:
+    """Drop library warnings (`...Warning: ...` and the indented lines that follow one)."""
+    kept, in_warning = [], False
+    for line in lines:
+        if WARNING.match(line):
+            in_warning = True
+        elif not (in_warning and line[:1].isspace()):
+            in_warning = False
+            kept.append(line)
+    return kept
+
+
+def clean_stderr(outputs: list) -> list:
+    """One stderr output per cell: each progress bar's final line, no warnings (stdout and others untouched)."""
+    stderr = [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+    if not stderr:
+        return outputs
+    lines = _without_warnings(_final_lines("".join(o["text"] for o in stderr)))
+    first = outputs.index(stderr[0])
+    kept = [o for o in outputs if not any(o is s for s in stderr)]
+    if lines:
+        kept.insert(first, nbformat.v4.new_output("stream", name="stderr", text="\n".join(lines) + "\n"))
+    return kept
+
+
 def clean(path: Path) -> None:
-    """Drop papermill timestamps and machine paths from a stored notebook."""
+    """Drop papermill timestamps, machine paths, library warnings and all but the last state of progress bars."""
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
+    nb.metadata["kernelspec"] = kernelspec()  # the installed kernel's, whatever the executed copy said
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = clean_stderr(cell.outputs)
         for out in cell.get("outputs", []):
             if "text" in out:
                 out["text"] = _scrub(out["text"])
@@ -90,7 +157,14 @@ def main() -> None:
     parser.add_argument("only", nargs="*", help="notebook numbers, e.g. 00 03, or .py sources (default: all)")
     parser.add_argument("--execute", action="store_true", help="execute and store outputs")
     parser.add_argument("--adopt", metavar="RUN_DIR", help="store the executed notebooks of a course run folder")
+    parser.add_argument("--kernelspec", action="store_true",
+                        help="only store the installed kernelspec in the stored notebooks (nothing else changes)")
     args = parser.parse_args()
+    if args.kernelspec:
+        for path in sorted(OUT.glob("[0-9][0-9]_*.ipynb")):
+            if (not args.only or path.stem[:2] in args.only) and set_kernelspec(path):
+                print(f"{path.relative_to(ROOT)}: kernelspec {kernelspec()['display_name']!r}", flush=True)
+        return
     if args.adopt:
         for number in args.only:
             print(f"{adopt(Path(args.adopt), number).relative_to(ROOT)} adopted from {args.adopt}", flush=True)

@@ -11,7 +11,10 @@
 # 2. load both embedded models and see them produce real output;
 # 3. load both datasets and look at their sizes and class balance.
 #
-# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 13 s ·
+# **Prerequisites:** none in the course; Python, and reading a little PyTorch and pandas. **Study time:** about
+# 20 minutes for a first reading with the exercises.
+#
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 13 s ·
 # `cpu` 12 s, most of it loading the two models; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh`
 # measures it).
 #
@@ -41,7 +44,7 @@
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-seed: int = 0  # random seed for python, numpy and torch
+seed: int = 0  # range: [0, 4294967295]; random seed for python, numpy and torch
 model_name: str = "minilm"  # encoder: embedded name, local folder or Hugging Face id
 lm_name: str = "smollm2"  # causal LM: embedded name, local folder or Hugging Face id
 data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.parquet file
@@ -68,6 +71,7 @@ from companion.data import load_text_classification, load_wikitext2, registry
 from companion.embeddings import sentence_embeddings
 from companion.tour import class_balance, greedy_continue
 
+cc.check_values("00", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 print("profile:", PROFILE)
 pd.Series(cc.device_report(device), name="value").to_frame()
@@ -83,6 +87,17 @@ pd.Series(cc.device_report(device), name="value").to_frame()
 #   4-bit GGUF file. `companion` de-quantises it once to float32 and caches it, so later loads are fast.
 #
 # Any other Hugging Face model id or local folder works too (pass it as `model_name` / `lm_name`).
+#
+# **Predict, then measure.** The encoder turns each sentence into a vector; the cosine of two vectors says
+# how similar the encoder finds the sentences. Of these three, *before you run the encoder below*, which two will
+# it find the most similar?
+#
+# * **infarction**: "The patient presented with acute myocardial infarction."
+# * **heart attack**: "A heart attack was diagnosed in the emergency room."
+# * **lobster**: "The lobster is blue before it is cooked."
+
+# %%
+pair_prediction = None  # your prediction: two of "infarction", "heart attack", "lobster", e.g. ("a", "b")
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -96,6 +111,17 @@ similarity = (vectors @ vectors.T).numpy()
 print("embedding size:", vectors.shape[1])
 pd.DataFrame(similarity.round(3), index=["infarction", "heart attack", "lobster"],
              columns=["infarction", "heart attack", "lobster"])
+
+# %%
+from companion.tour import check_most_similar_pair
+
+names = ["infarction", "heart attack", "lobster"]
+check_most_similar_pair(pair_prediction, names, sentences, similarity)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: the encoder compares meaning; the two sentences about the same medical event, in different words
+pair_prediction = ("infarction", "heart attack")
+check_most_similar_pair(pair_prediction, names, sentences, similarity)
 
 # %% [markdown]
 # The two medical sentences share almost no words, yet their cosine similarity is far higher than
@@ -163,6 +189,7 @@ check_majority_share(majority_share, dataset)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
+# Solution: count each label in the training split; the largest count over the split's size
 majority_share = pd.Series(dataset["train"]["label"]).value_counts().iloc[0] / len(dataset["train"])
 check_majority_share(majority_share, dataset)
 
@@ -176,6 +203,7 @@ head_params = None  # your answer: an integer
 check_head_params(head_params, classifier)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: one Linear layer: a weight per (hidden unit, class) pair, plus a bias per class
 head_params = classifier.config.hidden_size * classifier.config.num_labels + classifier.config.num_labels
 check_head_params(head_params, classifier)
 
@@ -188,8 +216,8 @@ check_subword_count(subword_count, tokenizer, "cholecystectomy")
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
+# Solution: let the tokenizer split the word, then count the pieces
 subword_count = len(tokenizer.tokenize("cholecystectomy"))
-print(tokenizer.tokenize("cholecystectomy"))
 check_subword_count(subword_count, tokenizer, "cholecystectomy")
 
 # %% [markdown]

@@ -14,11 +14,15 @@
 # 4. use `ignore_index=-100` to mask padding (causal LM) and unmasked positions (masked LM);
 # 5. add label smoothing, and see why the log-softmax must be computed in a numerically stable way.
 #
+# **Prerequisites:** notebook 01 (chain rule, log-probabilities, perplexity); softmax and logarithms.
+# **Study time:** about 60 minutes for a first reading with the exercises.
+#
 # **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 11 s ·
 # `cpu` 9 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import math
+import random
 import time
 from typing import Optional
 
@@ -36,14 +40,15 @@ from companion.lm_probability import start_token_id
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-seed: int = 0  # random seed for python, numpy and torch
+seed: int = 0  # range: [0, 4294967295]; random seed for python, numpy and torch
 model_name: str = "minilm"  # encoder for the classifier and masked-LM parts: embedded name, local folder or hub id
 lm_name: str = "smollm2"  # causal LM: embedded name, local folder or Hugging Face id
-label_smoothing: float = 0.1  # label smoothing epsilon for section 5
-mask_prob: float = 0.15  # share of tokens masked in the masked-LM example
-n_examples: Optional[int] = None  # abstracts in the classifier batch; None means the profile default
+label_smoothing: float = 0.1  # range: [0, 1]; label smoothing epsilon for section 5
+mask_prob: float = 0.15  # range: (0, 1); share of tokens masked in the masked-LM example
+n_examples: Optional[int] = None  # range: [1, inf); abstracts in the classifier batch; None means the profile default
 
 # %%
+cc.check_values("02", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {"smoke": {"n_examples": 4, "max_length": 64},
                             "cpu": {"n_examples": 16, "max_length": 128},
@@ -117,8 +122,8 @@ print(f"autograd = (p − y)/B: {bool(torch.allclose(z.grad, grad_by_hand, atol=
 # NBVAL_CHECK_OUTPUT
 lm_tokenizer = cc.load_tokenizer(lm_name)
 lm = cc.load_model(lm_name, "causal-lm").to(device)
-start = start_token_id(lm_tokenizer)  # SmolLM2 has no BOS: start each text with <|endoftext|> (notebook 01)
-prefix = lm_tokenizer.convert_ids_to_tokens(start) if start is not None else ""
+start_id = start_token_id(lm_tokenizer)  # SmolLM2 has no BOS: start each text with <|endoftext|> (notebook 01)
+prefix = lm_tokenizer.convert_ids_to_tokens(start_id) if start_id is not None else ""
 clm_texts = [prefix + t for t in ["The patient was treated with antibiotics.",
                                   "Chest pain radiating to the left arm suggests myocardial infarction.", "Rest."]]
 clm = lm_tokenizer(clm_texts, padding=True, return_tensors="pt")
@@ -167,12 +172,18 @@ print(f"max |diff| hand vs torch vs model (causal LM) = {diff_clm:.1e}")
 # sequences weigh less. The perplexity of the batch is not the mean of the per-sequence perplexities:
 
 # %%
-# NBVAL_CHECK_OUTPUT
 per_seq_nll = (nll * keep).sum(1) / keep.sum(1)
+batch_ppl, mean_seq_ppl = math.exp(float(clm_torch)), float(per_seq_nll.exp().mean())
 print("per-sequence perplexity:", [f"{v:.2f}" for v in per_seq_nll.exp().tolist()])
-print(f"batch perplexity exp(loss) = {math.exp(float(clm_torch)):.2f}, "
-      f"mean of per-sequence perplexities = {float(per_seq_nll.exp().mean()):.2f}")
+print(f"batch perplexity exp(loss) = {batch_ppl:.2f}, mean of per-sequence perplexities = {mean_seq_ppl:.2f}")
 print(f"bits per token = {float(clm_torch) / math.log(2):.3f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+token_weighted = float((per_seq_nll * keep.sum(1)).sum() / keep.sum())
+print(f"batch loss = token-weighted mean of the per-sequence losses (within 1e-5): "
+      f"{abs(token_weighted - float(clm_torch)) < 1e-5}")
+print(f"batch perplexity = mean of per-sequence perplexities: {math.isclose(batch_ppl, mean_seq_ppl, rel_tol=1e-3)}")
 
 # %% [markdown]
 # ## 4. Masks for masked-LM labels
@@ -239,12 +250,16 @@ for e in (0.0, eps):
         z = torch.zeros(1, 5); z[0, 0] = m
         curve.append({"margin": float(m), "loss": float(F.cross_entropy(z, torch.tensor([0]), label_smoothing=e)),
                       "label smoothing": f"ε = {e:g}"})
-curve = pd.DataFrame(curve)
-best = curve[curve["label smoothing"] != "ε = 0"].nsmallest(1, "loss").iloc[0]
+curve = pd.DataFrame(curve).drop_duplicates(["margin", "label smoothing"])  # ε = 0 twice when label_smoothing is 0
+best = curve[curve["label smoothing"] == f"ε = {eps:g}"].nsmallest(1, "loss").iloc[0]
 fig, ax = plt.subplots(figsize=(6.5, 3))
 sns.lineplot(data=curve, x="margin", y="loss", hue="label smoothing", ax=ax)
-ax.axvline(best["margin"], color="gray", ls="--")
-ax.set(xlabel="gold logit − other logits", title=f"Label smoothing stops the push to infinity (optimum at margin {best['margin']:.1f})")
+if eps > 0:
+    ax.axvline(best["margin"], color="gray", ls="--")
+    title = f"Label smoothing stops the push to infinity (optimum at margin {best['margin']:.1f})"
+else:
+    title = "Without label smoothing the loss keeps falling as the margin grows"
+ax.set(xlabel="gold logit − other logits", title=title)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
@@ -254,8 +269,12 @@ plt.tight_layout(); plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 K = 5
-optimum = math.log((1 - eps + eps / K) / (eps / K))
-print(f"analytic optimum margin = {optimum:.2f}; on the grid: {abs(best['margin'] - optimum) < 0.1}")
+if eps > 0:
+    optimum = math.log((1 - eps + eps / K) / (eps / K))
+    print(f"analytic optimum margin = {optimum:.2f}; on the grid: {abs(best['margin'] - optimum) < 0.1}")
+else:
+    optimum = None  # ε = 0: the loss falls forever, the best margin on the grid is its right end
+    print(f"ε = 0: no finite optimum; the grid's best margin is its largest: {best['margin'] == float(margins[-1])}")
 
 # %% [markdown]
 # ## 6. Numerically stable log-softmax
@@ -296,6 +315,7 @@ ce_answer = None  # your answer: a float
 check_cross_entropy(ce_answer, ex_logits, ex_target)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: minus the log-softmax of the gold logit (logsumexp of the logits minus the gold logit)
 ce_answer = float(-(ex_logits[ex_target] - torch.logsumexp(ex_logits, dim=0)))
 check_cross_entropy(ce_answer, ex_logits, ex_target)
 
@@ -307,6 +327,7 @@ ls_answer = None  # your answer: a float
 check_label_smoothing(ls_answer, ex_logits, ex_target, 0.2)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: mix the gold NLL (weight 1 − ε) with the mean NLL over all classes (weight ε)
 ex_log_p = torch.log_softmax(ex_logits, dim=0)
 ls_answer = float((1 - 0.2) * -ex_log_p[ex_target] + 0.2 * -ex_log_p.mean())
 check_label_smoothing(ls_answer, ex_logits, ex_target, 0.2)
@@ -320,9 +341,39 @@ labels_answer = None  # your answer: a tensor
 check_clm_labels(labels_answer, ex_batch["input_ids"], ex_batch["attention_mask"])
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: copy input_ids and put -100 where the attention mask marks padding
 labels_answer = ex_batch["input_ids"].clone()
 labels_answer[ex_batch["attention_mask"] == 0] = -100
 check_clm_labels(labels_answer, ex_batch["input_ids"], ex_batch["attention_mask"])
+
+# %% [markdown]
+# **4. Predict, then measure.** Three texts for SmolLM2: `normal` (a medical sentence), `shuffled` (its words in a
+# random order) and `twice` (the sentence written two times in a row). Before you run the experiment below, rank
+# them by the model's perplexity, lowest first, e.g. `["normal", "shuffled", "twice"]`.
+
+# %%
+from companion.exercises import check_prediction
+from companion.lm_probability import model_loss
+
+order_prediction = None  # your prediction: a list of the three names, lowest perplexity first
+
+# %%
+base_text = "Chest pain radiating to the left arm suggests myocardial infarction."
+shuffled_words = base_text.split()
+random.Random(seed).shuffle(shuffled_words)
+texts = {"normal": base_text, "shuffled": " ".join(shuffled_words), "twice": f"{base_text} {base_text}"}
+text_ppl = {name: math.exp(model_loss(lm, lm_tokenizer, text)) for name, text in texts.items()}
+measured_order = sorted(text_ppl, key=text_ppl.get)
+print(", ".join(f"{name}: PPL {value:.1f}" for name, value in text_ppl.items()))
+order_explanation = (f"Measured, lowest first: {' < '.join(measured_order)}. The loss is a mean over tokens: in "
+                     f"`twice` the second copy can be copied from the context (in-context repetition is almost "
+                     f"free), while shuffling keeps the words but breaks the order the model learned to predict.")
+check_prediction(order_prediction, measured_order, "perplexity_order", order_explanation)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: rank the three texts by the perplexities printed above
+order_prediction = measured_order
+check_prediction(order_prediction, measured_order, "perplexity_order", order_explanation)
 
 # %% [markdown]
 # ## Summary

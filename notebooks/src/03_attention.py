@@ -13,7 +13,10 @@
 # 4. reproduce MiniLM's layer attention output and a SmolLM2 attention layer to < 1e-5;
 # 5. look at attention heatmaps of a real medical sentence whose domain term is split into subwords.
 #
-# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 12 s ·
+# **Prerequisites:** notebooks 00–02 (the models; softmax and cross-entropy); matrix products and tensor
+# shapes in PyTorch. **Study time:** about 75 minutes for a first reading with the exercises.
+#
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 12 s ·
 # `cpu` 13 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
@@ -31,18 +34,20 @@ import torch.nn.functional as F
 import companion as cc
 from companion.attention import (apply_rope, attention_heatmap, bert_attention_maps, capture, causal_mask,
                                  llama_attention_from_weights, merge_heads, rope_cos_sin, split_heads)
+from companion.plots import plain_log_axis
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-seed: int = 0  # random seed for python, numpy and torch
+seed: int = 0  # range: [0, 4294967295]; random seed for python, numpy and torch
 model_name: str = "minilm"  # BERT-style encoder to reproduce: embedded name, local folder or hub id
 lm_name: str = "smollm2"  # Llama-style causal LM for the RoPE and GQA layer: embedded name, local folder or hub id
-layer: int = 0  # encoder layer reproduced from its weights
-lm_layer: int = 3  # causal-LM layer reproduced from its weights
+layer: int = 0  # range: [0, inf); encoder layer reproduced from its weights
+lm_layer: int = 3  # range: [0, inf); causal-LM layer reproduced from its weights
 text: str = "The patient underwent laparoscopic cholecystectomy for symptomatic gallstones."  # sentence for the heatmaps
-n_samples: Optional[int] = None  # random query-key pairs per size in the variance experiment; None means the profile default
+n_samples: Optional[int] = None  # range: [1, inf); random query-key pairs per size in the variance experiment; None means the profile default
 
 # %%
+cc.check_values("03", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {"smoke": {"n_samples": 2000}, "cpu": {"n_samples": 20000}, "gpu": {"n_samples": 100000}},
                   n_samples=n_samples)
@@ -92,6 +97,15 @@ print(f"max |ours − F.scaled_dot_product_attention| < 1e-6: {diff_sdpa < 1e-6}
 # Large scores push the softmax into saturation: nearly all weight on one key (a near one-hot), whose gradient
 # is nearly zero. We measure both, for growing $d_k$, with 16 keys per query.
 
+# **Predict, then measure.** The entries of `q` and `k` below are independent standard normals (mean 0,
+# variance 1). *Before you run the experiment*, predict the variance of the unscaled score $q\cdot k$ at
+# $d_k = 256$. A prediction within 20 % of the measurement counts.
+
+# %%
+from companion.attention import check_variance_prediction
+
+variance_prediction = None  # your prediction: a number
+
 # %%
 rows = []
 for d_k in [4, 16, 64, 256, 1024]:
@@ -108,13 +122,27 @@ variance = pd.DataFrame(rows)
 variance.pivot(index="d_k", columns="scores", values=["variance", "mean max weight"]).round(3)
 
 # %%
+check_variance_prediction(variance_prediction, variance, d_k=256)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: a sum of d_k independent products, each of variance 1, has variance d_k
+variance_prediction = 256
+check_variance_prediction(variance_prediction, variance, d_k=256)
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
 sns.lineplot(data=variance, x="d_k", y="variance", hue="scores", marker="o", ax=axes[0])
-axes[0].plot([4, 1024], [4, 1024], ls=":", color="gray", label="d_k")
-axes[0].set(xscale="log", yscale="log", title="Variance of the attention scores")
+# the reference line lies on the unscaled data: drawn above it (zorder), dashed and black so both stay visible
+axes[0].plot([4, 1024], [4, 1024], ls="--", lw=1.5, color="black", zorder=5, label="variance = d_k")
+axes[0].set(yscale="log", title="Variance of the attention scores")
+axes[0].legend()
 sns.lineplot(data=variance, x="d_k", y="mean max weight", hue="scores", marker="o", ax=axes[1])
-axes[1].axhline(1 / 16, ls=":", color="gray")
-axes[1].set(xscale="log", title="Largest softmax weight (16 keys; 1/16 = uniform)")
+axes[1].axhline(1 / 16, ls="--", lw=1.5, color="black", zorder=5, label="uniform (1/16)")
+axes[1].set(title="Largest softmax weight (16 keys)")
+axes[1].legend()
+for ax in axes:
+    plain_log_axis(ax, "x", ticks=[4, 16, 64, 256, 1024])
+plain_log_axis(axes[0], "y", ticks=[1, 10, 100, 1000])
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
@@ -285,11 +313,13 @@ print(" ".join(tokens))
 
 # %%
 picks = [(0, 0), (0, 5), (len(maps) // 2, 3), (len(maps) - 1, 0), (len(maps) - 1, 7)]
-fig, axes = plt.subplots(1, len(picks) + 1, figsize=(4.2 * (len(picks) + 1), 4.4))
-for ax, (lay, head) in zip(axes, picks):
+# a grid, each map wide enough to read its token labels, and one colour scale for all (weights in [0, 1])
+fig, axes = plt.subplots(3, 2, figsize=(11, 16), layout="constrained")
+for ax, (lay, head) in zip(axes.flat, picks):
     attention_heatmap(maps[lay][head], tokens, ax=ax, title=f"layer {lay}, head {head}")
-attention_heatmap(maps[-1].mean(0), tokens, ax=axes[-1], title=f"layer {len(maps) - 1}, mean of heads")
-plt.tight_layout(); plt.show()
+attention_heatmap(maps[-1].mean(0), tokens, ax=axes.flat[-1], title=f"layer {len(maps) - 1}, mean of heads")
+fig.colorbar(axes.flat[0].collections[0], ax=axes, shrink=0.3, label="attention weight")
+plt.show()
 
 # %% [markdown]
 # Different heads learn different patterns: some look at the previous or next token, some at `[CLS]`/`[SEP]`
@@ -341,6 +371,7 @@ weights_answer = None  # your answer: a tensor of shape (2, 3)
 check_attention_weights(weights_answer, ex_q, ex_k)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: scaled dot products q·kᵀ/√d_k, then a softmax over the keys
 weights_answer = torch.softmax(ex_q @ ex_k.T / math.sqrt(ex_q.shape[-1]), dim=-1)
 check_attention_weights(weights_answer, ex_q, ex_k)
 
@@ -352,6 +383,7 @@ mask_answer = None  # your answer: a (6, 6) boolean tensor
 check_causal_mask(mask_answer, 6)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: compare positions: a query may attend to keys at or before it
 mask_answer = torch.arange(6)[:, None] >= torch.arange(6)[None, :]   # key position ≤ query position
 check_causal_mask(mask_answer, 6)
 
@@ -364,6 +396,7 @@ params_answer = None  # your answer: an integer
 check_attention_params(params_answer, block)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: four hidden × hidden weight matrices, each with a bias of size hidden
 d = encoder.config.hidden_size
 params_answer = 4 * (d * d + d)
 check_attention_params(params_answer, block)

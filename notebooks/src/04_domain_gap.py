@@ -12,7 +12,10 @@
 # 3. measure how much vocabulary the corpora share and which words mark the domain;
 # 4. embed both corpora with MiniLM and look at the embedding space in 2-D.
 #
-# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 23 s ·
+# **Prerequisites:** notebook 01 (perplexity, strided perplexity), 00 (subword tokens, sentence embeddings);
+# cosine similarity. **Study time:** about 60 minutes for a first reading with the exercises.
+#
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 23 s ·
 # `cpu` 1 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
@@ -20,17 +23,17 @@ from typing import Optional
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-seed: int = 0  # random seed for python, numpy and torch
+seed: int = 0  # range: [0, 4294967295]; random seed for python, numpy and torch
 model_name: str = "smollm2"  # causal LM for perplexity: embedded name, local folder or Hugging Face id
 encoder_name: str = "minilm"  # sentence encoder for the embedding view: embedded name, local folder or hub id
 data: str = "medical_abstracts"  # domain data: registered data set or a local .csv/.jsonl/.parquet file
 text_column: str = "text"  # text column of a local data file
 label_column: str = "label"  # label column of a local data file
-corpus_tokens: Optional[int] = None  # tokens per corpus for strided perplexity; None means the profile default
-max_length: Optional[int] = None  # window of strided perplexity; None means the profile default
-n_docs: Optional[int] = None  # documents per corpus for per-document perplexity; None means the profile default
-embed_docs: Optional[int] = None  # documents per corpus embedded with the encoder; None means the profile default
-top_k: int = 5000  # most frequent words per corpus compared for vocabulary overlap
+corpus_tokens: Optional[int] = None  # range: [1, inf); tokens per corpus for strided perplexity; None means the profile default
+max_length: Optional[int] = None  # range: [2, inf); window of strided perplexity; None means the profile default
+n_docs: Optional[int] = None  # range: [1, inf); documents per corpus for per-document perplexity; None means the profile default
+embed_docs: Optional[int] = None  # range: [1, inf); documents per corpus embedded with the encoder; None means the profile default
+top_k: int = 5000  # range: [1, inf); most frequent words per corpus compared for vocabulary overlap
 
 # %%
 import math
@@ -49,7 +52,10 @@ from companion.corpus import (STOPWORDS, centroid_cosine, check_fertility, check
                               word_pieces_table)
 from companion.data import load_text_classification, load_wikitext2
 from companion.embeddings import sentence_embeddings
+from companion.plots import plain_log_axis
+from companion.tables import readable
 
+cc.check_values("04", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"corpus_tokens": 128, "max_length": 64, "n_docs": 4, "embed_docs": 12},
@@ -89,6 +95,15 @@ pd.DataFrame({"documents": [len(domain_texts), len(general_texts)],
 # Token perplexities of two corpora are not directly comparable when the tokenizer cuts one of them into more
 # pieces per word: more, easier pieces lower the per-token number. The fair comparison is **per word**:
 # NLL per word = NLL per token × tokens per word, so word perplexity = exp(NLL/token × tokens/word).
+#
+# **Predict, then measure.** SmolLM2 was pretrained mostly on general web text. *Before you run the
+# measurement below*, predict which corpus it finds more surprising **per token** (the higher token perplexity):
+# `"medical"` or `"general"`?
+
+# %%
+from companion.corpus import check_surprise_prediction
+
+surprise_prediction = None  # your prediction: "medical" or "general"
 
 # %%
 lm_tokenizer = cc.load_tokenizer(model_name)
@@ -102,8 +117,16 @@ for name, texts in corpora.items():
     tpw = out["tokens"] / len(scored_text.split())
     rows[name] = {"tokens": out["tokens"], "nll_per_token": out["nll"], "token_ppl": out["perplexity"],
                   "tokens_per_word": tpw, "word_ppl": math.exp(out["nll"] * tpw)}
-ppl = pd.DataFrame(rows).T
-ppl.round(3)
+ppl = pd.DataFrame.from_dict(rows, orient="index")
+readable(ppl.round(3), counts=["tokens"])
+
+# %%
+check_surprise_prediction(surprise_prediction, ppl)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: read it off the token_ppl column measured above (the explanation says why per word differs)
+surprise_prediction = ppl["token_ppl"].idxmax()
+check_surprise_prediction(surprise_prediction, ppl)
 
 # %% [markdown]
 # The per-word column is the token column raised to the fertility. A quick numerical check of that identity
@@ -121,10 +144,11 @@ doc_ppl = pd.concat([document_perplexities(lm, lm_tokenizer, texts, max_tokens=9
 fig, ax = plt.subplots(figsize=(8, 3.2))
 sns.boxplot(data=doc_ppl, x="perplexity", y="corpus", hue="corpus", log_scale=True, ax=ax)
 sns.stripplot(data=doc_ppl, x="perplexity", y="corpus", color="black", size=3, alpha=0.5, ax=ax)
+plain_log_axis(ax, "x")
 ax.set(title=f"per-document token perplexity (first 96 tokens) under {model_name}", ylabel="")
 plt.tight_layout()
 plt.show()
-doc_ppl.groupby("corpus")["perplexity"].describe()[["count", "25%", "50%", "75%"]].round(2)
+doc_ppl.groupby("corpus")["perplexity"].describe()[["count", "25%", "50%", "75%"]].round(2).astype({"count": int})
 
 # %% [markdown]
 # **What the numbers say.** Check the table above rather than your expectation: SmolLM2 was trained on a large
@@ -257,8 +281,8 @@ answer_fertility = None  # your answer: a float
 check_fertility(answer_fertility, lm_tokenizer, sentence)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: SmolLM2 tokens (no special tokens) divided by whitespace-separated words
 answer_fertility = len(lm_tokenizer(sentence, add_special_tokens=False)["input_ids"]) / len(sentence.split())
-print(lm_tokenizer.tokenize(sentence))
 check_fertility(answer_fertility, lm_tokenizer, sentence)
 
 # %% [markdown]
@@ -270,6 +294,7 @@ answer_oov = None  # your answer: a float between 0 and 1
 check_oov_rate(answer_oov, domain_counts, general_counts)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: count the medical words absent from the general counts, over all medical words
 answer_oov = sum(c for w, c in domain_counts.items() if w not in general_counts) / sum(domain_counts.values())
 check_oov_rate(answer_oov, domain_counts, general_counts)
 
@@ -283,6 +308,7 @@ answer_gap = None  # your answer: a float
 check_perplexity_gap(answer_gap, nll_word["medical"], nll_word["general"])
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: per-word perplexity is exp(NLL per word); divide the medical one by the general one
 answer_gap = math.exp(nll_word["medical"]) / math.exp(nll_word["general"])
 check_perplexity_gap(answer_gap, nll_word["medical"], nll_word["general"])
 

@@ -8,32 +8,36 @@
 # **In this notebook you will**
 # 1. build a next-token training stream from the medical **training** split only, and fixed held-out
 #    evaluation blocks (medical validation text and WikiText-2);
-# 2. run continued pretraining and watch domain perplexity fall while general perplexity rises (forgetting);
-# 3. train only the (tied) embedding matrix and compare effect and cost with full continued pretraining;
-# 4. mix general text back into the stream (replay) and see how much forgetting it prevents;
+# 2. run continued pretraining with the training loop of notebook 06, fed causal-LM batches, and measure how
+#    domain and general perplexity move (general perplexity rising would be forgetting);
+# 3. predict, then measure, what training only the (tied) embedding matrix costs, and compare its effect;
+# 4. mix general text back into the stream (replay) and measure what it changes;
 # 5. augment the labelled domain data with EDA token operations and measure where it helps or hurts;
 # 6. save the adapted model as safetensors and reload it, as notebooks 06–09 can.
 #
-# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 22 s ·
-# `cpu` 3.5 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Prerequisites**: notebooks 01 (next-token probability, perplexity) and 04 (the domain gap this notebook
+# closes); notebook 06's training loop is the same engine, so reading either first works.
+#
+# **Time**: about 60 minutes of study for a person. Machine time, measured on 2 idle CPU cores (kernel start and
+# model loading included): `smoke` 22 s · `cpu` 3.5 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 from typing import Optional
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-seed: int = 0  # random seed for python, numpy and torch
+seed: int = 0  # range: [0, 4294967295]; random seed for python, numpy and torch
 model_name: str = "smollm2"  # causal LM to adapt: embedded name, local folder or Hugging Face id
 data: str = "medical_abstracts"  # domain data: registered data set or a local .csv/.jsonl/.parquet file
 text_column: str = "text"  # text column of a local data file
 label_column: str = "label"  # label column of a local data file
-max_steps: Optional[int] = None  # optimiser steps of each adaptation run; None means the profile default
-block_size: Optional[int] = None  # tokens per training block; None means the profile default
-lr: Optional[float] = None  # peak AdamW learning rate of continued pretraining; None means the profile default
-embedding_lr: float = 2e-4  # peak learning rate of embedding-only tuning (2e-3 made domain perplexity +42 % worse)
-replay_fraction: float = 0.25  # share of general WikiText-2 blocks in the replay stream
-eda_alpha: float = 0.1  # share of the words each EDA operation changes
-eda_n_aug: int = 4  # augmented copies made of each training text
+max_steps: Optional[int] = None  # range: [1, inf); optimiser steps of each adaptation run; None means the profile default
+block_size: Optional[int] = None  # range: [2, inf); tokens per training block; None means the profile default
+lr: Optional[float] = None  # range: (0, inf); peak AdamW learning rate of continued pretraining; None means the profile default
+embedding_lr: float = 2e-4  # range: (0, inf); peak learning rate of embedding-only tuning
+replay_fraction: float = 0.25  # range: [0, 1); share of general WikiText-2 blocks in the replay stream
+eda_alpha: float = 0.1  # range: [0, 1]; share of the words each EDA operation changes
+eda_n_aug: int = 4  # range: [1, inf); augmented copies made of each training text
 save_name: str = "smollm2-medical-dapt"  # folder of the adapted model under the cache's artifacts
 
 # %%
@@ -44,15 +48,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+import torch.nn.functional as F
 
 import companion as cc
-from companion.adaptation import (adapted_path, blocks_perplexity, check_embedding_params, check_forgetting_pct,
-                                  check_replay_blocks, continued_pretraining, embedding_change, embeddings_tied,
-                                  replay_mix, save_adapted, token_blocks)
+from companion.adaptation import (adapt_config, adapt_result, adapted_path, blocks_perplexity, causal_lm_batch,
+                                  check_embedding_params, check_forgetting_pct, check_replay_blocks,
+                                  check_step_time_ratio, continued_pretraining, embedding_change, embeddings_tied,
+                                  perplexities, replay_mix, save_adapted, set_trainable, token_blocks)
 from companion.augmentation import (augment, augmentation_experiment, augmentation_gain, check_random_deletion, eda,
                                     random_deletion)
 from companion.data import load_text_classification, load_wikitext2
+from companion.training import train
 
+cc.check_values("05", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"max_steps": 2, "block_size": 32, "batch_size": 2, "train_blocks": 16, "eval_blocks": 2,
@@ -103,22 +111,42 @@ ours = blocks_perplexity(base, eval_sets["domain"][:2])
 print(f"blocks_perplexity {ours:.3f} · exp(model loss) {own:.3f} · |difference| < 1e-3: {abs(ours - own) < 1e-3}")
 
 # %% [markdown]
-# ## 2. Continued pretraining on the domain
+# ## 2. Continued pretraining on the domain: the loop of notebook 06, fed causal-LM batches
 #
-# All 135 M weights train with AdamW (a short warm-up, then linear decay), gradients clipped at norm 1. The
-# loop (`companion.adaptation.continued_pretraining`) is built on 🤗 `accelerate`, so the same code runs on the
-# CPU and, with bf16 autocast, on a GPU. It evaluates both held-out sets at the start and every few steps.
-#
-# The CPU profile takes 30 steps of 4 × 64-token blocks (7,680 tokens) at a peak learning rate of 2e-4 (5e-4
-# and 1e-3 were tried first: the loss stalled or domain perplexity *rose*, +23 % at 1e-3, because a few large
-# steps on tiny batches overshoot); the GPU profile takes 300 steps of 16 × 256-token blocks (more than the
-# whole training split) at 1e-4.
+# Continued pretraining is the fine-tuning loop of notebook 06 with another kind of batch. A **causal-LM batch**
+# is a stack of token blocks whose labels *are* the input ids: the model shifts them inside, so the logits at
+# position t are scored against the token at t + 1, and the loss is the cross-entropy of those next-token
+# predictions. We check that by hand on two blocks:
+
+# %%
+lm_batch = causal_lm_batch([train_blocks[0], train_blocks[1]])
+with torch.no_grad():
+    lm_out = base(**{k: v.to(device) for k, v in lm_batch.items()})
+next_token_loss = F.cross_entropy(lm_out.logits[:, :-1].flatten(0, 1).float(),
+                                  lm_batch["labels"][:, 1:].flatten().to(device))  # position t predicts token t + 1
+print(f"batch {tuple(lm_batch['input_ids'].shape)} · model loss {lm_out.loss:.4f} · by hand {next_token_loss:.4f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("labels are the input ids:", torch.equal(lm_batch["labels"], lm_batch["input_ids"]))
+print("shifted cross-entropy by hand = model loss (within 1e-4):", abs(float(next_token_loss - lm_out.loss)) < 1e-4)
+
+# %% [markdown]
+# The training engine is `companion.training.train`, the loop written out in notebook 06 (AdamW, warm-up then
+# linear decay, gradients clipped at norm 1, 🤗 `accelerate`, so the same code runs on the CPU and, with bf16
+# autocast, on a GPU). Three things change for a language model: the batches (`causal_lm_batch`), the budget
+# (a number of steps, `max_steps`, rather than epochs) and the evaluation, the perplexity of each held-out set
+# (`perplexities(eval_sets)`) at the start and every `eval_every` steps, where lower is better.
+# `adapt_config` writes those settings; all weights train.
 
 # %%
 full_model = copy.deepcopy(base)
-full = continued_pretraining(full_model, train_blocks, eval_sets, steps=cfg["max_steps"],
-                             batch_size=cfg["batch_size"], lr=cfg["lr"], warmup_steps=max(1, cfg["max_steps"] // 10),
-                             eval_every=cfg["eval_every"], seed=seed, desc="full continued pretraining")
+full_params = set_trainable(full_model, "full")
+config = adapt_config(len(train_blocks), cfg["max_steps"], cfg["batch_size"], cfg["lr"],
+                      warmup_steps=max(1, cfg["max_steps"] // 10), eval_every=cfg["eval_every"], metric="domain",
+                      seed=seed, desc="full continued pretraining")
+engine_run = train(full_model, list(train_blocks), None, causal_lm_batch, config, evaluate_fn=perplexities(eval_sets))
+full = adapt_result(engine_run, list(eval_sets), cfg["block_size"], full_params, "full")
 before = {name: full.perplexity(name, step=0) for name in eval_sets}
 after = {name: full.perplexity(name) for name in eval_sets}
 domain_drop_pct = 100 * (1 - after["domain"] / before["domain"])
@@ -137,22 +165,20 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# **Reading the curves.** Domain perplexity falls fastest in the first steps: the model learns the register of
-# abstracts (their phrasing, frequent clinical terms, the way sentences open) long before it learns new medical
-# facts. General perplexity tells a subtler story, so we do not guess it; the next cell reads it off the curve.
-# Part of what any run learns first is the *format* of the evaluation itself (blocks cut from a stream that start
-# mid-sentence), which helps every text, general English included. Only the remainder is specific to the domain,
-# and that is what pulls the shared weights away from general English: *catastrophic forgetting*. Its onset
-# shows as general perplexity climbing back up from its lowest point while domain perplexity keeps falling;
-# longer runs (the gpu profile, or `max_steps=200`) let it accumulate.
+# **Reading the curves.** A short run can pick up the register of the text (its phrasing, frequent terms, the
+# way sentences open) and the *format* of the evaluation itself (blocks cut from a stream that start
+# mid-sentence); the format helps every text, general English included. What is specific to the domain pulls the
+# shared weights away from general English: *catastrophic forgetting*, visible as general perplexity rising above
+# its value before training, or climbing back from its lowest point while domain perplexity keeps falling. The next
+# cell reads the directions off this run; a few points on a few hundred tokens are noisy, so small changes are
+# reported as such.
 #
 # **Beside the published numbers.** Gururangan et al. (2020) continued RoBERTa-base's pretraining on 7.55 B
 # tokens of biomedical papers: its masked-LM loss on held-out biomedical text fell from 1.32 to 0.99 (Table 1,
 # perplexity e^1.32 ≈ 3.7 → e^0.99 ≈ 2.7, −28 %), while its loss on general text rose from 1.19 to 1.63
 # (Table 12, perplexity +55 %). The Hugging Face course (ch. 7.3) adapts DistilBERT to IMDb reviews and reports
 # perplexity 21.75 → 11.32 (−48 %). Those are masked-LM perplexities on other models and corpora, so compare
-# the *direction and rough size*, not the values: here a causal LM and far fewer tokens, so the domain gain shows
-# long before the forgetting does.
+# the *direction and rough size*, not the values: here a causal LM and far fewer tokens.
 
 # %%
 print(f"domain perplexity  {before['domain']:.2f} → {after['domain']:.2f}  ({-domain_drop_pct:+.1f} %)")
@@ -164,6 +190,15 @@ general_rise_from_min_pct = 100 * (general_curve.iloc[-1] / general_curve.min() 
 print(f"general perplexity is lowest at step {general_min_step} ({general_curve.min():.2f}); the last value is "
       f"{general_rise_from_min_pct:+.1f} % from that lowest point")
 
+
+def direction(change_pct: float, noise_pct: float = 2.0) -> str:
+    """'rose' / 'fell' / 'stayed within ±noise %' for a relative change in percent."""
+    return "stayed within ±%g %%" % noise_pct if abs(change_pct) < noise_pct else ("rose" if change_pct > 0 else "fell")
+
+
+print(f"this run: domain perplexity {direction(-domain_drop_pct)}, general perplexity {direction(forgetting_pct)}"
+      + (" (forgetting)" if forgetting_pct >= 2.0 else ""))
+
 # %% [markdown]
 # ## 3. Embedding-only ("word vector") fine-tuning
 #
@@ -171,8 +206,7 @@ print(f"general perplexity is lowest at step {general_min_step} ({general_curve.
 # embedding matrix is **tied** to the output layer (the same tensor scores the next token), so "embedding-only"
 # here also retrains the output layer: every gradient from the softmax lands in the same matrix. We check the
 # tie, count the trainable weights and run the same number of steps. Backpropagation still has to pass through
-# all 30 frozen layers to reach the input embeddings, so a step costs almost as much compute as a full step; it
-# saves the optimiser state and gradients of the frozen weights (memory), not time.
+# every frozen layer to reach the input embeddings; the frozen weights need no gradient and no optimiser state.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -181,6 +215,14 @@ print("input and output embeddings are one tensor:", embeddings_tied(base))
 print(f"embedding matrix: {config.vocab_size:,} tokens × {config.hidden_size} dimensions = "
       f"{config.vocab_size * config.hidden_size:,} weights, "
       f"{config.vocab_size * config.hidden_size / cc.count_parameters(base)['total']:.1%} of the model's")
+
+# %% [markdown]
+# **Exercise 1 (predict, then measure).** Before the next cell runs: what share of the full run's training time
+# will the embedding-only run take (same steps, same batches; evaluation not counted)? A number, e.g. 0.5 for
+# half. Then run the experiment and check your prediction below it.
+
+# %%
+predicted_time_ratio = None  # your prediction: embedding-only training seconds / full training seconds
 
 # %%
 embedding_model = copy.deepcopy(base)
@@ -198,7 +240,7 @@ def row(result, name: str) -> dict:
             "domain_change_pct": 100 * (result.perplexity("domain") / before["domain"] - 1),
             "general_change_pct": 100 * (result.perplexity("general") / before["general"] - 1),
             "trainable_params": int(result.params["trainable"]), "seconds": round(result.seconds, 1),
-            "peak_memory_mb": round(result.peak_memory_mb)}
+            "train_seconds": round(result.train_seconds, 2), "peak_memory_mb": round(result.peak_memory_mb)}
 
 
 compare = pd.DataFrame([{"strategy": "before (base model)", "domain_ppl": before["domain"],
@@ -209,11 +251,23 @@ print(f"embedding rows (tokens) that moved: {moved['rows_changed_share']:.1%} ·
       f"{moved['relative_change']:.2e}")
 compare.round(2)
 
+# %%
+time_ratio = emb.train_seconds / full.train_seconds
+print(f"embedding-only training took {time_ratio:.2f} × the full run's training time "
+      f"({emb.train_seconds:.1f} s vs {full.train_seconds:.1f} s, evaluation not counted); it trained "
+      f"{emb.params['trainable'] / full.params['trainable']:.0%} of the full run's weights")
+check_step_time_ratio(predicted_time_ratio, emb.train_seconds, full.train_seconds)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: count work in forward units (forward 1, backward 2: activation gradients 1 + weight gradients 1)
+share = base.config.vocab_size * base.config.hidden_size / cc.count_parameters(base)["total"]
+predicted_time_ratio = round((1 + 1 + share) / 3, 2)  # frozen layers skip their weight gradients, not the activation ones
+check_step_time_ratio(predicted_time_ratio, emb.train_seconds, full.train_seconds)
+
 # %% [markdown]
-# The embedding-only run trains about a fifth of the weights (49,152 tokens × 576 dimensions) and moves only
-# the rows of tokens that occur in the stream (and, through the tied softmax, every row a little, since each
-# softmax gradient touches all output scores). Compare its domain gain and its forgetting with the full run in
-# the table: how much of the adaptation lives in the vocabulary layer alone?
+# Embedding-only tuning moves the rows of tokens that occur in the stream (and, through the tied softmax, every
+# row a little, since each softmax gradient touches all output scores). Compare its domain gain and its
+# forgetting with the full run in the table: how much of the adaptation lives in the vocabulary layer alone?
 #
 # ## 4. Replay: mixing general text back in
 #
@@ -233,11 +287,12 @@ compare.round(2)
 
 # %%
 trade = compare.reset_index()
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 sns.scatterplot(data=trade, x="general_change_pct", y="domain_change_pct", hue="strategy", s=120, ax=axes[0])
 axes[0].axhline(0, color="grey", lw=0.8)
 axes[0].axvline(0, color="grey", lw=0.8)
-axes[0].set(xlabel="general perplexity change % (forgetting →)", ylabel="domain perplexity change % (↓ better)",
+axes[0].set(xlabel="general perplexity change %\n(> 0: forgetting · < 0: general text improved)",
+            ylabel="domain perplexity change %\n(< 0: better)",
             title="the adaptation / forgetting trade-off")
 axes[0].legend(fontsize=8)
 both = pd.concat([full.evals.assign(run="domain only"),
@@ -248,13 +303,21 @@ axes[1].set(title="held-out perplexity over steps", yscale="log")
 plt.tight_layout()
 plt.show()
 
+# %%
+replay_general = compare.loc[f"full + {replay_fraction:.0%} replay", "general_change_pct"]
+replay_domain = compare.loc[f"full + {replay_fraction:.0%} replay", "domain_change_pct"]
+full_general = compare.loc["full continued pretraining", "general_change_pct"]
+full_domain = compare.loc["full continued pretraining", "domain_change_pct"]
+print(f"general perplexity change: {full_general:+.1f} % without replay, {replay_general:+.1f} % with "
+      f"{replay_fraction:.0%} replay ({'lower' if replay_general < full_general else 'not lower'} with replay)")
+print(f"domain perplexity change: {full_domain:+.1f} % without replay, {replay_domain:+.1f} % with replay "
+      f"({'replay cost' if replay_domain > full_domain else 'replay did not cost'} domain perplexity in this run)")
+
 # %% [markdown]
-# Replay moves the point left (less forgetting) at some cost on the domain (fewer domain tokens in the same
-# budget). Read the size of the general gain with care: the replay pool (WikiText-2 *validation*) and the
-# general evaluation (WikiText-2 *test*) come from the same source, so replay does not only protect general
-# English, it also adapts the model to WikiText itself, and general perplexity can fall far below the base
-# model's. With a replay corpus unlike the evaluation text, expect a smaller general effect; the domain cost
-# is the part that transfers. Where exactly the balance lies depends on the fraction: re-run the notebook with
+# Read the size of the general effect with care: the replay pool (WikiText-2 *validation*) and the general
+# evaluation (WikiText-2 *test*) come from the same source, so replay does not only protect general English, it
+# also adapts the model to WikiText itself. With a replay corpus unlike the evaluation text, expect a smaller
+# general effect. Where exactly the balance lies depends on the fraction: re-run the notebook with
 # `replay_fraction=0.5` (`python -m companion run 05 -p replay_fraction 0.5`) and compare.
 #
 # ## 5. Save and reload the adapted model
@@ -319,7 +382,7 @@ plt.show()
 #
 # ## Exercises
 #
-# **1.** By how many percent did the general (WikiText-2) perplexity change during full continued pretraining
+# **2.** By how many percent did the general (WikiText-2) perplexity change during full continued pretraining
 # (negative: it fell)? Use `before["general"]` and `after["general"]`.
 
 # %%
@@ -327,22 +390,24 @@ forgetting = None  # your answer: a float, in percent
 check_forgetting_pct(forgetting, before["general"], after["general"])
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: relative change of the general perplexity after adaptation, in per cent
 forgetting = 100 * (after["general"] / before["general"] - 1)
 check_forgetting_pct(forgetting, before["general"], after["general"])
 
 # %% [markdown]
-# **2.** How many weights does embedding-only tuning train? Compute it from `base.config` (and remember the tie).
+# **3.** How many weights does embedding-only tuning train? Compute it from `base.config` (and remember the tie).
 
 # %%
 embedding_weights = None  # your answer: an integer
 check_embedding_params(embedding_weights, base)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: one embedding row of hidden_size numbers per vocabulary entry (tied with the output layer)
 embedding_weights = base.config.vocab_size * base.config.hidden_size
 check_embedding_params(embedding_weights, base)
 
 # %% [markdown]
-# **3.** The replay stream has as many blocks as the domain stream. How many of its blocks are general text
+# **4.** The replay stream has as many blocks as the domain stream. How many of its blocks are general text
 # when `replay_fraction` is 0.4 and the domain stream has `len(train_blocks)` blocks?
 
 # %%
@@ -350,11 +415,12 @@ general_blocks = None  # your answer: an integer
 check_replay_blocks(general_blocks, len(train_blocks), 0.4)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: the general share of the stream's blocks, rounded to a whole block
 general_blocks = round(0.4 * len(train_blocks))
 check_replay_blocks(general_blocks, len(train_blocks), 0.4)
 
 # %% [markdown]
-# **4.** Write EDA's random deletion yourself: `my_deletion(words, p, rng)` keeps each word (in order) with
+# **5.** Write EDA's random deletion yourself: `my_deletion(words, p, rng)` keeps each word (in order) with
 # probability 1 − p, returns a one-word text unchanged and never returns an empty list.
 
 # %%
@@ -362,6 +428,7 @@ my_deletion = None  # your answer: a function (words: list[str], p: float, rng: 
 check_random_deletion(my_deletion)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: keep each word with probability 1 − p, in order; fall back to one random word
 def my_deletion(words: list[str], p: float, rng: random.Random) -> list[str]:
     """Drop each word with probability p; keep one random word if all were dropped."""
     if len(words) <= 1:
@@ -375,13 +442,11 @@ check_random_deletion(my_deletion)
 # %% [markdown]
 # ## Summary
 #
-# * Continued pretraining on the medical training split lowers held-out domain perplexity within a few dozen
-#   steps. General perplexity first profits from what every text shares (the evaluation format), then starts
-#   to climb back while the domain keeps improving: the onset of forgetting, which grows with the budget.
-# * Embedding-only tuning trains ~21 % of SmolLM2's weights (its tied embedding/output matrix); compare its
-#   gain and its forgetting with the full run above. It saves optimiser memory, not backward-pass time.
-# * Replaying a share of general text keeps more of the general ability for the same budget, at some cost
-#   on the domain.
+# * Continued pretraining is the fine-tuning loop of notebook 06 fed causal-LM batches (labels = input ids,
+#   shifted inside the model), evaluated by held-out perplexity on the domain and on general English.
+# * Embedding-only tuning trains only the tied embedding/output matrix; the cells above measured its share of
+#   the weights, of the training time and of the adaptation.
+# * Replay mixes general text back into the same budget; the cells above measured what it changed on both sides.
 # * EDA augmentation is cheap; its effect on the domain classifier is small and size-dependent, so measure it
 #   over seeds before trusting it.
 # * The adapted model is saved as safetensors (`artifacts/smollm2-medical-dapt` in the cache) for later notebooks.

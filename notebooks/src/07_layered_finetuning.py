@@ -8,11 +8,19 @@
 #
 # **In this notebook you will**
 # 1. take the model apart (embeddings, 6 encoder layers, pooler + head) and see where the parameters are;
-# 2. freeze the embeddings and the lowest k layers for k = 0…6 and plot quality vs trainable parameters vs time,
-#    using a **frozen-layer feature cache** (frozen layers run once, not every epoch) that gives the same result;
-# 3. compare plain freezing with **gradual unfreezing** and **discriminative learning rates** (ULMFiT).
+# 2. freeze the embeddings and the lowest k layers yourself with `requires_grad_(False)`, count what stays
+#    trainable by hand, and predict, then measure, the optimiser memory that freezing saves;
+# 3. run the frozen part **once** and train the rest on its cached output (a **frozen-layer feature cache**),
+#    and check that it gives the same result as ordinary training;
+# 4. sweep k = 0…6 and plot quality vs trainable parameters vs time;
+# 5. build ULMFiT's **discriminative learning rates** as a list of AdamW parameter groups and its **gradual
+#    unfreezing** as a per-epoch loop, check both against the `companion` package, and compare them.
 #
-# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 18 s ·
+# **Before you start:** notebook 06 (the training loop, macro-F1, the baselines, CKA as a forgetting measure);
+# notebook 03 helps (what an encoder layer computes). **Study time** for a person: about 75 minutes, reading,
+# running and doing the exercises.
+#
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 18 s ·
 # `cpu` 3 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
@@ -22,34 +30,40 @@ from typing import Optional
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+import torch
+from torch import nn
+from transformers.masking_utils import create_bidirectional_mask
 
 import companion as cc
 from companion.data import load_text_classification
-from companion.embeddings import sentence_embeddings
-from companion.finetune import run_strategy, subset
+from companion.finetune import forgetting_probe, make_task, run_strategy, subset
 from companion.forgetting import general_sentences
 from companion.metrics import majority_baseline, tfidf_baseline
-from companion.strategies import (ULMFIT_DECAY, check_gradual_parts, check_layer0_lr, check_trainable_after_freeze,
-                                  discriminative_groups, parameter_shares)
+from companion.lessons_layers import check_adam_state_prediction, optimizer_state_bytes
+from companion.strategies import (UpperStack, check_gradual_parts, check_layer0_lr, check_trainable_after_freeze,
+                                  discriminative_groups, freeze_lower, gradual_unfreezing, parameter_shares,
+                                  trainable_parts)
+from companion.training import TrainConfig
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-seed: int = 0  # random seed for shuffling, dropout and the new head
+seed: int = 0  # range: [0, 4294967295]; random seed for shuffling, dropout and the new head
 model_name: str = "minilm"  # encoder (BERT-style): embedded name, local folder or Hugging Face id
 data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.parquet file
 text_column: str = "text"  # text column of a local data file
 label_column: str = "label"  # label column of a local data file
-frozen_layers: Optional[list] = None  # values of k in the freezing sweep; None means the profile default
-compare_k: int = 4  # frozen layers of the plain-freezing run compared with ULMFiT's tricks
+frozen_layers: Optional[list] = None  # range: [0, inf); values of k in the freezing sweep; None means the profile default
+compare_k: int = 4  # range: [0, inf); frozen layers of the plain-freezing run compared with ULMFiT's tricks
 use_cache: bool = True  # run frozen layers once and train on their cached outputs
-decay: float = 2.6  # discriminative learning rates: each lower layer's rate is the upper one's divided by this
-epochs: Optional[int] = None  # passes over the training data; None means the profile default
-lr: Optional[float] = None  # learning rate with nothing frozen; None means the profile default
-lr_head_only: Optional[float] = None  # learning rate with every layer frozen; None means the profile default
-max_length: Optional[int] = None  # tokens kept from each text; None means the profile default
-train_size: Optional[int] = None  # training examples used; None means the profile default
+decay: float = 2.6  # range: (0, inf); discriminative learning rates: each lower layer's rate is the upper one's divided by this
+epochs: Optional[int] = None  # range: [1, inf); passes over the training data; None means the profile default
+lr: Optional[float] = None  # range: (0, inf); learning rate with nothing frozen; None means the profile default
+lr_head_only: Optional[float] = None  # range: (0, inf); learning rate with every layer frozen; None means the profile default
+max_length: Optional[int] = None  # range: [2, inf); tokens kept from each text; None means the profile default
+train_size: Optional[int] = None  # range: [1, inf); training examples used; None means the profile default
 
 # %%
+cc.check_values("07", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"epochs": 2, "lr": 2e-4, "lr_head_only": 2e-3, "max_length": 16, "train_size": 32, "eval_size": 16,
@@ -67,10 +81,10 @@ if cfg["eval_size"]:
 dataset = subset(dataset, cfg["train_size"], seed)
 tokenizer = cc.load_tokenizer(model_name)
 probe = general_sentences(cfg["forgetting_sentences"], seed=seed)
-reference = sentence_embeddings(cc.load_model(model_name, "encoder"), tokenizer, probe, max_length=cfg["max_length"])
-common = dict(model_name=model_name, seed=seed, epochs=cfg["epochs"], max_length=cfg["max_length"], patience=None,
-              batch_size=cfg["batch_size"],
-              forgetting_texts=probe, reference=reference, tokenizer=tokenizer)
+layered_task = make_task(dataset, model_name, cfg["max_length"], tokenizer=tokenizer)  # resolved and tokenised once
+drift_probe = forgetting_probe(layered_task, probe)  # the original encoder's embeddings of the probe, computed once
+budget = dict(seed=seed, epochs=cfg["epochs"], batch_size=cfg["batch_size"], patience=None)  # the same for every run
+num_labels = len(dataset["train"].features["label"].names)
 print("profile:", PROFILE, "| device:", device.type, "| splits:", {s: len(p) for s, p in dataset.items()})
 pd.Series(cfg, name="setting").to_frame()
 
@@ -79,8 +93,9 @@ pd.Series(cfg, name="setting").to_frame()
 #
 # A BERT-style classifier has three kinds of parts: the **embeddings** (a 30,522-row word-piece table plus
 # positions), a stack of **encoder layers** (attention + feed-forward), and the **head** (the pooler, a dense
-# layer on `[CLS]`, and the new 5-way classifier). Half of MiniLM's parameters are the word-piece table, which
-# does little compute; each encoder layer is 7.8 % of the parameters but a sixth of the compute.
+# layer on `[CLS]`, and the new classifier, one output per class). Half of MiniLM's parameters are the word-piece
+# table, which does little compute (a lookup); each encoder layer is 7.8 % of the parameters but a sixth of the
+# compute.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -96,19 +111,117 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# ## 2. The frozen-layer feature cache
+# ## 2. Freezing by hand
 #
-# When the embeddings and the lowest k layers are frozen **and in eval mode** (no dropout), their output for a
-# given text never changes. So we run them once over every text, keep each text's hidden states, and train the
-# upper layers on those: every epoch then skips k of the 6 layers (and the backward pass never reaches them).
-# The result must be the same as training the frozen model the ordinary way, and it is:
+# Freezing a part means its parameters get no gradient: `requires_grad_(False)` on a module switches it off for
+# every parameter inside. The backward pass then stops below the lowest trainable layer, and the optimiser holds
+# no state for frozen parameters. Here we freeze the embeddings and the lowest `compare_k` layers of a fresh
+# classifier, count the parameters that stay trainable, and derive the same number by hand from the layer sizes.
 
 # %%
-tiny = subset(dataset, cfg["check_size"], seed)
-check_args = dict(model_name=model_name, seed=seed, k=compare_k, epochs=2, max_length=cfg["max_length"],
-                  lr=cfg["lr_head_only"], patience=None, tokenizer=tokenizer, progress=False)
-cached_run = run_strategy("freeze", tiny, use_cache=True, **check_args)
-plain_run = run_strategy("freeze", tiny, use_cache=False, **check_args)
+# NBVAL_CHECK_OUTPUT
+k = compare_k
+model = cc.load_model(model_name, "classifier", num_labels=num_labels)
+bert = model.base_model                         # the encoder inside the classifier (model.bert for BERT)
+bert.embeddings.requires_grad_(False)           # word pieces, positions, token types, their LayerNorm
+for layer in bert.encoder.layer[:k]:            # layer_0 … layer_{k-1}
+    layer.requires_grad_(False)
+trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+total = sum(p.numel() for p in model.parameters())
+
+c = model.config
+d, ff, n_layers = c.hidden_size, c.intermediate_size, c.num_hidden_layers
+per_layer = (4 * (d * d + d)          # query, key, value, attention output: d×d weights + d biases each
+             + (d * ff + ff)          # feed-forward up
+             + (ff * d + d)           # feed-forward down
+             + 2 * 2 * d)             # two LayerNorms (scale + shift)
+head = (d * d + d) + (d * num_labels + num_labels)  # pooler + classifier
+by_hand = (n_layers - k) * per_layer + head
+print(f"frozen: embeddings + layers 0…{k - 1} · trainable {trainable:,} of {total:,} "
+      f"({100 * trainable / total:.2f} %)")
+print(f"by hand: ({n_layers} − {k}) × {per_layer:,} per layer + {head:,} head = {by_hand:,}")
+print("by hand == counted on the model:", by_hand == trainable)
+packaged = freeze_lower(cc.load_model(model_name, "classifier", num_labels=num_labels), k)
+print("same trainable parameters as the package's freeze_lower:",
+      [n for n, p in model.named_parameters() if p.requires_grad]
+      == [n for n, p in packaged.named_parameters() if p.requires_grad])
+
+# %% [markdown]
+# A frozen part should also stay in **eval mode** while the rest trains (no dropout), so that its output is a
+# fixed function of the input; `freeze_lower` marks the frozen modules and the package's training loop keeps
+# them in eval mode. Section 3 relies on this.
+#
+# **Exercise 1 (predict, then measure).** AdamW keeps state for every parameter it updates. Before running the
+# next cell, predict how many bytes of optimiser state one AdamW step creates for the model above (frozen as it
+# is, float32 weights). Write your number, run the step, then check.
+
+# %%
+predicted_state_bytes = None  # your prediction: an integer number of bytes
+
+# %%
+optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+few = dataset["train"].select(range(8))
+batch = tokenizer(list(few["text"]), truncation=True, max_length=cfg["max_length"], padding=True, return_tensors="pt")
+loss = model(**batch, labels=torch.tensor(list(few["label"]))).loss
+loss.backward()
+optimizer.step()
+measured_state = optimizer_state_bytes(optimizer)
+trained_tensors = sum(1 for p in model.parameters() if p.requires_grad)
+print(f"one AdamW step: {trained_tensors} trained tensors, {measured_state:,} bytes of optimiser state")
+
+# %%
+check_adam_state_prediction(predicted_state_bytes, measured_state, trainable, total, trained_tensors)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: two moments per trainable number, float32 (4 bytes); frozen parameters get no state
+predicted_state_bytes = 2 * trainable * 4
+check_adam_state_prediction(predicted_state_bytes, measured_state, trainable, total, trained_tensors)
+
+# %% [markdown]
+# ## 3. The frozen-layer feature cache: run the frozen part once
+#
+# When the embeddings and the lowest k layers are frozen **and in eval mode**, their output for a given text
+# never changes. So there is no need to run them every epoch: run them **once** over every text, keep each
+# text's hidden states, and train the upper layers on those. Every epoch then skips k of the 6 layers (the
+# backward pass never reached them anyway). Here is the idea on one batch, written out:
+
+# %%
+model.eval()
+with torch.no_grad():
+    whole = model(**batch).logits                                      # the ordinary forward pass
+    # once, before training: the frozen part
+    h = bert.embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
+    mask = create_bidirectional_mask(config=c, inputs_embeds=h, attention_mask=batch["attention_mask"])
+    for layer in bert.encoder.layer[:k]:
+        h = layer(h, mask)
+    cache = h.clone()                                                   # this is what the cache stores
+    # every epoch: only the upper layers and the head, starting from the cache
+    h = cache
+    for layer in bert.encoder.layer[k:]:
+        h = layer(h, mask)
+    split = model.classifier(model.dropout(bert.pooler(h)))
+    upper = UpperStack(model, k)(cache, batch["attention_mask"]).logits  # the package's version of the top
+print(f"cache: {tuple(cache.shape)} hidden states (texts × tokens × {d}) after layer_{k - 1}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("frozen part once + upper part == whole model (max |diff| < 1e-5):", (split - whole).abs().max().item() < 1e-5)
+print("the package's UpperStack gives the same logits (max |diff| < 1e-5):", (upper - whole).abs().max().item() < 1e-5)
+
+# %%
+print(f"max |diff|: by hand {(split - whole).abs().max().item():.1e}, "
+      f"UpperStack {(upper - whole).abs().max().item():.1e}")
+
+# %% [markdown]
+# The package does this for the whole data set (`cache_lower_features`: each text's unpadded hidden states,
+# re-padded per batch) and trains `UpperStack` on them. The training run must then be the same as training the
+# frozen model the ordinary way, and it is:
+
+# %%
+tiny = make_task(dataset, model_name, cfg["max_length"], cfg["check_size"], seed, tokenizer)
+check_config = TrainConfig(seed=seed, epochs=2, lr=cfg["lr_head_only"], patience=None, progress=False)
+cached_run = run_strategy("freeze", tiny, check_config, use_cache=True, k=compare_k)
+plain_run = run_strategy("freeze", tiny, check_config, use_cache=False, k=compare_k)
 loss_diff = max(abs(a["loss"] - b["loss"]) for a, b in zip(cached_run["history"], plain_run["history"]))
 
 # %%
@@ -123,11 +236,12 @@ print(f"max |loss diff| {loss_diff:.1e} · seconds per epoch: plain {plain_run['
       f"{plain_run['seconds_per_epoch'] / cached_run['seconds_per_epoch']:.1f}× faster per epoch")
 
 # %% [markdown]
-# ## 3. Sweep: freeze the lowest k layers
+# ## 4. Sweep: freeze the lowest k layers
 #
 # k = 0 is full fine-tuning; k = 6 trains only the head (pooler + classifier) on fixed features. Fewer trainable
 # layers tolerate, and need, larger learning rates, so the rate moves geometrically from `lr` (k = 0) to
-# `lr_head_only` (k = 6). Everything else is the same for every k: data, seed, epochs, sequence length.
+# `lr_head_only` (k = 6). Data, seed, epochs and sequence length are the same for every k; the rate is not, so
+# this sweep compares "k frozen layers at a rate suited to k", not freezing alone (the table's `lr` column).
 
 # %%
 def rate_for(k: int, n: int = 6) -> float:
@@ -136,7 +250,8 @@ def rate_for(k: int, n: int = 6) -> float:
 
 sweep = []
 for k in cfg["frozen_layers"]:
-    row = run_strategy("freeze", dataset, k=k, lr=rate_for(k), use_cache=use_cache, **common)
+    row = run_strategy("freeze", layered_task, TrainConfig(lr=rate_for(k), **budget), drift_probe,
+                       use_cache=use_cache, k=k)
     sweep.append(row)
     print(f"k={k}: macro-F1 {row['macro_f1']:.3f} · trainable {row['trainable']:,} · {row['seconds']:.0f} s")
 table = pd.DataFrame([{"k": r["k"], "lr": r["lr"], "macro_f1": r["macro_f1"], "accuracy": r["accuracy"],
@@ -170,47 +285,103 @@ if (table["k"] == 0).any():
                    f"the best), {full_row.seconds / best.seconds:.1f}× the best run's time")
 reading.append(f"k={int(head.k)}: macro-F1 {head.macro_f1:.3f} ({head.macro_f1 - best.macro_f1:+.3f} vs the best), "
                f"{int(head.trainable):,} trainable weights, {head.seconds:.0f} s")
+if (table["k"] == 0).any() and len(table) > 1:
+    k0, kmax = table.loc[table["k"] == 0].iloc[0], table.loc[table["k"].idxmax()]
+    faster = k0.s_per_epoch / kmax.s_per_epoch
+    reading.append(f"trainable weights fall {k0.trainable / kmax.trainable:,.0f}× from k=0 to k={int(kmax.k)}; "
+                   f"time per epoch {'falls' if faster > 1 else 'does not fall'} with them ({k0.s_per_epoch:.2f} s → "
+                   f"{kmax.s_per_epoch:.2f} s, {faster:.1f}×)")
+    drop = k0.macro_f1 - table.loc[table["k"] > 0, "macro_f1"].min()
+    reading.append("more trainable is not better here: " + ("some frozen k beats k=0" if best.k != 0 else
+                   f"k=0 is best; the worst frozen k loses {drop:.3f} macro-F1"))
 rho = table["k"].corr(table["cka"], method="spearman")
 reading.append(f"rank correlation of k with CKA on general sentences (1 = representations untouched): {rho:+.2f}")
 print("\n".join(reading))
 
 # %% [markdown]
-# Reading the plot: the trainable parameters fall by two orders of magnitude from k = 0 to k = 6, and with the
-# cache the time per epoch falls with them. Quality need not fall with them: on a small training set a fully
-# trainable model at a small rate can learn more slowly, or overfit, where a partly frozen one at a larger rate
-# does well, so check the lines above rather than assume "more trainable is better". Freezing all six layers
-# leaves only the pooler and the classifier to adapt, on features that never saw the medical topics. When all
-# layers are frozen the encoder is untouched and CKA is exactly 1; below that, CKA measures how far tuning moved
-# the general-text representations (notebook 06), and it need not fall monotonically with k on a short run.
+# Reading the plot: on a small training set a fully trainable model at a small rate can learn more slowly, or
+# overfit, where a partly frozen one at a larger rate does well, so read the lines above rather than assume
+# "more trainable is better". Freezing all six layers leaves only the pooler and the classifier to adapt, on
+# features that never saw the medical topics. When all layers are frozen the encoder is untouched and CKA is
+# exactly 1; below that, CKA measures how far tuning moved the general-text representations (notebook 06), and
+# with the rate tied to k it measures rate and freezing together.
 #
-# ## 4. ULMFiT's tricks: gradual unfreezing and discriminative learning rates
+# ## 5. ULMFiT's tricks: discriminative learning rates and gradual unfreezing
 #
 # Howard & Ruder (2018) fine-tune all layers, but carefully:
 # * **discriminative learning rates**: each layer gets its own rate, η_{l−1} = η_l / 2.6, so the lowest layers
 #   barely move;
-# * **gradual unfreezing**: epoch 1 trains only the head, each later epoch unfreezes the next layer down.
+# * **gradual unfreezing**: the first epoch trains only the head, each later epoch unfreezes the next layer down.
 #
-# Here are the discriminative groups of our model (head at the peak rate):
+# **Discriminative rates are parameter groups.** `torch.optim.AdamW` accepts a list of groups, each a dict with
+# its own `params` and `lr`. We build one group per part, top to bottom, dividing the rate by `decay` at each
+# step down:
+
+# %%
+model = cc.load_model(model_name, "classifier", num_labels=num_labels)
+bert = model.base_model
+parts = {"embeddings": bert.embeddings,                                    # bottom …
+         **{f"layer_{i}": layer for i, layer in enumerate(bert.encoder.layer)},
+         "head": nn.ModuleList([bert.pooler, model.classifier])}          # … top
+head_lr = 1e-3
+groups, rate = [], head_lr
+for name in reversed(list(parts)):                                        # top → bottom
+    groups.append({"name": name, "params": list(parts[name].parameters()), "lr": rate})
+    rate = rate / decay                                                   # η below = η above / decay
+optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+rates = pd.DataFrame([{"part": g["name"], "lr": g["lr"], "params": sum(p.numel() for p in g["params"])}
+                      for g in optimizer.param_groups])
 
 # %%
 # NBVAL_CHECK_OUTPUT
-groups = discriminative_groups(cc.load_model(model_name, "classifier", num_labels=5), lr=1e-3, decay=decay)
-rates = pd.DataFrame([{"part": g["name"].split("/")[0], "lr": g["lr"]} for g in groups]).drop_duplicates("part")
-print(rates.assign(lr=rates["lr"].map("{:.2e}".format)).to_string(index=False))
+print(rates.assign(lr=rates["lr"].map("{:.3e}".format)).to_string(index=False))
+package = {}
+for g in discriminative_groups(model, lr=head_lr, decay=decay):  # the package also splits off no-decay params
+    part = package.setdefault(g["name"].split("/")[0], {"lr": g["lr"], "ids": set()})
+    part["ids"] |= {id(p) for p in g["params"]}
+same = all(abs(package[g["name"]]["lr"] - g["lr"]) <= 1e-12 * g["lr"]
+           and package[g["name"]]["ids"] == {id(p) for p in g["params"]} for g in groups)
+print("same parts, parameters and rates as the package's discriminative_groups:", same and len(package) == len(groups))
 
 # %% [markdown]
-# All runs below use the same data, epochs and seed. Plain freezing with k = `compare_k` comes from the sweep.
+# **Gradual unfreezing is a loop over epochs.** Everything starts frozen; at the start of each epoch one more
+# part thaws, from the top down. The optimiser is built over *all* parameters from the start, so a part that
+# thaws is already in it (a frozen parameter has no gradient, and AdamW skips it). The loop below only prints the
+# schedule, one line per epoch, and checks the package's `gradual_unfreezing` hook against it at every epoch:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+model.requires_grad_(False)                                               # epoch −1: nothing trains
+names = list(parts)                                                       # bottom → top
+hooked = cc.load_model(model_name, "classifier", num_labels=num_labels)
+hook = gradual_unfreezing(hooked)                                         # the package's version
+agree = True
+for epoch in range(len(names)):
+    parts[names[len(names) - 1 - epoch]].requires_grad_(True)             # thaw the next part down
+    training = [n for n in names if any(p.requires_grad for p in parts[n].parameters())]
+    hook(epoch, hooked)
+    agree = agree and training == trainable_parts(hooked)
+    print(f"epoch {epoch}: trains {', '.join(training)} · "
+          f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,} parameters")
+print("the package's gradual_unfreezing hook trains the same parts every epoch:", agree)
+
+# %% [markdown]
+# The runs below share data, epochs and seed. Their rates differ: the full and the frozen run use the sweep's
+# rate for their k, the ULMFiT variants a head rate of `lr × decay` that falls by `decay` per layer (the `lr`
+# column shows each run's peak rate). Plain freezing with k = `compare_k` comes from the sweep.
 
 # %%
 compare = {"full (k=0)": next(r for r in sweep if r["k"] == 0) if 0 in cfg["frozen_layers"] else
-           run_strategy("full", dataset, lr=cfg["lr"], **common),
+           run_strategy("full", layered_task, TrainConfig(lr=cfg["lr"], **budget), drift_probe),
            f"freeze k={compare_k}": next(r for r in sweep if r["k"] == compare_k) if compare_k in cfg["frozen_layers"] else
-           run_strategy("freeze", dataset, k=compare_k, lr=rate_for(compare_k), **common)}
-compare["discriminative LR"] = run_strategy("discriminative", dataset, lr=cfg["lr"] * decay, decay=decay, **common)
-compare["gradual unfreezing"] = run_strategy("gradual", dataset, lr=cfg["lr"] * decay, **common)
-compare["gradual + discriminative (ULMFiT)"] = run_strategy("ulmfit", dataset, lr=cfg["lr"] * decay, decay=decay,
-                                                            **common)
-comparison = pd.DataFrame([{"strategy": name, "macro_f1": r["macro_f1"], "accuracy": r["accuracy"],
+           run_strategy("freeze", layered_task, TrainConfig(lr=rate_for(compare_k), **budget), drift_probe,
+                        k=compare_k)}
+ulmfit_config = TrainConfig(lr=cfg["lr"] * decay, **budget)  # the head's rate; the layers below get less
+compare["discriminative LR"] = run_strategy("discriminative", layered_task, ulmfit_config, drift_probe, decay=decay)
+compare["gradual unfreezing"] = run_strategy("gradual", layered_task, ulmfit_config, drift_probe)
+compare["gradual + discriminative (ULMFiT)"] = run_strategy("ulmfit", layered_task, ulmfit_config, drift_probe,
+                                                            decay=decay)
+comparison = pd.DataFrame([{"strategy": name, "lr": r["lr"], "macro_f1": r["macro_f1"], "accuracy": r["accuracy"],
                             "trainable_at_end": r["trainable"], "seconds": r["seconds"], "cka": r["forgetting"]["cka"]}
                            for name, r in compare.items()])
 comparison.round(4)
@@ -231,18 +402,19 @@ plt.show()
 #
 # ## Exercises
 #
-# **1.** How many parameters are trainable after freezing the embeddings and the lowest 3 layers?
+# **2.** How many parameters are trainable after freezing the embeddings and the lowest 3 layers (5 classes)?
 
 # %%
 trainable_k3 = None  # your answer: an integer
 check_trainable_after_freeze(trainable_k3, model_name, 3)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: add up the parts that stay trainable (layers 3–5 and the head)
 trainable_k3 = int(shares.loc[shares.part.isin(["layer_3", "layer_4", "layer_5", "head"]), "params"].sum())
 check_trainable_after_freeze(trainable_k3, model_name, 3)
 
 # %% [markdown]
-# **2.** With a head learning rate of 1e-3 and ULMFiT's factor 2.6, what rate does `layer_0` (6 layers below
+# **3.** With a head learning rate of 1e-3 and ULMFiT's factor 2.6, what rate does `layer_0` (6 layers below
 # the head) get?
 
 # %%
@@ -250,11 +422,12 @@ layer0_lr = None  # your answer: a float
 check_layer0_lr(layer0_lr, 1e-3)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: six steps down from the head, each dividing by 2.6
 layer0_lr = 1e-3 / 2.6 ** 6
 check_layer0_lr(layer0_lr, 1e-3)
 
 # %% [markdown]
-# **3.** In gradual unfreezing, which parts train in epoch 2 (counting from 0)? A list, bottom to top, e.g.
+# **4.** In gradual unfreezing, which parts train in epoch 2 (counting from 0)? A list, bottom to top, e.g.
 # `["layer_5", "head"]`.
 
 # %%
@@ -262,25 +435,41 @@ parts_epoch2 = None  # your answer: a list of part names
 check_gradual_parts(parts_epoch2, 2)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: epoch 0 the head, then one more layer per epoch from the top
 parts_epoch2 = ["layer_4", "layer_5", "head"]
 check_gradual_parts(parts_epoch2, 2)
 
 # %% [markdown]
-# **4 (open).** Set `use_cache=False` and compare the sweep's seconds per epoch with the cached run.
+# **5 (open).** Set `use_cache=False` and compare the sweep's seconds per epoch with the cached run.
 #
 # ## Summary
 #
 # * Half of MiniLM's parameters are the word-piece table; each encoder layer is ~8 %.
-# * Freezing the lowest k layers trades a little quality for much less trainable state and time; the frozen-layer
-#   cache makes that time saving real (frozen layers run once) with identical results.
-# * Discriminative rates and gradual unfreezing (ULMFiT) protect the pretrained lower layers; their benefit
-#   depends on the budget, so compare them on your data.
+# * Freezing is `requires_grad_(False)`: no gradients and no optimiser state for the frozen part (AdamW keeps
+#   8 bytes per trainable float32 number). Frozen layers in eval mode are a fixed function, so they can run once
+#   and be cached; the cached run equals the ordinary one.
+# * Discriminative rates are a list of AdamW parameter groups; gradual unfreezing is a per-epoch
+#   `requires_grad_(True)` from the top down.
+# * What this run measured (computed from the tables above):
 
 # %%
 best = table.loc[table["macro_f1"].idxmax()]
+ulmfit = comparison.set_index("strategy")["macro_f1"]
+plain = ulmfit[f"freeze k={compare_k}"]
+tricks = ulmfit.drop([f"freeze k={compare_k}", "full (k=0)"])
+print(f"* the best k was {int(best.k)} (macro-F1 {best.macro_f1:.3f}, {best.trainable_pct:.2f} % trainable); "
+      f"plain freezing at k={compare_k}: {plain:.3f}")
+print(f"* ULMFiT's tricks: best {tricks.idxmax()} at {tricks.max():.3f}, "
+      f"{tricks.max() - plain:+.3f} vs plain freezing at k={compare_k} (one seed: run more seeds before "
+      f"calling either better)")
 results = {
     "notebook": "07_layered_finetuning", "profile": PROFILE, "seed": seed, "device": device.type,
     "model_name": model_name, "settings": cfg, "train_size": len(dataset["train"]),
+    "freeze_check": {"k": compare_k, "trainable": trainable, "by_hand": by_hand, "equal": bool(by_hand == trainable),
+                     "adam_state_bytes": measured_state, "trained_tensors": trained_tensors},
+    "by_hand_checks": {"cache_split": bool((split - whole).abs().max().item() < 1e-5),
+                       "upper_stack": bool((upper - whole).abs().max().item() < 1e-5),
+                       "discriminative_groups": bool(same), "gradual_unfreezing": bool(agree)},
     "cache_check": {"max_loss_diff": loss_diff, "equal": bool(loss_diff < 1e-4),
                     "speedup_per_epoch": plain_run["seconds_per_epoch"] / cached_run["seconds_per_epoch"]},
     "sweep": table.to_dict("records"),

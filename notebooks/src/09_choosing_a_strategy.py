@@ -11,7 +11,11 @@
 # 2. see the trade-offs in plots and find the Pareto front (the settings nothing beats on both axes);
 # 3. derive a decision guide *from the numbers*, and set them beside published results.
 #
-# **Time:** reading the stored report takes seconds in every profile. Re-running the sweep: `make sweep
+# **Prerequisites:** notebooks 06–08 (the strategies compared here) and 05 (forgetting as embedding drift);
+# macro-F1, mean ± standard deviation over seeds. **Study time:** about 45 minutes for a first reading with
+# the exercises.
+#
+# **Machine time:** reading the stored report takes seconds in every profile. Re-running the sweep: `make sweep
 # GRID=sweeps/strategies.yaml` (cpu: 18 runs in about 11 min on 2 cores), or set `launch=True` below for a small sweep.
 
 # %%
@@ -19,13 +23,13 @@ from typing import Optional
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-seed: int = 0  # random seed for the baselines' data subset
+seed: int = 0  # range: [0, 4294967295]; random seed for the baselines' data subset
 model_name: str = "minilm"  # encoder of a launched sweep: embedded name, local folder or Hugging Face id
 report_csv: str = "../sweeps/results/strategies-cpu.csv"  # report.csv of a strategy sweep
 launch: bool = False  # run a small sweep now (profile below) instead of only reading report_csv
 launch_strategies: list = ["full", "lora"]  # strategies of the launched sweep
-launch_seeds: list = [0, 1]  # seeds of the launched sweep
-tolerance: float = 0.02  # macro-F1 within which strategies count as equally good
+launch_seeds: list = [0, 1]  # range: [0, 4294967295]; seeds of the launched sweep
+tolerance: float = 0.02  # range: [0, 1]; macro-F1 within which strategies count as equally good
 
 # %%
 import tempfile
@@ -42,7 +46,10 @@ from companion.choosing import decision_guide, load_sweep, pareto_front, summari
 from companion.data import load_text_classification
 from companion.finetune import subset
 from companion.metrics import majority_baseline, tfidf_baseline
+from companion.plots import plain_log_axis
+from companion.tables import readable
 
+cc.check_values("09", globals())  # types, choices and ranges of the parameters above
 PROFILE, _, start = cc.start(profile, seed)  # resolve the profile, seed, start a clock
 
 if launch:  # a small sweep of the same notebook, into a temporary run folder
@@ -83,6 +90,15 @@ budget
 # original model's (drift = 1 − mean cosine; 0 means untouched).
 #
 # Two baselines on the same training subset set the floor: the majority class and TF-IDF + logistic regression.
+#
+# **Predict, then measure.** Full fine-tuning trains all 22.7 M parameters, LoRA well under 1 %, and prompt
+# tuning from a task description only a few thousand. *Before you run the table below*, predict their order by
+# mean test macro-F1 on this budget, best first.
+
+# %%
+from companion.choosing import check_ranking_prediction
+
+ranking_prediction = None  # your prediction: a list such as ["full", "lora", "prompt_tuning_text"], best first
 
 # %%
 dataset = load_text_classification("medical_abstracts")
@@ -94,18 +110,28 @@ show = summary[["macro_f1", "macro_f1_std", "accuracy", "trainable", "trainable_
                 "peak_memory_mb", "forgetting.drift", "seeds"]].copy()
 show.loc["baseline: TF-IDF + LR", ["macro_f1", "accuracy"]] = [tfidf["macro_f1"], tfidf["accuracy"]]
 show.loc["baseline: majority class", ["macro_f1", "accuracy"]] = [majority["macro_f1"], majority["accuracy"]]
-show.round({"macro_f1": 3, "macro_f1_std": 3, "accuracy": 3, "trainable_pct": 2, "result.seconds": 0,
-            "peak_memory_mb": 0, "forgetting.drift": 4})
+readable(show, counts=["trainable", "result.seconds", "peak_memory_mb", "seeds"],  # 22,715,141 and not 22715141.0
+         decimals={"macro_f1": 3, "macro_f1_std": 3, "accuracy": 3, "trainable_pct": 2, "forgetting.drift": 4})
+
+# %%
+check_ranking_prediction(ranking_prediction, summary)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: a prediction passes when it matches the measured order, read off the table above
+trio = summary[summary.index.isin(["full", "lora", "prompt_tuning_text"])]
+ranking_prediction = trio.sort_values("macro_f1", ascending=False).index.tolist()
+check_ranking_prediction(ranking_prediction, summary)
 
 # %%
 long = runs.melt(id_vars=["setting", "seed"], value_vars=["macro_f1", "accuracy"], var_name="metric")
 order = summary.index.tolist()
-fig, ax = plt.subplots(figsize=(9, 4.5))
+fig, ax = plt.subplots(figsize=(10, 4.5))
 sns.barplot(data=long, y="setting", x="value", hue="metric", order=order, errorbar="sd", ax=ax)
-ax.axvline(tfidf["macro_f1"], color="black", ls="--", lw=1, label="TF-IDF macro-F1")
-ax.axvline(majority["macro_f1"], color="grey", ls=":", lw=1, label="majority macro-F1")
+# the baselines are drawn above the bars (zorder) so they stay visible across them
+ax.axvline(tfidf["macro_f1"], color="black", ls="--", lw=1.5, zorder=5, label="TF-IDF macro-F1")
+ax.axvline(majority["macro_f1"], color="dimgrey", ls=":", lw=2, zorder=5, label="majority macro-F1")
 ax.set(xlabel="test score (mean ± sd over seeds)", ylabel="", title="Quality per strategy")
-ax.legend(loc="lower right", fontsize=8)
+ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=9)  # beside the bars, hiding none
 plt.tight_layout()
 plt.show()
 
@@ -122,10 +148,10 @@ for ax, (cost, label) in zip(axes, [("trainable", "trainable parameters (log)"),
     sns.scatterplot(data=summary.reset_index(), x=cost, y="macro_f1", hue="setting", s=80, ax=ax, legend=ax is axes[-1])
     ax.errorbar(summary[cost], summary["macro_f1"], yerr=summary["macro_f1_std"].fillna(0), fmt="none",
                 ecolor="grey", lw=1)
-    ax.axhline(tfidf["macro_f1"], color="black", ls="--", lw=1)
+    ax.axhline(tfidf["macro_f1"], color="black", ls="--", lw=1.5, zorder=5, label="TF-IDF + LR")
     ax.set(xlabel=label, ylabel="test macro-F1")
-axes[0].set_xscale("log")
-axes[-1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=8)
+plain_log_axis(axes[0], "x", ticks=[1e4, 1e5, 1e6, 1e7])
+axes[-1].legend(bbox_to_anchor=(1.02, 1), loc="upper left", fontsize=9)
 plt.tight_layout()
 plt.show()
 front = pareto_front(summary, "macro_f1", "trainable")
@@ -184,6 +210,7 @@ check_mean_over_seeds(lora_mean, runs, "lora")
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
+# Solution: select the runs of that setting, then average their macro-F1
 lora_mean = runs.loc[runs["setting"] == "lora", "macro_f1"].mean()
 check_mean_over_seeds(lora_mean, runs, "lora")
 
@@ -197,6 +224,7 @@ check_cheapest_above_tfidf(cheapest, summary, tfidf["macro_f1"])
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
+# Solution: keep the settings above TF-IDF; take the one with the fewest trainable parameters
 above = summary[summary["macro_f1"] > tfidf["macro_f1"]]
 cheapest = above["trainable"].idxmin() if len(above) else "none"
 check_cheapest_above_tfidf(cheapest, summary, tfidf["macro_f1"])
@@ -211,6 +239,7 @@ check_pareto(my_front, summary)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
+# Solution: keep each setting that no other beats on macro-F1 without training more parameters
 my_front = [name for name, row in summary.iterrows()
             if not any((o["macro_f1"] >= row["macro_f1"]) and (o["trainable"] <= row["trainable"])
                        and ((o["macro_f1"] > row["macro_f1"]) or (o["trainable"] < row["trainable"]))

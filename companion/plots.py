@@ -1,0 +1,23 @@
+"""Plot helpers the notebooks share: log axes a reader can read (plain numbers, no overprinted minor labels)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def plain_number(value: float, _pos: Any = None) -> str:
+    """A tick label without scientific notation: 20, 1,000, 0.5."""
+    return f"{value:,.0f}" if abs(value) >= 1 else f"{value:g}"
+
+
+def plain_log_axis(ax: Any, axis: str = "x", ticks: Sequence[float] | None = None) -> Any:
+    """Log-scale one axis, labelled with plain numbers at `ticks` (default 1-2-5 steps), minor ticks unlabelled."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', not {axis!r}")
+    getattr(ax, f"set_{axis}scale")("log")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(list(ticks)) if ticks is not None else LogLocator(10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(plain_number))
+    target.set_minor_formatter(NullFormatter())
+    return ax

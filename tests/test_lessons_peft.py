@@ -1,0 +1,76 @@
+"""Notebook 08's multi-task soft prompts on one frozen MiniLM encoder: data, training, swapping, storage."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from companion import load_model, load_tokenizer
+from companion.lessons_peft import (batches, check_storage_ratio, domain_identification, evaluate_task_prompt,
+                                    folder_bytes, train_task_prompt)
+
+MEDICAL = [f"Patients with chronic disease {i} received treatment and the tumour responded in the trial."
+           for i in range(12)]
+GENERAL = [f"The river {i} flows through the old town, past the castle and the market square in the valley."
+           for i in range(12)] + ["too short"]
+
+
+def test_domain_identification_is_balanced_and_short():
+    texts, labels = domain_identification(MEDICAL, GENERAL, per_class=5, seed=1, words=6)
+    assert len(texts) == 10 and sorted(labels) == [0] * 5 + [1] * 5
+    assert all(len(t.split()) <= 6 for t in texts) and "too short" not in texts
+    assert domain_identification(MEDICAL, GENERAL, 5, seed=1, words=6) == (texts, labels)  # seeded
+
+
+def test_batches_pad_and_cover_every_text():
+    tok = load_tokenizer("minilm")
+    out = batches(tok, ["a", "b c d", "e"], [0, 1, 0], batch_size=2, max_length=8)
+    assert [len(b["labels"]) for b in out] == [2, 1]
+    assert out[0]["input_ids"].shape == out[0]["attention_mask"].shape
+
+
+@pytest.fixture(scope="module")
+def shared():
+    """Two prompt-tuning adapters on one frozen encoder, one task trained a little."""
+    from peft import PromptTuningConfig, TaskType, get_peft_model
+
+    backbone = load_model("minilm", "encoder")
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    config = PromptTuningConfig(task_type=TaskType.FEATURE_EXTRACTION, num_virtual_tokens=4)
+    model = get_peft_model(backbone, config, adapter_name="a")
+    model.add_adapter("b", config)
+    return model, backbone, before
+
+
+def test_training_moves_only_the_task_prompt_and_head(shared):
+    model, backbone, before = shared
+    tok = load_tokenizer("minilm")
+    texts, labels = domain_identification(MEDICAL, GENERAL, per_class=8, seed=0)
+    torch.manual_seed(0)
+    head = nn.Linear(384, 2)
+    other = model.prompt_encoder["b"].embedding.weight.detach().clone()
+    prompt = model.prompt_encoder["a"].embedding.weight.detach().clone()
+    losses = train_task_prompt(model, "a", head, tok, texts, labels, epochs=3, lr=3e-2, batch_size=8,
+                               max_length=24)
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    assert not torch.equal(prompt, model.prompt_encoder["a"].embedding.weight)  # task a's prompt trained
+    assert torch.equal(other, model.prompt_encoder["b"].embedding.weight)  # task b's prompt untouched
+    assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())  # frozen backbone
+    scores = evaluate_task_prompt(model, "a", head, tok, texts, labels, max_length=24)
+    assert scores["accuracy"] > 0.5 and len(scores["preds"]) == len(texts)
+    evaluate_task_prompt(model, "b", nn.Linear(384, 3), tok, texts, [0] * len(texts), max_length=24)
+    assert evaluate_task_prompt(model, "a", head, tok, texts, labels, max_length=24)["preds"] == scores["preds"]
+
+
+def test_folder_bytes(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.bin").write_bytes(b"x" * 10)
+    (tmp_path / "sub" / "b.bin").write_bytes(b"y" * 5)
+    assert folder_bytes(tmp_path) == 15
+
+
+def test_storage_ratio_check():
+    full, task = 90_000_000, 40_000
+    assert check_storage_ratio(2_100, full, task, 7_680, 1_925)  # within 25 % of 2,250
+    assert not check_storage_ratio(22_000, full, task, 7_680, 1_925)
+    assert not check_storage_ratio(None, full, task, 7_680, 1_925)

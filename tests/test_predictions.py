@@ -1,0 +1,77 @@
+"""Predict-then-measure checks of notebooks 00, 03, 04, 09, and the readable-table / log-axis helpers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from companion.attention import check_variance_prediction
+from companion.choosing import check_ranking_prediction
+from companion.corpus import check_surprise_prediction
+from companion.tables import plain, readable
+from companion.tour import check_most_similar_pair
+
+
+def test_most_similar_pair_accepts_either_order_and_explains(capsys) -> None:
+    """The pair with the highest cosine, in any order; the message lists every cosine and shared-word count."""
+    names = ["infarction", "heart attack", "lobster"]
+    sentences = ["The patient had an infarction.", "A heart attack was seen.", "The lobster is blue."]
+    sim = np.array([[1.0, 0.6, 0.1], [0.6, 1.0, 0.05], [0.1, 0.05, 1.0]])
+    assert check_most_similar_pair(("heart attack", "infarction"), names, sentences, sim)
+    out = capsys.readouterr().out
+    assert "cosine 0.60" in out and "infarction / lobster: cosine 0.10, 1 shared words" in out
+    assert not check_most_similar_pair(["infarction", "lobster"], names, sentences, sim)
+    assert not check_most_similar_pair(None, names, sentences, sim)
+
+
+def test_variance_prediction_within_20_percent() -> None:
+    """256 passes a measured 250; 16 (√d_k) does not; the scaled variance is quoted."""
+    variance = pd.DataFrame({"d_k": [256, 256], "scores": ["q·k", "q·k / √d_k"], "variance": [250.0, 0.98]})
+    assert check_variance_prediction(256, variance)
+    assert not check_variance_prediction(16, variance)
+
+
+def test_surprise_prediction_reads_the_measured_table(capsys) -> None:
+    """The corpus with the higher token perplexity; case and spaces ignored; per-word numbers explained."""
+    ppl = pd.DataFrame({"token_ppl": [18.3, 21.4], "word_ppl": [68.0, 40.0], "tokens_per_word": [1.9, 1.3]},
+                       index=["medical", "general"])
+    assert check_surprise_prediction(" General ", ppl)
+    assert "Per word: medical 68.0, general 40.0 (higher: medical)" in capsys.readouterr().out
+    assert not check_surprise_prediction("medical", ppl)
+
+
+def test_ranking_prediction_compares_the_spread_with_the_seed_std(capsys) -> None:
+    """The measured order of the three strategies; the message says whether the spread exceeds the std."""
+    summary = pd.DataFrame({"macro_f1": [0.556, 0.552, 0.550, 0.57], "macro_f1_std": [0.046, 0.05, 0.026, 0.01]},
+                           index=["prompt_tuning_text", "lora", "full", "freeze k=4"])
+    assert check_ranking_prediction(["prompt_tuning_text", "lora", "full"], summary)
+    out = capsys.readouterr().out
+    assert "the methods are level" in out and "did not buy quality" in out
+    assert not check_ranking_prediction(["full", "lora", "prompt_tuning_text"], summary)
+
+
+def test_plain_numbers_never_scientific() -> None:
+    """Counts get thousands separators, small numbers stay positional, missing ones show a dash."""
+    assert plain(22715141.0) == "22,715,141"
+    assert plain(0.000032) == "0.000032" and plain(0.57312) == "0.5731" and plain(float("nan")) == "–"
+    table = readable(pd.DataFrame({"params": [3698693.0, None, 1], "f1": [0.12345, 0.5, -1e-9]}), ["params"], {"f1": 3})
+    assert table["params"].tolist() == ["3,698,693", "", "1"] and table["f1"].tolist() == ["0.123", "0.500", "0.000"]
+
+
+def test_plain_log_axis_labels() -> None:
+    """A log axis labelled 20, 50, 100, 200 with no minor-tick labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from companion.plots import plain_log_axis
+
+    fig, ax = plt.subplots()
+    ax.plot([12, 300], [0, 1])
+    plain_log_axis(ax, "x")
+    fig.canvas.draw()
+    major = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    minor = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    plt.close(fig)
+    assert {"20", "50", "100", "200"} <= set(major) and minor == []
+    assert not any("10^" in m or "e+" in m or "times" in m for m in major)

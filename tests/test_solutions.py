@@ -1,0 +1,71 @@
+"""Exercise solutions: every stored solution cell passes its check, and a collapsed solution shows no answer.
+
+The stored notebooks are read through the structured verdicts the checks emit (`VERDICT_MIME`); a notebook stored
+before checks emitted them is read from the printed verdict lines instead.
+"""
+import ast
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from companion.classroom import is_solution, verdicts
+from companion.exercises import MARKS, checks_for
+from companion.runner import list_notebooks
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))
+NOTEBOOKS = list_notebooks()
+STATUS = {mark: status for status, mark in MARKS.items()}
+LINE = re.compile(r"^(✅|❌|⏳) ([^:\n]+):", re.M)
+
+
+def solution_cells(path: Path) -> list:
+    """The solution cells of a notebook source."""
+    return [c for c in jupytext.read(path).cells if c.cell_type == "code" and is_solution(c)]
+
+
+def stored_verdicts(cell) -> list[tuple[str, str]]:
+    """(name, status) of each verdict in a stored cell's outputs: structured, else the printed lines."""
+    found, _ = verdicts(nbformat.v4.new_notebook(cells=[cell]))
+    if found:
+        return [(f["name"], f["status"]) for f in found]
+    text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("name") == "stdout")
+    return [(name.strip(), STATUS[mark]) for mark, name in LINE.findall(text)]
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.stem)
+def test_solution_cells_open_with_a_comment_and_print_nothing(path):
+    cells = solution_cells(path)
+    assert cells, "each notebook ends with exercises that have solution cells"
+    for cell in cells:
+        lines = cell.source.splitlines()
+        assert lines[0].startswith("#"), f"collapsed, this first line shows: {lines[0]!r}"
+        described = [x for x in lines if not x.startswith("# NBVAL_")][0]
+        assert described.startswith("#"), f"start with a comment that describes the approach: {described!r}"
+        calls = [n.func.id for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Call)
+                 and isinstance(n.func, ast.Name)]
+        assert not {"print", "display"} & set(calls), f"a solution prints only its check's verdict:\n{cell.source}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_stored_solution_cell_passes_its_check(path):
+    nb = nbformat.read(path, as_version=4)
+    solved = set()
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not is_solution(cell):
+            continue
+        found = stored_verdicts(cell)
+        assert found, f"cell {index}: a solution cell shows its check's verdict"
+        wrong = [(name, status) for name, status in found if status != "correct"]
+        assert not wrong, f"cell {index}: the solution does not pass its check: {wrong}"
+        others = [o for o in cell.outputs if o.get("output_type") != "stream" and "data" not in o
+                  or o.get("name") == "stderr"]
+        assert not others, f"cell {index}: a solution cell shows only its verdict, not {others}"
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("name") == "stdout")
+        assert all(LINE.match(x) for x in text.splitlines()), f"cell {index} prints more than its verdict:\n{text}"
+        solved |= {name for name, _ in found}
+    missing = set(checks_for(path.stem)) - solved
+    assert not missing, f"registered checks with no passing solution in the stored notebook: {sorted(missing)}"
