@@ -24,8 +24,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from companion.data import load_medical_abstracts
-    from companion.finetune import make_task, run_strategy
-    from companion.training import TrainConfig
+    from companion.engine.finetune import make_task, run_strategy
+    from companion.engine.training import TrainConfig
 
     task = make_task(load_medical_abstracts(), "minilm", args.max_length, args.train_size or None, seed=0)
     config = TrainConfig(epochs=args.epochs, lr=1e-4, patience=None, seed=0, progress=False)

@@ -39,8 +39,8 @@ def cpu_seconds() -> float:
 def run_all(args: argparse.Namespace) -> list[dict]:
     """Train the full strategy for every (seed, precision); one row each with test macro-F1 and the costs."""
     from companion.data import load_medical_abstracts
-    from companion.finetune import make_task, run_strategy
-    from companion.training import TrainConfig
+    from companion.engine.finetune import make_task, run_strategy
+    from companion.engine.training import TrainConfig
 
     task = make_task(load_medical_abstracts(), "minilm", args.max_length, args.train_size, seed=0)
     rows = []

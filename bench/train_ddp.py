@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> dict | None:
     import companion as cc
     from companion.data import load_medical_abstracts
     from companion.errors import CourseError
-    from companion.finetune import make_task, new_classifier, prepare_strategy
-    from companion.training import TrainConfig, padding_collator, train
+    from companion.engine.finetune import make_task, new_classifier, prepare_strategy
+    from companion.engine.training import TrainConfig, padding_collator, train
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.global_batch % world or args.train_size % args.global_batch:

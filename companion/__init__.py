@@ -12,7 +12,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 from .device import device_report, pick_device, pick_dtype, seed_everything  # noqa: E402
 from .errors import CourseError, install_notebook_handler  # noqa: E402
 from .models import count_parameters, load_model, load_tokenizer  # noqa: E402
-from .params import check_values  # noqa: E402
+from .batch.params import check_values  # noqa: E402
 from .profiles import by_profile, resolve_profile, settings, start  # noqa: E402
 from .results import save_results  # noqa: E402
 

@@ -16,7 +16,7 @@ from .errors import CourseError
 from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
 from .models import count_parameters
 from .paths import cache_dir
-from .training import TrainConfig, TrainResult, train
+from .engine.training import TrainConfig, TrainResult, train
 
 MODES = ("full", "embeddings")
 
@@ -137,7 +137,7 @@ def continued_pretraining(model: nn.Module, train_blocks: torch.Tensor, eval_set
                           eval_at_start: bool = True, mode: str = "full", seed: int = 0,
                           mixed_precision: str = "auto", progress: bool = True, desc: str = "adapting"
                           ) -> AdaptResult:
-    """Next-token training on domain blocks with the course's training engine (`companion.training.train`: AdamW,
+    """Next-token training on domain blocks with the course's training engine (`companion.engine.training.train`: AdamW,
     warm-up + linear decay, clipping, accelerate); evaluates the perplexity of each eval set at the start, every
     `eval_every` steps and at the end. `mode`: "full" or "embeddings" (only the tied embedding matrix trains)."""
     if steps < 1 or len(train_blocks) == 0:

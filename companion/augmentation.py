@@ -10,7 +10,7 @@ import pandas as pd
 
 from .errors import CourseError
 from .exercises import exercise, feedback, not_attempted
-from .metrics import classification_metrics
+from .engine.metrics import classification_metrics
 
 OPS = ("swap", "delete", "insert")
 

@@ -144,7 +144,7 @@ def checks_for(notebook: str) -> dict[str, Callable[..., Verdict]]:
 
     import companion
 
-    for mod in pkgutil.iter_modules(companion.__path__):
-        if mod.name not in ("__main__", "cli"):
-            importlib.import_module(f"companion.{mod.name}")
+    for mod in pkgutil.walk_packages(companion.__path__, "companion."):  # the lessons and the engine register checks
+        if not mod.name.startswith("companion.batch") and mod.name != "companion.__main__":
+            importlib.import_module(mod.name)
     return REGISTRY.get(notebook.split("_")[0], {})

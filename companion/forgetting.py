@@ -9,7 +9,7 @@ from torch import nn
 
 from .embeddings import sentence_embeddings
 from .exercises import check_close, exercise
-from .peft_configs import base_encoder
+from .engine.peft_configs import base_encoder
 
 
 def general_sentences(n: int = 200, seed: int = 0, min_words: int = 8, max_words: int = 40) -> list[str]:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from .exercises import Verdict, check_prediction, exercise
-from .metrics import classification_metrics
+from .engine.metrics import classification_metrics
 
 
 def folder_bytes(path: str | os.PathLike) -> int:

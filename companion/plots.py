@@ -21,3 +21,14 @@ def plain_log_axis(ax: Any, axis: str = "x", ticks: Sequence[float] | None = Non
     target.set_major_formatter(FuncFormatter(plain_number))
     target.set_minor_formatter(NullFormatter())
     return ax
+
+
+def span_ticks(values: Sequence[float], count: int = 5) -> list[float]:
+    """About `count` log-spaced tick values across the range of `values`, rounded to two significant digits."""
+    import math
+
+    low, high = min(values), max(values)
+    if not 0 < low < high:
+        return [low] if low > 0 else []
+    ticks = [low * (high / low) ** (i / (count - 1)) for i in range(count)]
+    return sorted({float(f"{t:.2g}") for t in ticks})

@@ -12,7 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .exercises import check_close, check_equal, exercise
-from .metrics import classification_metrics
+from .engine.metrics import classification_metrics
 
 # label words for the five medical classes (index = label id); each is one SmolLM2 token after a space
 MEDICAL_VERBALIZER = ["cancer", "digestive", "neurological", "cardiovascular", "general"]

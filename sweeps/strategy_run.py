@@ -1,7 +1,7 @@
 # %% [markdown]
 # # One fine-tuning strategy, measured (the unit of the strategy sweep)
 #
-# This small notebook trains **one** strategy with `companion.finetune.run_strategy` and saves its numbers:
+# This small notebook trains **one** strategy with `companion.engine.finetune.run_strategy` and saves its numbers:
 # test macro-F1 and accuracy, trainable parameters, time, peak memory and forgetting. `sweeps/strategies.yaml`
 # runs it for every strategy and seed with the same model, data and budget; notebook 09 reads the report.
 #
@@ -33,9 +33,9 @@ import pandas as pd
 
 import companion as cc
 from companion.data import load_text_classification
-from companion.finetune import forgetting_probe, make_task, run_strategy, suggested_lr
+from companion.engine.finetune import forgetting_probe, make_task, run_strategy, suggested_lr
 from companion.forgetting import general_sentences
-from companion.training import TrainConfig
+from companion.engine.training import TrainConfig
 
 PROFILE = cc.resolve_profile(profile)
 cfg = cc.settings(PROFILE, {

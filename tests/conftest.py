@@ -37,7 +37,7 @@ def script():
 def _built_or_source(number: str) -> str:
     """The stored notebook, or (not stored yet) a fresh conversion of its source in notebooks/src."""
     from companion.errors import CourseError
-    from companion.runner import find_notebook
+    from companion.batch.runner import find_notebook
 
     try:
         return str(find_notebook(number))
@@ -51,7 +51,7 @@ def _built_or_source(number: str) -> str:
 def smoke_run(tmp_path_factory):
     """Run a notebook with profile=smoke (once per session) and return its result JSON as a dict."""
     from companion.results import load_results
-    from companion.runner import run_notebook
+    from companion.batch.runner import run_notebook
 
     def run(number: str, **parameters) -> dict:
         key = f"{number}:{sorted(parameters.items())}"

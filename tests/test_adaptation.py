@@ -128,7 +128,7 @@ def test_causal_lm_batches_go_through_the_one_training_engine(smollm2, monkeypat
     data = token_blocks(tokenizer, TEXTS, block_size=16)[:2]
     result = continued_pretraining(model, data, {"set": data}, steps=3, batch_size=1, lr=1e-4, eval_every=2,
                                    progress=False)
-    assert calls == [causal_lm_batch]  # continued pretraining is companion.training.train, fed causal-LM batches
+    assert calls == [causal_lm_batch]  # continued pretraining is companion.engine.training.train, fed causal-LM batches
     assert list(result.evals["step"]) == [0, 2, 3] and 0 < result.train_seconds <= result.seconds
 
 

@@ -26,3 +26,22 @@ def test_adopt_drops_the_injected_cell_and_scrubs_paths(tmp_path, script):
     assert stored.cells[1].outputs[0]["text"] == "saved to <project>/runs/x.json\n"
     with pytest.raises(SystemExit, match="expected one executed notebook 05_"):
         tool.adopt(run, "05", out)
+
+
+def test_markdown_sync_keeps_outputs_and_refuses_changed_code(tmp_path, script):
+    """--markdown copies a source's Markdown into the stored notebook; a changed code cell must be re-executed."""
+    tool = script("tools/build_notebooks.py")
+    src = tmp_path / "05_demo.py"
+    src.write_text('# %% [markdown]\n# # Old title\n\n# %%\nprint(1)\n')
+    stored = tool.convert(src, tmp_path / "05_demo.ipynb")
+    nb = nbformat.read(stored, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nbformat.write(nb, stored)
+
+    src.write_text('# %% [markdown]\n# # New title\n\n# %%\nprint(1)\n')
+    assert tool.sync_markdown(src, stored) is True
+    synced = nbformat.read(stored, as_version=4)
+    assert synced.cells[0].source == "# New title" and synced.cells[1].outputs[0]["text"] == "1\n"
+    src.write_text('# %% [markdown]\n# # New title\n\n# %%\nprint(2)\n')
+    with pytest.raises(SystemExit, match="re-execute"):
+        tool.sync_markdown(src, stored)

@@ -7,12 +7,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from companion.__main__ import main
-from companion.classroom import check, is_solution, make_student, summarise, verdicts
+from companion.batch.cli import main
+from companion.batch.classroom import check, is_solution, make_student, summarise, verdicts
 from companion.errors import CourseError
 from companion.exercises import VERDICT_MIME, checks_for
 from companion.paths import NOTEBOOKS_DIR
-from companion.runner import find_notebook
+from companion.batch.runner import find_notebook
 
 TINY = (Path(__file__).parent / "assets" / "tiny.ipynb").resolve()
 

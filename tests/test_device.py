@@ -104,7 +104,7 @@ def test_start_sets_and_prints_the_precision(monkeypatch, capsys):
 def test_make_accelerator_switches_precision_in_one_process(monkeypatch):
     """accelerate keeps one precision per process; make_accelerator lets one process train in both, in turn."""
     import companion.device as dev
-    from companion.training import make_accelerator
+    from companion.engine.training import make_accelerator
 
     assert make_accelerator("bf16").mixed_precision == "bf16"
     assert make_accelerator("fp32").mixed_precision == "no"

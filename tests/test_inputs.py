@@ -13,10 +13,10 @@ import pytest
 
 from companion import CourseError
 from companion import data as D
-from companion.grid_types import check_grid_types
+from companion.batch.grid_types import check_grid_types
 from companion.models import check_model_name
-from companion.params import Range, check_parameters, check_values, parse_range, resolve_paths
-from companion.runner import find_notebook
+from companion.batch.params import Range, check_parameters, check_values, parse_range, resolve_paths
+from companion.batch.runner import find_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 NB06 = find_notebook("06")
@@ -157,7 +157,7 @@ def test_out_of_range_values(params, expected):
 
 def test_every_notebook_declares_ranges_and_its_defaults_pass():
     for number in [f"{i:02d}" for i in range(10)]:
-        from companion.params import coerce, declared_parameters
+        from companion.batch.params import coerce, declared_parameters
 
         declared = declared_parameters(find_notebook(number))
         assert declared["seed"]["range"] == Range(0, 4294967295, True, True), number

@@ -6,7 +6,7 @@ import torch
 
 from companion import count_parameters, load_model, load_tokenizer
 from companion.lessons_layers import adam_state_explanation, check_adam_state_prediction, optimizer_state_bytes
-from companion.strategies import freeze_lower
+from companion.engine.strategies import freeze_lower
 
 
 @pytest.fixture(scope="module")

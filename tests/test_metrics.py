@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from companion.metrics import (classification_metrics, confusion_table, majority_baseline, predicts_one_class,
+from companion.engine.metrics import (classification_metrics, confusion_table, majority_baseline, predicts_one_class,
                                tfidf_baseline)
 
 

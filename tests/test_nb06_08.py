@@ -20,7 +20,7 @@ def test_06_full_finetuning(smoke_run):
     assert result["params"]["trainable"] == result["params"]["total"]  # full fine-tuning: 100 % trainable
     assert set(result["baselines"]) == {"majority class", "TF-IDF + LR", "TF-IDF + LR (class-balanced)"}
     assert result["overfitting"]["train_size"] <= 100 and result["samples_per_s"] > 0
-    loop = result["loop_equivalence"]  # the notebook's loop and companion.training.train: same per-step losses
+    loop = result["loop_equivalence"]  # the notebook's loop and companion.engine.training.train: same per-step losses
     assert loop["equal"] is True and loop["steps"] >= 8 and loop["max_loss_difference"] < loop["tolerance"]
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from companion.classroom import is_solution
+from companion.batch.classroom import is_solution
 from companion.errors import CourseError
-from companion.nbgrader_export import export_course, split_checks
+from companion.batch.nbgrader_export import export_course, split_checks
 from companion.paths import NOTEBOOKS_DIR
-from companion.runner import find_notebook
+from companion.batch.runner import find_notebook
 
 ASSIGNMENT = "02_cross_entropy"
 

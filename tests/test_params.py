@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from companion import CourseError
-from companion.__main__ import main
-from companion.params import check_parameters, coerce, declared_parameters
+from companion.batch.cli import main
+from companion.batch.params import check_parameters, coerce, declared_parameters
 
 TINY = Path(__file__).parent / "assets" / "tiny.ipynb"
 

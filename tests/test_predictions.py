@@ -7,7 +7,7 @@ import pandas as pd
 from companion.attention import check_variance_prediction
 from companion.choosing import check_ranking_prediction
 from companion.corpus import check_surprise_prediction
-from companion.tables import plain, readable
+from companion.batch.tables import plain, readable
 from companion.tour import check_most_similar_pair
 
 

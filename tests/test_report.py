@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from companion import CourseError
-from companion.__main__ import main
-from companion.report import collect, flatten, report
+from companion.batch.cli import main
+from companion.batch.report import collect, flatten, report
 from companion.results import save_results
-from companion.runner import write_json_atomic
+from companion.batch.runner import write_json_atomic
 
 ACCURACY = {0.1: [0.80, 0.82, 0.84], 0.2: [0.70, 0.70, 0.70]}
 

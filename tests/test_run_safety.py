@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from companion import CourseError
-from companion import notebooks as N
-from companion.runner import execute_run, find_notebook, list_notebooks, run_course, run_notebook
+from companion.batch import notebooks as N
+from companion.batch.runner import execute_run, find_notebook, list_notebooks, run_course, run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "assets" / "tiny.ipynb"

@@ -11,9 +11,9 @@ import jupytext
 import nbformat
 import pytest
 
-from companion.classroom import is_solution, verdicts
+from companion.batch.classroom import is_solution, verdicts
 from companion.exercises import MARKS, checks_for
-from companion.runner import list_notebooks
+from companion.batch.runner import list_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "notebooks" / "src").glob("[0-9][0-9]_*.py"))

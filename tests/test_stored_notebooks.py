@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from companion.params import declared_parameters
-from companion.runner import list_notebooks
+from companion.batch.params import declared_parameters
+from companion.batch.runner import list_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = list_notebooks()

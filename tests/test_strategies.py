@@ -7,10 +7,10 @@ import torch
 from datasets import DatasetDict
 
 from companion import CourseError, count_parameters, load_model, load_tokenizer
-from companion.finetune import STRATEGIES, make_task, prepare_strategy, run_strategy
-from companion.strategies import (UpperStack, cache_lower_features, collate_features, discriminative_groups,
+from companion.engine.finetune import STRATEGIES, make_task, prepare_strategy, run_strategy
+from companion.engine.strategies import (UpperStack, cache_lower_features, collate_features, discriminative_groups,
                                   freeze_lower, gradual_unfreezing, model_parts, parameter_shares, trainable_parts)
-from companion.training import TrainConfig, padding_collator, tokenize_dataset
+from companion.engine.training import TrainConfig, padding_collator, tokenize_dataset
 
 D, LAYERS, LABELS, TOKENS, RANK, MLP = 384, 6, 5, 4, 4, 128  # MiniLM's width and depth; the options below
 HEAD = D * LABELS + LABELS  # the new classifier (peft trains it too)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from companion import CourseError
-from companion.__main__ import main
-from companion.report import report
-from companion.runner import is_finished, read_status
-from companion.sweep import expand, load_grid, pending, plan, slug, sweep
+from companion.batch.cli import main
+from companion.batch.report import report
+from companion.batch.runner import is_finished, read_status
+from companion.batch.sweep import expand, load_grid, pending, plan, slug, sweep
 
 TINY = (Path(__file__).parent / "assets" / "tiny.ipynb").resolve()
 

@@ -15,12 +15,12 @@ import psutil
 import pytest
 from distributed import LocalCluster
 
-import companion.sweep as sweep_module
+import companion.batch.sweep as sweep_module
 from companion import CourseError
-from companion.__main__ import main
-from companion.cluster import check_resources, job_script, open_client
-from companion.runner import execute_run, is_finished, read_status
-from companion.sweep import execute, load_grid, pending, plan, sweep
+from companion.batch.cli import main
+from companion.batch.cluster import check_resources, job_script, open_client
+from companion.batch.runner import execute_run, is_finished, read_status
+from companion.batch.sweep import execute, load_grid, pending, plan, sweep
 
 TINY = (Path(__file__).parent / "assets" / "tiny.ipynb").resolve()
 RUN_FILES = [".lock", "status.json", "tiny.ipynb", "tiny.results.json"]

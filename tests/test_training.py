@@ -6,7 +6,7 @@ import torch
 from datasets import DatasetDict
 
 from companion import load_model, load_tokenizer
-from companion.training import (LengthGroupedBatches, TrainConfig, linear_warmup_decay, padding_collator,
+from companion.engine.training import (LengthGroupedBatches, TrainConfig, linear_warmup_decay, padding_collator,
                                 tokenize_dataset, train)
 
 
@@ -76,7 +76,7 @@ def _hand_written_loop(model, data, collate, epochs: int, lr: float, batch_size:
     """The loop notebook 06 writes out, step for step: the package's `train` must give the same losses."""
     import torch.nn.functional as F
 
-    from companion.training import evaluate, fused_ok, make_accelerator, make_loader, param_groups
+    from companion.engine.training import evaluate, fused_ok, make_accelerator, make_loader, param_groups
 
     torch.manual_seed(seed)
     accelerator = make_accelerator("no")
@@ -140,7 +140,7 @@ def test_custom_evaluation_every_few_steps(tiny):
 
 
 def test_best_tracker_keeps_the_best_and_counts_stale_evaluations():
-    from companion.training import BestTracker
+    from companion.engine.training import BestTracker
 
     model = torch.nn.Linear(2, 1)
     tracker = BestTracker("loss", greater_is_better=False)
@@ -153,7 +153,7 @@ def test_best_tracker_keeps_the_best_and_counts_stale_evaluations():
 
 
 def test_overfit_epoch_check():
-    from companion.training import check_overfit_epoch
+    from companion.engine.training import check_overfit_epoch
 
     losses = [1.5, 1.2, 1.1, 1.3, 1.6, 1.9, 2.0, 2.2]  # lowest after epoch 3; ±2 epochs count
     assert check_overfit_epoch(4, losses) and check_overfit_epoch(1, losses)

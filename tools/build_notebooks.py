@@ -3,6 +3,7 @@
     python tools/build_notebooks.py                 # convert every source to notebooks/NN_name.ipynb
     python tools/build_notebooks.py 03 --execute    # convert and execute (profile from the notebook: auto → cpu here)
     python tools/build_notebooks.py 06 07 --adopt runs/bench-cpu   # store the executed notebooks of a course run
+    python tools/build_notebooks.py --markdown      # only the Markdown of the sources (code unchanged: outputs stay)
     python tools/build_notebooks.py --kernelspec     # only store the installed kernelspec (opening changes nothing)
 
 Executed notebooks are cleaned before they are stored: papermill's per-cell timestamps are dropped and
@@ -151,6 +152,22 @@ def adopt(run_dir: Path, number: str, out: Path = OUT) -> Path:
     return target
 
 
+def sync_markdown(src: Path, stored: Path) -> bool:
+    """Copy the source's Markdown cells into the stored notebook, whose code must be the source's (Markdown does not
+    change what a run computes, so the outputs stay valid); refuse when a code cell differs. True when changed."""
+    fresh, nb = jupytext.read(src), nbformat.read(stored, as_version=4)
+    code = lambda cells: [(c.cell_type, c.source) for c in cells if c.cell_type == "code"]  # noqa: E731
+    if code(fresh.cells) != code(nb.cells) or len(fresh.cells) != len(nb.cells):
+        raise SystemExit(f"{stored.name}: its code differs from {src.name}: re-execute it (--execute or --adopt)")
+    changed = False
+    for new, old in zip(fresh.cells, nb.cells):
+        if new.cell_type == "markdown" and new.source != old.source:
+            old.source, changed = new.source, True
+    if changed:
+        nbformat.write(nb, stored)
+    return changed
+
+
 def main() -> None:
     """Convert (and optionally execute) the selected notebooks."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,7 +176,14 @@ def main() -> None:
     parser.add_argument("--adopt", metavar="RUN_DIR", help="store the executed notebooks of a course run folder")
     parser.add_argument("--kernelspec", action="store_true",
                         help="only store the installed kernelspec in the stored notebooks (nothing else changes)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="only copy the sources' Markdown cells into the stored notebooks (their code must match)")
     args = parser.parse_args()
+    if args.markdown:
+        for src in sorted(SRC.glob("[0-9][0-9]_*.py")):
+            if (not args.only or src.stem[:2] in args.only) and sync_markdown(src, OUT / f"{src.stem}.ipynb"):
+                print(f"notebooks/{src.stem}.ipynb: Markdown from {src.name}", flush=True)
+        return
     if args.kernelspec:
         for path in sorted(OUT.glob("[0-9][0-9]_*.ipynb")):
             if (not args.only or path.stem[:2] in args.only) and set_kernelspec(path):

@@ -14,7 +14,7 @@
 # **Prerequisites:** none in the course; Python, and reading a little PyTorch and pandas. **Study time:** about
 # 20 minutes for a first reading with the exercises.
 #
-# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 13 s ·
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 11 s ·
 # `cpu` 12 s, most of it loading the two models; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh`
 # measures it).
 #

@@ -17,8 +17,8 @@
 # **Prerequisites:** notebook 00 (the models and data); Python and basic probability (conditional probability,
 # logarithms). **Study time:** about 60 minutes for a first reading with the exercises.
 #
-# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 19 s ·
-# `cpu` 26 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 17 s ·
+# `cpu` 21 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import math

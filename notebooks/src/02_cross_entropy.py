@@ -18,7 +18,7 @@
 # **Study time:** about 60 minutes for a first reading with the exercises.
 #
 # **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 11 s ·
-# `cpu` 9 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# `cpu` 11 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import math

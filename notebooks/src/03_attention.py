@@ -16,8 +16,8 @@
 # **Prerequisites:** notebooks 00–02 (the models; softmax and cross-entropy); matrix products and tensor
 # shapes in PyTorch. **Study time:** about 75 minutes for a first reading with the exercises.
 #
-# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 12 s ·
-# `cpu` 13 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 13 s ·
+# `cpu` 12 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import inspect

@@ -15,8 +15,8 @@
 # **Prerequisites:** notebook 01 (perplexity, strided perplexity), 00 (subword tokens, sentence embeddings);
 # cosine similarity. **Study time:** about 60 minutes for a first reading with the exercises.
 #
-# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 23 s ·
-# `cpu` 1 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 20 s ·
+# `cpu` 45 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 from typing import Optional
@@ -53,7 +53,7 @@ from companion.corpus import (STOPWORDS, centroid_cosine, check_fertility, check
 from companion.data import load_text_classification, load_wikitext2
 from companion.embeddings import sentence_embeddings
 from companion.plots import plain_log_axis
-from companion.tables import readable
+from companion.batch.tables import readable
 
 cc.check_values("04", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock

@@ -19,7 +19,7 @@
 # closes); notebook 06's training loop is the same engine, so reading either first works.
 #
 # **Time**: about 60 minutes of study for a person. Machine time, measured on 2 idle CPU cores (kernel start and
-# model loading included): `smoke` 22 s · `cpu` 3.5 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# model loading included): `smoke` 19 s · `cpu` 1.7 min (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 from typing import Optional
@@ -27,6 +27,7 @@ from typing import Optional
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
 seed: int = 0  # range: [0, 4294967295]; random seed for python, numpy and torch
+precision: str = "auto"  # one of: auto, fp32, bf16; training precision (auto: bf16 where the CPU or GPU has it natively, under cpu/gpu profiles)
 model_name: str = "smollm2"  # causal LM to adapt: embedded name, local folder or Hugging Face id
 data: str = "medical_abstracts"  # domain data: registered data set or a local .csv/.jsonl/.parquet file
 text_column: str = "text"  # text column of a local data file
@@ -51,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
+from companion.plots import plain_log_axis, span_ticks
 from companion.adaptation import (adapt_config, adapt_result, adapted_path, blocks_perplexity, causal_lm_batch,
                                   check_embedding_params, check_forgetting_pct, check_replay_blocks,
                                   check_step_time_ratio, continued_pretraining, embedding_change, embeddings_tied,
@@ -58,10 +60,10 @@ from companion.adaptation import (adapt_config, adapt_result, adapted_path, bloc
 from companion.augmentation import (augment, augmentation_experiment, augmentation_gain, check_random_deletion, eda,
                                     random_deletion)
 from companion.data import load_text_classification, load_wikitext2
-from companion.training import train
+from companion.engine.training import train
 
 cc.check_values("05", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, precision)  # resolve the profile, seed, device and precision; start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"max_steps": 2, "block_size": 32, "batch_size": 2, "train_blocks": 16, "eval_blocks": 2,
               "eval_every": 1, "lr": 5e-4, "aug_per_class": [5], "aug_seeds": [0]},
@@ -132,7 +134,7 @@ print("labels are the input ids:", torch.equal(lm_batch["labels"], lm_batch["inp
 print("shifted cross-entropy by hand = model loss (within 1e-4):", abs(float(next_token_loss - lm_out.loss)) < 1e-4)
 
 # %% [markdown]
-# The training engine is `companion.training.train`, the loop written out in notebook 06 (AdamW, warm-up then
+# The training engine is `companion.engine.training.train`, the loop written out in notebook 06 (AdamW, warm-up then
 # linear decay, gradients clipped at norm 1, 🤗 `accelerate`, so the same code runs on the CPU and, with bf16
 # autocast, on a GPU). Three things change for a language model: the batches (`causal_lm_batch`), the budget
 # (a number of steps, `max_steps`, rather than epochs) and the evaluation, the perplexity of each held-out set
@@ -160,7 +162,8 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
 sns.lineplot(data=full.history, x="step", y="loss", ax=axes[0])
 axes[0].set(title="training loss (domain stream)", ylabel="next-token loss (nats)")
 sns.lineplot(data=curve, x="step", y="perplexity", hue="set", marker="o", ax=axes[1])
-axes[1].set(title="held-out perplexity over steps", yscale="log")
+axes[1].set(title="held-out perplexity over steps")
+plain_log_axis(axes[1], "y", ticks=span_ticks(curve["perplexity"]))  # plain numbers on the log axis
 plt.tight_layout()
 plt.show()
 
@@ -299,7 +302,9 @@ both = pd.concat([full.evals.assign(run="domain only"),
                   replay.evals.assign(run=f"{replay_fraction:.0%} replay"),
                   full.evals[full.evals["step"] == 0].assign(run=f"{replay_fraction:.0%} replay")])
 sns.lineplot(data=both, x="step", y="perplexity", hue="set", style="run", marker="o", ax=axes[1])
-axes[1].set(title="held-out perplexity over steps", yscale="log")
+axes[1].set(title="held-out perplexity over steps")
+plain_log_axis(axes[1], "y", ticks=span_ticks(both["perplexity"]))
+axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the curves, not over them
 plt.tight_layout()
 plt.show()
 

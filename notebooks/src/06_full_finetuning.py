@@ -17,7 +17,7 @@
 # `[CLS]` vector); basic PyTorch (a module, `loss.backward()`, an optimiser step).
 #
 # **Time**: about 60 minutes of study for a person. Machine time, measured on 2 idle CPU cores (kernel start and
-# model loading included): `smoke` 15 s · `cpu` 4.5 min; slower on a busy machine. `gpu`: not timed yet
+# model loading included): `smoke` 19 s · `cpu` 1.7 min (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet
 # (`bash bench/gpu.sh` measures it).
 #
 # **Making it fit on a laptop.** The `cpu` profile keeps quality with less work: the *beginning* of an abstract
@@ -39,10 +39,10 @@ import torch.nn.functional as F
 import companion as cc
 from companion.data import load_text_classification
 from companion.embeddings import sentence_embeddings
-from companion.finetune import make_task, run_strategy, subset
+from companion.engine.finetune import make_task, run_strategy, subset
 from companion.forgetting import check_linear_cka, general_sentences, linear_cka, representation_drift
-from companion.metrics import classification_metrics, confusion_table, majority_baseline, tfidf_baseline
-from companion.training import (MemoryMeter, TrainConfig, check_lr_at_step, check_overfit_epoch, check_total_steps,
+from companion.engine.metrics import classification_metrics, confusion_table, majority_baseline, tfidf_baseline
+from companion.engine.training import (MemoryMeter, TrainConfig, check_lr_at_step, check_overfit_epoch, check_total_steps,
                                 eval_loader, evaluate, fused_ok, linear_warmup_decay, make_accelerator, make_loader,
                                 padding_collator, param_groups, predict, tokenize_dataset, train)
 
@@ -50,6 +50,7 @@ from companion.training import (MemoryMeter, TrainConfig, check_lr_at_step, chec
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
 seed: int = 0  # range: [0, 4294967295]; random seed for shuffling, dropout and the new head
+precision: str = "auto"  # one of: auto, fp32, bf16; training precision (auto: bf16 where the CPU or GPU has it natively, under cpu/gpu profiles)
 model_name: str = "minilm"  # encoder: embedded name, local folder or Hugging Face id
 data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.parquet file
 text_column: str = "text"  # text column of a local data file
@@ -64,7 +65,7 @@ forgetting_sentences: Optional[int] = None  # range: [1, inf); WikiText-2 senten
 
 # %%
 cc.check_values("06", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, precision)  # resolve the profile, seed, device and precision; start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"epochs": 1, "lr": 2e-4, "max_length": 24, "train_size": 48, "eval_size": 32, "small_epochs": 2,
               "small_lr": 2e-4, "forgetting_sentences": 16, "batch_size": 16},
@@ -215,7 +216,7 @@ print(f"{n_steps} steps in {run['train_seconds']:.0f} s (validation not counted)
       f"peak memory {run['peak_memory_mb']:.0f} MiB")
 
 # %% [markdown]
-# **The companion's loop is this loop.** Notebooks 07–09 call `companion.training.train`, which adds options
+# **The companion's loop is this loop.** Notebooks 07–09 call `companion.engine.training.train`, which adds options
 # (parameter groups, hooks, early stopping, a step budget, a history table) around the same steps in the same
 # order. A tiny run from the same starting weights with the same seed (dropout on in both) must give the same loss
 # at every step:
@@ -232,7 +233,7 @@ package = train(twin, tiny_train, tiny_val, collate, TrainConfig(epochs=2, batch
                 patience=None, log_every=1, progress=False, mixed_precision="fp32"))
 package_losses = package.history.query("split == 'train'")["loss"].tolist()
 difference = max(abs(a - b) for a, b in zip(ours["losses"], package_losses))
-print(f"{len(ours['losses'])} steps · notebook loop vs companion.training.train, per-step losses: "
+print(f"{len(ours['losses'])} steps · notebook loop vs companion.engine.training.train, per-step losses: "
       f"max difference {difference:.1e}")
 
 # %%
@@ -430,7 +431,7 @@ check_linear_cka(cka_half, reference, half)
 # ## Summary
 #
 # * Five steps: data (with baselines), load (a new head on a pretrained encoder), train (the loop above, about
-#   30 lines on `accelerate`, the same as `companion.training.train`), validate (learning curves), test (once, on
+#   30 lines on `accelerate`, the same as `companion.engine.training.train`), validate (learning curves), test (once, on
 #   held-out data).
 # * What this run measured (printed by the next cell): quality against the baselines, the overfitting turn on a
 #   small training set, and how far general English moved.

@@ -20,8 +20,8 @@
 # notebook 03 helps (what an encoder layer computes). **Study time** for a person: about 75 minutes, reading,
 # running and doing the exercises.
 #
-# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 18 s ·
-# `cpu` 3 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 17 s ·
+# `cpu` 1.6 min (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import time
@@ -36,18 +36,19 @@ from transformers.masking_utils import create_bidirectional_mask
 
 import companion as cc
 from companion.data import load_text_classification
-from companion.finetune import forgetting_probe, make_task, run_strategy, subset
+from companion.engine.finetune import forgetting_probe, make_task, run_strategy, subset
 from companion.forgetting import general_sentences
-from companion.metrics import majority_baseline, tfidf_baseline
+from companion.engine.metrics import majority_baseline, tfidf_baseline
 from companion.lessons_layers import check_adam_state_prediction, optimizer_state_bytes
-from companion.strategies import (UpperStack, check_gradual_parts, check_layer0_lr, check_trainable_after_freeze,
+from companion.engine.strategies import (UpperStack, check_gradual_parts, check_layer0_lr, check_trainable_after_freeze,
                                   discriminative_groups, freeze_lower, gradual_unfreezing, parameter_shares,
                                   trainable_parts)
-from companion.training import TrainConfig
+from companion.engine.training import TrainConfig
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
 seed: int = 0  # range: [0, 4294967295]; random seed for shuffling, dropout and the new head
+precision: str = "auto"  # one of: auto, fp32, bf16; training precision (auto: bf16 where the CPU or GPU has it natively, under cpu/gpu profiles)
 model_name: str = "minilm"  # encoder (BERT-style): embedded name, local folder or Hugging Face id
 data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.parquet file
 text_column: str = "text"  # text column of a local data file
@@ -64,7 +65,7 @@ train_size: Optional[int] = None  # range: [1, inf); training examples used; Non
 
 # %%
 cc.check_values("07", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, precision)  # resolve the profile, seed, device and precision; start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"epochs": 2, "lr": 2e-4, "lr_head_only": 2e-3, "max_length": 16, "train_size": 32, "eval_size": 16,
               "forgetting_sentences": 16, "check_size": 16, "frozen_layers": [0, 4, 6], "batch_size": 16},
@@ -219,7 +220,8 @@ print(f"max |diff|: by hand {(split - whole).abs().max().item():.1e}, "
 
 # %%
 tiny = make_task(dataset, model_name, cfg["max_length"], cfg["check_size"], seed, tokenizer)
-check_config = TrainConfig(seed=seed, epochs=2, lr=cfg["lr_head_only"], patience=None, progress=False)
+check_config = TrainConfig(seed=seed, epochs=2, lr=cfg["lr_head_only"], patience=None, progress=False,
+                           mixed_precision="fp32")  # the cache holds float32 features: compare both runs in float32
 cached_run = run_strategy("freeze", tiny, check_config, use_cache=True, k=compare_k)
 plain_run = run_strategy("freeze", tiny, check_config, use_cache=False, k=compare_k)
 loss_diff = max(abs(a["loss"] - b["loss"]) for a, b in zip(cached_run["history"], plain_run["history"]))
@@ -389,7 +391,7 @@ comparison.round(4)
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
 sns.barplot(data=comparison, y="strategy", x="macro_f1", ax=ax, color="seagreen")
-ax.set(xlabel="test macro-F1", ylabel="", title="Plain freezing vs ULMFiT's tricks (same data, epochs, seed)")
+ax.set(xlabel="test macro-F1", ylabel="", title="Plain freezing vs ULMFiT's tricks (same data, epochs, seed; each at its own rate)")
 plt.tight_layout()
 plt.show()
 

@@ -24,7 +24,7 @@
 # about 90 minutes, reading, running and doing the exercises.
 #
 # **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 22 s ·
-# `cpu` 2.5 min; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# `cpu` 84 s (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import copy
@@ -45,15 +45,15 @@ from torch import nn
 
 import companion as cc
 from companion.data import load_text_classification, load_wikitext2
-from companion.finetune import forgetting_probe, make_task, run_strategy, subset
+from companion.engine.finetune import forgetting_probe, make_task, run_strategy, subset
 from companion.forgetting import general_sentences
 from companion.lessons_peft import (check_storage_ratio, domain_identification, evaluate_task_prompt, folder_bytes,
                                     save_quietly, train_task_prompt)
-from companion.metrics import assert_trained, majority_baseline
-from companion.peft_configs import SUGGESTED_LR
+from companion.engine.metrics import assert_trained, majority_baseline
+from companion.engine.peft_configs import SUGGESTED_LR
 from companion.prompting import (TEMPLATES, build_prompt, check_majority_f1, check_prompt_params, check_word_logprob,
                                  hard_prompt_eval, pick_demos, shorten, template_search, verbalizer_for)
-from companion.training import TrainConfig
+from companion.engine.training import TrainConfig
 
 # transformers 5 renamed a method that peft 0.21 still calls; the notice says nothing about this notebook
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -61,6 +61,7 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
 seed: int = 0  # range: [0, 4294967295]; random seed for shuffling, the soft prompts and the demonstrations
+precision: str = "auto"  # one of: auto, fp32, bf16; training precision (auto: bf16 where the CPU or GPU has it natively, under cpu/gpu profiles)
 model_name: str = "minilm"  # encoder for soft prompts: embedded name, local folder or Hugging Face id
 lm_name: str = "smollm2"  # causal LM for hard prompts: embedded name, local folder or Hugging Face id
 data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.parquet file
@@ -76,7 +77,7 @@ train_size: Optional[int] = None  # range: [1, inf); training examples for soft 
 
 # %%
 cc.check_values("08", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, precision)  # resolve the profile, seed, device and precision; start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"hard_val": 6, "hard_test": 8, "words": 12, "epochs": 1, "max_length": 16, "train_size": 32,
               "eval_size": 16, "prompt_lengths": [4], "prompt_lr": 3e-2, "full_lr": 2e-4, "batch_size": 16,

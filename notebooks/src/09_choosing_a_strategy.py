@@ -44,17 +44,17 @@ import yaml
 import companion as cc
 from companion.choosing import decision_guide, load_sweep, pareto_front, summarise
 from companion.data import load_text_classification
-from companion.finetune import subset
-from companion.metrics import majority_baseline, tfidf_baseline
+from companion.engine.finetune import subset
+from companion.engine.metrics import majority_baseline, tfidf_baseline
 from companion.plots import plain_log_axis
-from companion.tables import readable
+from companion.batch.tables import readable
 
 cc.check_values("09", globals())  # types, choices and ranges of the parameters above
 PROFILE, _, start = cc.start(profile, seed)  # resolve the profile, seed, start a clock
 
 if launch:  # a small sweep of the same notebook, into a temporary run folder
-    from companion.report import report
-    from companion.sweep import sweep
+    from companion.batch.report import report
+    from companion.batch.sweep import sweep
 
     rundir = Path(tempfile.mkdtemp(prefix="strategies-"))
     grid = {"name": "launched", "out": str(rundir), "seeds": launch_seeds,

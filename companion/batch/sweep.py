@@ -1,5 +1,5 @@
 """Parameter sweeps: a YAML grid (notebooks × parameters × seeds) → one run folder per run, run in parallel on a
-Dask cluster (companion.cluster), resumable (finished runs are skipped), failures recorded in each run's
+Dask cluster (companion.batch.cluster), resumable (finished runs are skipped), failures recorded in each run's
 status.json. Schema: sweeps/README.md.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .cluster import CLUSTERS, check_resources, job_script, open_client, run_on_worker, threads_per_run, where
-from .errors import CourseError
+from ..errors import CourseError
 from .params import check_parameters, coerce, resolve_paths
-from .paths import NOTEBOOKS_DIR
+from ..paths import NOTEBOOKS_DIR
 from .runner import find_notebook, is_finished, read_status, write_json_atomic
 
 TOP_KEYS = ("name", "description", "out", "jobs", "seeds", "params", "resources", "notebooks")

@@ -11,7 +11,7 @@ from typing import Any
 
 from .notebooks import find_notebook, list_notebooks, output_path, select_notebooks
 from .params import check_parameters
-from .results import RESULTS_ENV
+from ..results import RESULTS_ENV
 
 __all__ = ["execute_run", "find_notebook", "is_finished", "list_notebooks", "read_status", "run_course",
            "run_notebook", "write_json_atomic"]

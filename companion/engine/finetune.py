@@ -18,10 +18,10 @@ from typing import Any, Callable
 from datasets import DatasetDict
 from torch import nn
 
-from .errors import CourseError
-from .forgetting import Probe, make_probe
+from ..errors import CourseError
+from ..forgetting import Probe, make_probe
 from .metrics import classification_metrics, predicts_one_class
-from .models import count_parameters, load_model, load_tokenizer, resolve_model
+from ..models import count_parameters, load_model, load_tokenizer, resolve_model
 from .peft_configs import (SUGGESTED_LR, prepare_lora, prepare_p_tuning, prepare_prefix_tuning, prepare_prompt_tuning,
                            prepare_prompt_tuning_text)
 from .strategies import (Prepared, UpperStack, cache_lower_features, collate_features, prepare_discriminative,
@@ -181,7 +181,7 @@ def run_strategy(name: str, task: Task, config: TrainConfig, probe: Probe | None
     The row is JSON-friendly (with `keep_model`, also "model": the trained classifier); `options` go to the
     strategy's prepare function (see STRATEGIES).
     """
-    from .device import seed_everything
+    from ..device import seed_everything
 
     check_strategy(name, options)
     start = time.perf_counter()

@@ -1,10 +1,10 @@
 """The value types of a sweep grid (YAML): `jobs: two` or `params:` written as a list is one CourseError that says
-where and what to write instead, before anything runs. Key names are checked by companion.sweep.load_grid."""
+where and what to write instead, before anything runs. Key names are checked by companion.batch.sweep.load_grid."""
 from __future__ import annotations
 
 from typing import Any
 
-from .errors import CourseError
+from ..errors import CourseError
 
 
 def _is_int(value: Any) -> bool:

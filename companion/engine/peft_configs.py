@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .errors import CourseError
+from ..errors import CourseError
 from .strategies import Prepared
 
 INIT_TEXT = "Classify the medical condition described in this abstract:"  # text initialisation of soft prompts

@@ -12,9 +12,9 @@ from typing import Any
 
 import nbformat
 
-from .errors import CourseError
-from .exercises import MARKS, VERDICT_MIME
-from .paths import NOTEBOOKS_DIR
+from ..errors import CourseError
+from ..exercises import MARKS, VERDICT_MIME
+from ..paths import NOTEBOOKS_DIR
 from .runner import find_notebook, list_notebooks
 
 SOLUTION_TAG = "solution"
@@ -119,7 +119,7 @@ def execute_for_check(notebook: Path, out_dir: Path, profile: str) -> tuple[Path
 
 def registered(notebook: Path) -> dict[str, str]:
     """Name → first docstring line of the exercise checks `companion` registered for this notebook."""
-    from .exercises import checks_for
+    from ..exercises import checks_for
 
     try:
         checks = checks_for(notebook.stem)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .errors import CourseError
+from ..errors import CourseError
 
 ULMFIT_DECAY = 2.6  # Howard & Ruder 2018: each lower layer's rate is the upper layer's / 2.6
 
@@ -230,13 +230,13 @@ def collate_features(items: list[dict]) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------- exercise checks (notebook 07)
-from .exercises import check_close, check_equal, exercise  # noqa: E402
+from ..exercises import check_close, check_equal, exercise  # noqa: E402
 
 
 @exercise("07", "trainable_after_freeze")
 def check_trainable_after_freeze(answer, model_name: str, k: int) -> bool:
     """Exercise: trainable parameters after freezing the embeddings and the lowest k layers."""
-    from .models import count_parameters, load_model
+    from ..models import count_parameters, load_model
 
     model = freeze_lower(load_model(model_name, "classifier", num_labels=5), k)
     return check_equal(answer, count_parameters(model)["trainable"], "trainable_after_freeze",

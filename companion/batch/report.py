@@ -11,11 +11,11 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import CourseError
+from ..errors import CourseError
 from .runner import STATUS_FILE, read_status
 from .tables import plain
 
-PLAN_FILE = "sweep.json"  # written by companion.sweep (kept here too, so report does not import sweep)
+PLAN_FILE = "sweep.json"  # written by companion.batch.sweep (kept here too, so report does not import sweep)
 BASE_COLUMNS = ["group", "notebook", "run_id", "status", "seed", "seconds", "error"]
 PARAM = "param."
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .device import current_precision, pick_device, pick_precision
-from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
+from ..device import current_precision, pick_device, pick_precision
+from ..exercises import Verdict, check_close, check_equal, check_prediction, exercise
 from .metrics import classification_metrics
-from .models import count_parameters
+from ..models import count_parameters
 
 
 @dataclass
