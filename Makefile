@@ -8,7 +8,7 @@ SHARED := $(abspath ../shared/datasets)
 export COURSE_DATA_DIR ?= $(if $(wildcard $(SHARED)),$(SHARED),)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup course test lab notebooks sweep clean site browser
+.PHONY: setup course test lab notebooks sweep rates clean site browser
 
 setup: $(VENV)/.installed
 
@@ -59,6 +59,11 @@ JOBS ?= 2
 sweep: setup  ## run a parameter grid (resumable) and report it: make sweep GRID=sweeps/example.yaml JOBS=2
 	$(PY) -m companion sweep $(GRID) --jobs $(JOBS) --out runs/$(basename $(notdir $(GRID)))
 	$(PY) -m companion report runs/$(basename $(notdir $(GRID)))
+
+rates: setup  ## the strategy sweep's rate search on validation, then sweeps/results/rates-cpu.csv (make sweep reads it)
+	$(PY) -m companion sweep sweeps/rates.yaml --jobs $(JOBS) --out runs/rates
+	$(PY) -m companion report runs/rates
+	$(PY) -m companion rates runs/rates/report.csv --out sweeps/results/rates-cpu.csv --force
 
 clean:
 	rm -rf runs .pytest_cache

@@ -3,6 +3,7 @@ embedding-only tuning, continued pretraining (the course's one training engine f
 the adapted model."""
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,16 @@ from .paths import cache_dir
 from .engine.training import TrainConfig, TrainResult, train
 
 MODES = ("full", "embeddings")
+
+# Continued pretraining of notebook 05 (section 2) per profile: the one table that 05 and `adapted_smollm2` read.
+DAPT_SETTINGS: dict[str, dict] = {
+    "smoke": {"max_steps": 2, "block_size": 32, "batch_size": 2, "train_blocks": 16, "eval_blocks": 2,
+              "eval_every": 1, "lr": 5e-4},
+    "cpu": {"max_steps": 30, "block_size": 64, "batch_size": 4, "train_blocks": 600, "eval_blocks": 48,
+            "eval_every": 10, "lr": 2e-4},
+    "gpu": {"max_steps": 300, "block_size": 256, "batch_size": 16, "train_blocks": None, "eval_blocks": 64,
+            "eval_every": 25, "lr": 1e-4},
+}
 
 
 def token_blocks(tokenizer, texts: Sequence[str], block_size: int, max_blocks: int | None = None) -> torch.Tensor:
@@ -65,6 +76,22 @@ def blocks_perplexity(model: nn.Module, blocks: torch.Tensor, batch_size: int = 
         count += x[:, 1:].numel()
     model.train(was_training)
     return math.exp(nll / count)
+
+
+@torch.no_grad()
+def block_losses(model: nn.Module, blocks: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+    """Each block's mean next-token NLL (nats): the per-block values behind blocks_perplexity, for intervals."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for start in range(0, len(blocks), batch_size):
+        x = blocks[start:start + batch_size].to(device)
+        logits = model(input_ids=x).logits.float()
+        loss = nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
+        out.append(loss.mean(dim=1).cpu())
+    model.train(was_training)
+    return torch.cat(out)
 
 
 def set_trainable(model: nn.Module, mode: str = "full") -> dict[str, float]:
@@ -222,3 +249,77 @@ def check_step_time_ratio(prediction: float | None, embedding_seconds: float, fu
                             "weights and their AdamW update. With forward ≈ 1 unit and backward ≈ 2 (activations + "
                             "weights), expect about (1 + 1 + share of the trained weights) / 3; the optimiser step, "
                             "memory traffic and the machine move the measured value around that.", rtol=0.4)
+
+
+# ---------------------------------------------------------------- 05's adapted SmolLM2, cached for later notebooks
+def dapt_eval_sets(tokenizer, dataset, block_size: int, eval_blocks: int | None) -> dict[str, torch.Tensor]:
+    """Notebook 05's held-out blocks: medical validation text (domain) and WikiText-2 test paragraphs (general)."""
+    from .data import load_wikitext2
+
+    return {"domain": token_blocks(tokenizer, dataset["validation"]["text"], block_size, eval_blocks),
+            "general": token_blocks(tokenizer, load_wikitext2()["test"]["text"], block_size, eval_blocks)}
+
+
+def adapted_smollm2(profile: str, data: str = "medical_abstracts", model_name: str = "smollm2", seed: int = 0,
+                    precision: str = "auto", text_column: str = "text", label_column: str = "label",
+                    name: str | None = None, rebuild: bool = False, progress: bool = True,
+                    trained: tuple[nn.Module, AdaptResult] | None = None, **overrides) -> Path:
+    """SmolLM2 after notebook 05's full continued pretraining on the training split of `data` at `profile`
+    (DAPT_SETTINGS, with `overrides` such as max_steps, block_size, lr), saved with its tokenizer and its
+    record (`adaptation.json`: settings, perplexities, losses) under the cache's artifacts; rebuilt only when the
+    model files, the training texts or the settings change. `trained`: (model, result) of that very run made by
+    the caller (notebook 05), saved instead of training again when the cache is stale."""
+    import os
+    import re
+
+    from .adapt_cache import cached_artifact, file_digest, texts_digest
+    from .data import load_text_classification
+    from .device import PRECISION_ENV, pick_device, pick_precision
+    from .models import load_model, load_tokenizer, resolve_model
+    from .profiles import resolve_profile, settings
+
+    profile = resolve_profile(profile)
+    cfg = settings(profile, DAPT_SETTINGS, **overrides)
+    device = pick_device()
+    asked = (os.environ.get(PRECISION_ENV) or "auto") if precision == "auto" else precision
+    mixed = pick_precision(asked, profile, device)  # what notebook 05's cc.start picks for `auto`
+    model_path = resolve_model(model_name)
+    dataset = load_text_classification(data, text_column, label_column,
+                                       seed=seed if data != "medical_abstracts" else 42)
+    tokenizer = load_tokenizer(model_path)
+    train_blocks = token_blocks(tokenizer, dataset["train"]["text"], cfg["block_size"], cfg["train_blocks"])
+    fingerprint = {"recipe": "05 full continued pretraining v1", "profile": profile, "settings": cfg, "seed": seed,
+                   "precision": mixed, "device": device.type, "model": file_digest([model_path]),
+                   "train_texts": texts_digest(dataset["train"]["text"]),
+                   "train_blocks": list(train_blocks.shape)}
+
+    def build(folder: Path) -> None:
+        """Train a fresh copy of the model exactly as notebook 05 does (unless given), then save it and its record."""
+        if trained is not None:
+            model, run = trained
+        else:
+            model = load_model(model_path, "causal-lm").to(device)
+            eval_sets = dapt_eval_sets(tokenizer, dataset, cfg["block_size"], cfg["eval_blocks"])
+            run = continued_pretraining(model, train_blocks, eval_sets, steps=cfg["max_steps"],
+                                        batch_size=cfg["batch_size"], lr=cfg["lr"],
+                                        warmup_steps=max(1, cfg["max_steps"] // 10), eval_every=cfg["eval_every"],
+                                        seed=seed, mixed_precision=mixed, progress=progress,
+                                        desc="full continued pretraining")
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        record = {"config": run.config, "settings": cfg, "data": data, "model": model_name,
+                  "tokens_seen": run.tokens_seen, "train_seconds": run.train_seconds,
+                  "evals": run.evals.to_dict("records"), "history": run.history.to_dict("records")}
+        (folder / "adaptation.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(data).stem if data != "medical_abstracts" else data)
+    model_slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model_name).name)
+    return cached_artifact(name or f"{model_slug}-{slug}-dapt-{profile}", fingerprint, build, rebuild)
+
+
+def adaptation_record(folder: str | Path) -> dict:
+    """The record an adapted model was saved with: settings, perplexity table (step, set) and loss history."""
+    path = Path(folder) / "adaptation.json"
+    if not path.exists():
+        raise CourseError(f"{folder} has no adaptation.json: build it with companion.adaptation.adapted_smollm2")
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -130,6 +130,29 @@ def augmentation_gain(table: pd.DataFrame, metric: str = "macro_f1") -> pd.DataF
     return wide.assign(gain=wide["with EDA"] - wide["without"])
 
 
+def augmentation_vs_more_data(table: pd.DataFrame, n_aug: int, metric: str = "macro_f1") -> pd.DataFrame:
+    """Paired by seed, per training size k: EDA's gain at k (k originals + n_aug·k copies vs k originals), and EDA
+    against the same number of *real* examples ((1 + n_aug)·k originals), where the table has that size."""
+    from .stats import paired_difference
+
+    wide = table.pivot_table(index="seed", columns=["augmented", "per_class"], values=metric)
+    rows = []
+    for k in sorted(table["per_class"].unique()):
+        row = {"per_class": k, "gain": paired_difference(wide[(True, k)], wide[(False, k)])}
+        if (False, (1 + n_aug) * k) in wide:
+            row["vs_real"] = paired_difference(wide[(True, k)], wide[(False, (1 + n_aug) * k)])
+        rows.append(row)
+    out = []
+    for row in rows:
+        flat = {"per_class": row["per_class"], "eda_gain": row["gain"].mean, "eda_gain_low": row["gain"].low,
+                "eda_gain_high": row["gain"].high}
+        if "vs_real" in row:
+            flat |= {"eda_minus_real": row["vs_real"].mean, "eda_minus_real_low": row["vs_real"].low,
+                     "eda_minus_real_high": row["vs_real"].high}
+        out.append(flat)
+    return pd.DataFrame(out).set_index("per_class")
+
+
 @exercise("05", "random_deletion")
 def check_random_deletion(fn: Callable | None, trials: int = 200) -> bool:
     """Exercise: a random-deletion function fn(words, p, rng) that keeps order, drops ~p, never returns empty."""

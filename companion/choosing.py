@@ -2,15 +2,72 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from .errors import CourseError
 from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
+from .stats import Interval, mean_ci, paired_difference
 
-METRICS = {"macro_f1": "macro-F1", "accuracy": "accuracy", "trainable": "trainable params",
-           "trainable_pct": "trainable %", "result.seconds": "seconds", "peak_memory_mb": "peak MiB",
-           "forgetting.drift": "forgetting (1 − cosine)", "forgetting.cka": "CKA to original"}
+METRICS = {"macro_f1": "macro-F1", "val_macro_f1": "validation macro-F1", "accuracy": "accuracy",
+           "trainable": "trainable params", "trainable_pct": "trainable %", "lr": "learning rate",
+           "steps": "training steps", "seconds_per_step": "s per training step", "train_seconds": "training s",
+           "result.seconds": "seconds", "peak_memory_mb": "peak MiB", "memory_added_mb": "MiB added by training",
+           "forgetting.drift": "forgetting (1 − cosine)", "forgetting.cka": "CKA to original",
+           "forgetting.general_acc": "general-task accuracy", "forgetting.general_acc_change": "general-task change"}
+
+
+# Centre of each strategy's rate search at the small budgets (smoke, cpu: ~100 steps need higher rates than the
+# published ones); the search tries 1/3, 1 and 3 × this on validation. gpu: each strategy's published rate.
+SMALL_BUDGET_LR = {"full": 2e-4, "freeze": 2e-4, "gradual": 2e-4, "discriminative": 2e-4, "ulmfit": 2e-4,
+                   "head_only": 3e-3, "prompt_tuning": 3e-2, "prompt_tuning_text": 3e-2, "p_tuning": 1e-2,
+                   "prefix_tuning": 1e-2, "lora": 1e-2}
+
+
+def default_rate(strategy: str, profile: str) -> float:
+    """The centre of a strategy's rate search: SMALL_BUDGET_LR at smoke/cpu, the published rate at gpu."""
+    from .engine.finetune import suggested_lr
+
+    return suggested_lr(strategy) if profile == "gpu" else SMALL_BUDGET_LR[strategy]
+
+
+def read_rate(rates_csv: Path, strategy: str, profile: str) -> tuple[float, str]:
+    """The rate chosen on validation for `strategy` (from the rate search's CSV), or its default when the CSV
+    does not exist or has no row for it; returns (rate, where it came from)."""
+    if rates_csv.is_file():
+        rates = pd.read_csv(rates_csv)
+        chosen = rates[(rates["strategy"] == strategy) & rates["chosen"]]
+        if len(chosen):
+            return float(chosen["lr"].iloc[0]), f"chosen on validation ({rates_csv.name})"
+    return default_rate(strategy, profile), "default: no rate search for it"
+
+
+def choose_rates(search: pd.DataFrame) -> pd.DataFrame:
+    """From a rate search's runs (report.csv rows: strategy, lr, val_macro_f1), every candidate with its validation
+    score and `chosen` = the best rate per strategy; a strategy whose candidates tie keeps the smallest rate."""
+    ok = search[search["status"] == "ok"] if "status" in search else search
+    if ok.empty or "val_macro_f1" not in ok:
+        raise CourseError("the rate search has no finished runs with val_macro_f1: run sweeps/rates.yaml first")
+    if "test_scored" in ok and ok["test_scored"].astype(str).str.lower().eq("true").any():
+        raise CourseError("a rate-search run scored the test split: run the search with test=False")
+    table = (ok.groupby(["strategy", "lr"], as_index=False)["val_macro_f1"].mean()
+             .sort_values(["strategy", "lr"]).reset_index(drop=True))
+    best = table.sort_values(["val_macro_f1", "lr"], ascending=[False, True]).groupby("strategy").head(1).index
+    table["chosen"] = table.index.isin(best)
+    runs = ok.groupby("strategy").size()
+    if runs.nunique() > 1:
+        raise CourseError(f"unequal search budgets (runs per strategy: {runs.to_dict()}): give each the same grid")
+    return table
+
+
+def setting_name(strategy: str, k: Any, adapted: Any) -> str:
+    """A run's setting label: the strategy, `freeze k=4` for layered runs, `adapted + full` for the adapted encoder."""
+    if str(adapted).lower() == "true":
+        return f"adapted + {strategy}"
+    if strategy == "freeze" and k == k and k is not None:
+        return f"freeze k={int(k)}"
+    return strategy
 
 
 def load_sweep(csv: str | Path) -> pd.DataFrame:
@@ -22,18 +79,48 @@ def load_sweep(csv: str | Path) -> pd.DataFrame:
     frame = frame[frame["status"] == "ok"].copy()
     if frame.empty or "macro_f1" not in frame:
         raise CourseError(f"{path.name} has no finished strategy runs (column macro_f1 missing)")
-    k = frame.get("param.k")
-    frame["setting"] = [f"freeze k={int(kk)}" if s == "freeze" and kk == kk else s
-                        for s, kk in zip(frame["strategy"], k if k is not None else [None] * len(frame))]
+    ks = frame["param.k"] if "param.k" in frame else [None] * len(frame)
+    adapted = frame["param.adapted"] if "param.adapted" in frame else [False] * len(frame)
+    frame["setting"] = [setting_name(s, k, a) for s, k, a in zip(frame["strategy"], ks, adapted)]
     return frame
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over seeds per setting for every metric in METRICS, best macro-F1 first."""
+    """Per setting: mean, std and 95 % interval (low, high) over seeds of every metric in METRICS; best first."""
     cols = [c for c in METRICS if c in frame]
-    grouped = frame.groupby("setting")[cols]
-    table = grouped.mean().join(grouped.std().add_suffix("_std")).join(grouped.size().rename("seeds"))
-    return table.sort_values("macro_f1", ascending=False)
+    rows = {}
+    for setting, group in frame.groupby("setting"):
+        row: dict[str, float] = {"seeds": len(group)}
+        for col in cols:
+            values = group[col].astype(float).dropna()
+            if len(values):
+                interval = mean_ci(values)
+                row |= {col: interval.mean, f"{col}_std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+                        f"{col}_low": interval.low, f"{col}_high": interval.high}
+        rows[setting] = row
+    return pd.DataFrame(rows).T.sort_values("macro_f1", ascending=False)
+
+
+def paired_against(frame: pd.DataFrame, reference: str = "full", metric: str = "macro_f1") -> pd.DataFrame:
+    """Every setting's paired difference to `reference` on the same seeds (setting − reference), with its 95 %
+    interval and whether the interval excludes 0."""
+    table = frame.pivot_table(index="seed", columns="setting", values=metric, aggfunc="mean")
+    if reference not in table:
+        raise CourseError(f"no {reference!r} runs in the sweep: the paired comparison needs them")
+    rows = {}
+    for setting in table.columns.drop(reference):
+        pair = table[[setting, reference]].dropna()
+        if len(pair) >= 2:
+            d = paired_difference(pair[setting], pair[reference])
+            rows[setting] = {"difference": d.mean, "low": d.low, "high": d.high, "seeds": d.n,
+                             "excludes_0": d.excludes_zero()}
+    return pd.DataFrame(rows).T.sort_values("difference", ascending=False)
+
+
+def pair(frame: pd.DataFrame, a: str, b: str, metric: str = "macro_f1") -> Interval:
+    """The paired difference a − b of one metric over the seeds both settings ran."""
+    table = frame.pivot_table(index="seed", columns="setting", values=metric, aggfunc="mean")[[a, b]].dropna()
+    return paired_difference(table[a], table[b])
 
 
 def pareto_front(summary: pd.DataFrame, quality: str = "macro_f1", cost: str = "trainable") -> list[str]:
@@ -47,24 +134,33 @@ def pareto_front(summary: pd.DataFrame, quality: str = "macro_f1", cost: str = "
     return sorted(front, key=lambda n: summary.loc[n, cost])
 
 
-def decision_guide(summary: pd.DataFrame, tfidf_f1: float, majority_f1: float, tolerance: float = 0.02) -> list[str]:
-    """Plain-language recommendations computed from the measured summary (nothing hard-coded)."""
-    best = summary["macro_f1"].idxmax()
-    close = summary[summary["macro_f1"] >= summary.loc[best, "macro_f1"] - tolerance]
-    lines = [f"Best quality: **{best}** (macro-F1 {summary.loc[best, 'macro_f1']:.3f}).",
-             f"Within {tolerance:.2f} macro-F1 of the best, the fewest trainable parameters: "
-             f"**{close['trainable'].idxmin()}** ({close.loc[close['trainable'].idxmin(), 'trainable']:,.0f}); "
-             f"the fastest: **{close['result.seconds'].idxmin()}** ({close['result.seconds'].min():.0f} s)."]
-    if "forgetting.drift" in summary:
-        drift = summary["forgetting.drift"].clip(lower=0.0)  # 1 − cosine ≥ 0; rounding can give −0.0000
-        lines.append(f"Least forgetting of general English: **{drift.idxmin()}** (drift {drift.min():.4f}); "
-                     f"most: **{drift.idxmax()}** ({drift.max():.4f}).")
-    beat = summary[summary["macro_f1"] > tfidf_f1].index.tolist()
-    lines.append(f"Beat the TF-IDF baseline ({tfidf_f1:.3f}): {', '.join(beat) if beat else 'none'}; "
-                 f"at or below it: {', '.join(i for i in summary.index if i not in beat) or 'none'}.")
-    weak = summary[summary["macro_f1"] < majority_f1 + 0.05].index.tolist()
+def _listing(names: list[str]) -> str:
+    """'a, b and c' (or 'none')."""
+    return "none" if not names else names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def decision_guide(summary: pd.DataFrame, paired: pd.DataFrame, tfidf_f1: float, majority_f1: float,
+                   reference: str = "full") -> list[str]:
+    """Plain-language recommendations chosen by the intervals (a winner only where the interval excludes 0)."""
+    better = paired[paired["excludes_0"].astype(bool) & (paired["difference"] > 0)].index.tolist()
+    worse = paired[paired["excludes_0"].astype(bool) & (paired["difference"] < 0)].index.tolist()
+    tied = [s for s in paired.index if s not in better + worse]
+    lines = [f"Against **{reference}** fine-tuning on the same seeds (paired macro-F1 difference, 95 % interval): "
+             f"better: {_listing(better)}; worse: {_listing(worse)}; tied within noise: {_listing(tied)}."]
+    level = [reference] + tied + better
+    cheapest = summary.loc[level, "trainable"].astype(float).idxmin()
+    lines.append(f"Among the settings not worse than {reference}, the fewest trainable parameters: **{cheapest}** "
+                 f"({summary.loc[cheapest, 'trainable']:,.0f}).")
+    if "seconds_per_step" in summary:
+        fastest = summary.loc[level, "seconds_per_step"].astype(float).idxmin()
+        lines.append(f"Among them, the fastest training step: **{fastest}** "
+                     f"({summary.loc[fastest, 'seconds_per_step']:.3f} s per step).")
+    above = summary[summary["macro_f1_low"] > tfidf_f1].index.tolist()
+    lines.append(f"Above the class-balanced TF-IDF baseline ({tfidf_f1:.3f}) with the whole interval: "
+                 f"{_listing(above)}.")
+    weak = summary[summary["macro_f1_low"] <= majority_f1].index.tolist()
     if weak:
-        lines.append(f"Barely above the majority class ({majority_f1:.3f}) with this budget: {', '.join(weak)}.")
+        lines.append(f"Not clearly above the majority class ({majority_f1:.3f}) at this budget: {_listing(weak)}.")
     return lines
 
 

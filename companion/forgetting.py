@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch import nn
 
 from .embeddings import sentence_embeddings
 from .exercises import check_close, exercise
+from .general_task import ArticleProbe, article_probe
 from .engine.peft_configs import base_encoder
 
 
@@ -53,22 +55,32 @@ def representation_drift(model: nn.Module, tokenizer, texts: list[str], referenc
 
 @dataclass
 class Probe:
-    """General-English sentences and the original encoder's embeddings of them: forgetting is measured against it."""
+    """General-English sentences and the original encoder's embeddings of them: forgetting is measured against it;
+    with `general`, also a general task (which WikiText-2 article a sentence is from) scored before and after."""
     texts: list[str]
     reference: torch.Tensor  # one L2-normalised embedding per text, from the model before any tuning
     max_length: int = 64
+    general: Optional[ArticleProbe] = None
 
     def drift(self, model: nn.Module, tokenizer) -> dict[str, float]:
-        """How far a tuned model's embeddings of the probe moved from the reference (CKA, cosine, drift)."""
-        return representation_drift(model, tokenizer, self.texts, self.reference, self.max_length)
+        """How far a tuned model's embeddings of the probe moved from the reference (CKA, cosine, drift) and, with
+        a general task, its accuracy before and after (general_acc_before, general_acc, general_acc_change, …)."""
+        row = representation_drift(model, tokenizer, self.texts, self.reference, self.max_length)
+        if self.general is not None:
+            row.update(self.general.compare(model, tokenizer))
+        return row
 
 
-def make_probe(model_path: str, tokenizer, texts: list[str], max_length: int = 64) -> Probe:
-    """Embed `texts` once with the original encoder (loaded from `model_path`): the reference of every run."""
+def make_probe(model_path: str, tokenizer, texts: list[str], max_length: int = 64,
+               general: Optional[dict] = None) -> Probe:
+    """Embed `texts` once with the original encoder (loaded from `model_path`): the reference of every run.
+    `general`: the article probe's sizes (article_probe's arguments, e.g. probe_sizes()); None: no general task."""
     from .models import load_model
 
-    reference = sentence_embeddings(load_model(model_path, "encoder"), tokenizer, texts, max_length=max_length)
-    return Probe(list(texts), reference, max_length)
+    encoder = load_model(model_path, "encoder")
+    reference = sentence_embeddings(encoder, tokenizer, texts, max_length=max_length)
+    articles = article_probe(encoder, tokenizer, **general) if general is not None else None
+    return Probe(list(texts), reference, max_length, articles)
 
 
 @exercise("06", "linear_cka")

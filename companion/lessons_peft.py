@@ -1,14 +1,16 @@
-"""Notebook 08's multi-task soft prompts: two tasks on one frozen encoder, their data, training and storage.
+"""Notebook 08's soft prompts: rates chosen on validation, seeds with intervals, and multi-task prompts.
 
-Each task is a peft prompt-tuning adapter (its virtual-token table) on a shared `peft` feature-extraction model,
-plus a small linear head read from the `[CLS]` position; `set_adapter(name)` swaps the task at inference.
+Rates: every method gets the same number of candidate rates (a geometric grid around its usual rate), each trained
+once at the first seed and scored on validation macro-F1; the chosen rate then trains at the other seeds.
+Multi-task: each task is a peft prompt-tuning adapter (its virtual-token table) on a shared `peft`
+feature-extraction model, plus a small linear head read from the `[CLS]` position; `set_adapter(name)` swaps it.
 """
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -32,6 +34,33 @@ def save_quietly(model: nn.Module, folder: str | os.PathLike) -> int:
     finally:
         hf_logging.enable_progress_bar()
     return folder_bytes(folder)
+
+
+def rate_grid(centre: float, n: int, factor: float = 3.0) -> list[float]:
+    """`n` learning rates spaced by `factor` (geometrically) around `centre`, smallest first."""
+    if n < 1 or centre <= 0 or factor <= 1:
+        raise ValueError(f"rate_grid needs n >= 1, centre > 0 and factor > 1, got {n}, {centre}, {factor}")
+    return [float(centre * factor ** (i - (n - 1) / 2)) for i in range(n)]
+
+
+def choose_rate(train: Callable[[float, int], dict[str, Any]], rates: Sequence[float], seed: int
+                ) -> tuple[float, dict[str, Any], list[dict[str, float]]]:
+    """Train once per rate at `seed`, keep the best validation macro-F1 (ties: the first, smallest rate).
+
+    `train(lr, seed)` returns a run with "val_macro_f1"; returns (rate, its run, one record per rate)."""
+    runs = [(lr, train(lr, seed)) for lr in rates]
+    records = [{"lr": lr, "val_macro_f1": float(run["val_macro_f1"])} for lr, run in runs]
+    best = max(range(len(runs)), key=lambda i: (records[i]["val_macro_f1"], -i))
+    return runs[best][0], runs[best][1], records
+
+
+def runs_over_seeds(train: Callable[[float, int], dict[str, Any]], rates: Sequence[float], seeds: Sequence[int]
+                    ) -> dict[str, Any]:
+    """Choose the rate on validation at the first seed, then train at the other seeds with it.
+
+    Returns the chosen rate, the search records and the runs of every seed (the search's run for the first)."""
+    lr, first, search = choose_rate(train, rates, seeds[0])
+    return {"lr": lr, "search": search, "runs": [first] + [train(lr, s) for s in seeds[1:]]}
 
 
 def domain_identification(medical: Sequence[str], general: Sequence[str], per_class: int, seed: int = 0,

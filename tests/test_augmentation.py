@@ -74,3 +74,18 @@ def test_random_deletion_check(capsys):
     check_random_deletion(None)  # not attempted: a friendly note only, no "wrong" verdict
     shown = capsys.readouterr().out + capsys.readouterr().err
     assert "❌" not in repr(check_random_deletion(None)) and "❌" not in shown
+
+
+def test_augmentation_against_more_real_data_is_paired_by_seed():
+    import pandas as pd
+
+    from companion.augmentation import augmentation_vs_more_data
+
+    rows = [{"seed": s, "per_class": k, "augmented": aug,
+             "macro_f1": 0.2 + 0.004 * k + (0.02 if aug else 0.0) + 0.01 * ((s * 7 + k) % 3)}
+            for s in range(5) for k in (5, 10, 25, 50) for aug in (False, True)]
+    table = augmentation_vs_more_data(pd.DataFrame(rows), n_aug=4)
+    assert table.loc[5, "eda_gain"] == pytest.approx(0.02) and table.loc[5, "eda_gain_low"] == pytest.approx(0.02)
+    # 5 originals + 20 EDA copies vs 25 real examples per class: real data wins by 0.004·20 − 0.02 on every seed
+    assert table.loc[5, "eda_minus_real"] == pytest.approx(0.02 - 0.004 * 20 + 0.01 * (0 - 0), abs=0.02)
+    assert table.loc[5, "eda_minus_real_high"] < 0 and pd.isna(table.loc[25, "eda_minus_real"])

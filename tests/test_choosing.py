@@ -1,35 +1,85 @@
-"""Notebook 09's helpers: summary over seeds, Pareto front, a guide computed from the numbers."""
+"""Notebook 09's helpers: intervals over seeds, paired differences, Pareto front, rate choice and a guide that names
+a winner only where the interval of the difference excludes 0; the source text's claims judged the same way."""
 import pandas as pd
 import pytest
 
 import companion as cc
-from companion.choosing import decision_guide, load_sweep, pareto_front, summarise
+from companion.choosing import (choose_rates, decision_guide, load_sweep, paired_against, pareto_front, read_rate,
+                                summarise)
+from companion.claims import source_claims
+
+SEEDS = (0, 1, 2, 3, 4)
+JITTER = (0.010, -0.012, 0.004, -0.006, 0.003)  # shared by all settings: the same seed helps or hurts each alike
+LORA_VS_FULL = (0.004, -0.003, 0.002, -0.004, 0.0015)
 
 
 def _frame() -> pd.DataFrame:
     rows = []
-    for setting, f1, trainable, secs, drift in [("full", 0.70, 22_000_000, 100, 0.05), ("lora", 0.69, 80_000, 60, 0.001),
-                                                ("prompt_tuning", 0.30, 10_000, 50, 0.0), ("freeze k=4", 0.60, 9_000_000, 30, 0.01)]:
-        for seed, jitter in ((0, 0.01), (1, -0.01)):
-            rows.append({"status": "ok", "strategy": setting.split()[0].replace("freeze", "freeze"), "seed": seed,
-                         "param.k": 4 if setting.startswith("freeze") else float("nan"), "macro_f1": f1 + jitter,
+    for setting, f1, trainable, step, general in [("full", 0.70, 22_000_000, 0.30, -0.05),
+                                                  ("lora", 0.70, 80_000, 0.25, -0.02),
+                                                  ("prompt_tuning_text", 0.30, 10_000, 0.31, 0.0),
+                                                  ("freeze k=4", 0.60, 9_000_000, 0.10, -0.01)]:
+        for seed, jitter in zip(SEEDS, JITTER):
+            noise = LORA_VS_FULL[seed] if setting == "lora" else 0.0  # lora − full: noise around 0
+            rows.append({"status": "ok", "strategy": setting.split()[0], "seed": seed,
+                         "param.k": 4 if setting.startswith("freeze") else float("nan"),
+                         "macro_f1": f1 + jitter + noise,
                          "accuracy": f1 + 0.05, "trainable": trainable, "trainable_pct": trainable / 22e6 * 100,
-                         "result.seconds": secs, "peak_memory_mb": 900, "forgetting.drift": drift, "forgetting.cka": 1 - drift})
+                         "seconds_per_step": step + 0.001 * seed, "peak_memory_mb": 900,
+                         "forgetting.drift": -general, "forgetting.cka": 1 + general,
+                         "forgetting.general_acc": 0.8 + general + 0.001 * seed,
+                         "forgetting.general_acc_change": general + 0.001 * seed})
     return pd.DataFrame(rows)
 
 
-def test_summary_front_and_guide(tmp_path):
+@pytest.fixture
+def runs(tmp_path):
     path = tmp_path / "report.csv"
-    _frame().assign(strategy=lambda f: f["strategy"]).to_csv(path, index=False)
-    runs = load_sweep(path)
-    assert set(runs["setting"]) == {"full", "lora", "prompt_tuning", "freeze k=4"}
+    _frame().to_csv(path, index=False)
+    return load_sweep(path)
+
+
+def test_summary_has_intervals_and_front(runs):
+    assert set(runs["setting"]) == {"full", "lora", "prompt_tuning_text", "freeze k=4"}
     summary = summarise(runs)
-    assert summary.index[0] == "full" and summary.loc["full", "macro_f1"] == pytest.approx(0.70)
-    assert summary.loc["full", "macro_f1_std"] == pytest.approx(0.01414, abs=1e-4) and summary.loc["full", "seeds"] == 2
-    assert pareto_front(summary) == ["prompt_tuning", "lora", "full"]  # freeze k=4 is dominated by lora
-    guide = decision_guide(summary, tfidf_f1=0.58, majority_f1=0.10, tolerance=0.02)
-    assert "**full**" in guide[0] and "**lora**" in guide[1]
-    assert any("prompt_tuning" in line and "at or below" in line for line in guide)
+    assert summary.index[0] in ("full", "lora") and summary.loc["full", "macro_f1"] == pytest.approx(0.6998)
+    assert summary.loc["full", "seeds"] == 5
+    low, high = summary.loc["full", ["macro_f1_low", "macro_f1_high"]]
+    assert low < 0.6998 < high and high - low == pytest.approx(2 * 2.776 * pd.Series(JITTER).std() / 5 ** 0.5, rel=1e-3)
+    assert pareto_front(summary)[0] == "prompt_tuning_text"
+
+
+def test_guide_names_winners_only_where_the_interval_excludes_zero(runs):
+    summary, paired = summarise(runs), paired_against(runs, "full")
+    assert not paired.loc["lora", "excludes_0"] and paired.loc["freeze k=4", "excludes_0"]
+    guide = decision_guide(summary, paired, tfidf_f1=0.58, majority_f1=0.10)
+    assert "tied within noise: lora" in guide[0] and "worse: freeze k=4 and prompt_tuning_text" in guide[0]
+    assert "**lora**" in guide[1]  # fewest trainable among those not worse than full
+
+
+def test_source_claims_verdicts(runs):
+    claims = source_claims(runs).set_index("claim")
+    per_step = claims.loc["full fine-tuning takes longer per step than freezing the lower layers"]
+    assert per_step["verdict"] == "supported" and per_step["mean"] == pytest.approx(0.20, abs=1e-6)
+    assert claims.loc["full fine-tuning takes longer per step than prompt tuning", "verdict"] == "contradicted"
+    assert claims.loc["full fine-tuning loses general ability (general-task accuracy falls)", "verdict"] == "supported"
+    assert "adapting the encoder to the domain first improves the task" not in claims.index  # no adapted runs here
+
+
+def test_rates_are_chosen_on_validation_with_equal_budgets(tmp_path):
+    search = pd.DataFrame({"status": "ok", "strategy": ["full"] * 3 + ["lora"] * 3,
+                           "lr": [1e-4, 2e-4, 6e-4, 3e-3, 1e-2, 3e-2],
+                           "val_macro_f1": [0.5, 0.6, 0.55, 0.4, 0.4, 0.3], "test_scored": False})
+    table = choose_rates(search)
+    assert table[table["chosen"]].set_index("strategy")["lr"].to_dict() == {"full": 2e-4, "lora": 3e-3}  # tie: smaller
+    path = tmp_path / "rates.csv"
+    table.to_csv(path, index=False)
+    assert read_rate(path, "lora", "cpu") == (3e-3, "chosen on validation (rates.csv)")
+    assert read_rate(path, "p_tuning", "cpu")[1].startswith("default")
+    with pytest.raises(cc.CourseError, match="unequal search budgets"):
+        choose_rates(search.iloc[:5])
+    with pytest.raises(cc.CourseError, match="scored the test split"):
+        choose_rates(search.assign(test_scored=True))
 
 
 def test_missing_report_is_a_clear_error(tmp_path):

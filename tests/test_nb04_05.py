@@ -28,7 +28,14 @@ def test_05_domain_adaptation(smoke_run):
     assert r["embedding_only"]["trainable_params"] < r["full"]["trainable_params"]
     assert 0 < r["full"]["train_seconds"] <= r["full"]["seconds"] and r["embedding_only"]["train_seconds"] > 0
     assert r["replay"]["fraction"] == 0.25 and r["reload_matches"] is True
-    assert r["saved_model"] == "smollm2-medical-dapt-smoke"
-    assert set(r["augmentation"]["macro_f1"]) == {"5"}
+    assert r["saved_model"] == "smollm2-medical_abstracts-dapt-smoke"  # the cache's copy, one per profile
+    assert set(r["augmentation"]["macro_f1"]) == {"2", "10"}
+    versus = r["augmentation"]["versus"]["2"]  # 2 originals + 8 EDA copies vs 10 real examples, paired by seed
+    assert versus["eda_minus_real_low"] <= versus["eda_minus_real"] <= versus["eda_minus_real_high"]
+    for name in ("domain", "general"):  # per-block paired change of the next-token loss, with its interval
+        change = r["perplexity_change"][name]
+        assert change["low"] <= change["loss_change"] <= change["high"] and change["blocks"] >= 2
+    mlm = r["mlm"]  # masked-LM DAPT of the classifier's encoder: before/after with intervals
+    assert mlm["eval_sequences"] >= 2 and mlm["adapted_dir_name"].startswith("minilm-medical_abstracts-mlm-dapt")
     assert r["general_ppl_min"] <= min(r["general_ppl_before"], r["general_ppl_after"]) + 1e-9
     assert r["general_rise_from_min_pct"] == pytest.approx(100 * (r["general_ppl_after"] / r["general_ppl_min"] - 1))

@@ -22,6 +22,10 @@ def test_06_full_finetuning(smoke_run):
     assert result["overfitting"]["train_size"] <= 100 and result["samples_per_s"] > 0
     loop = result["loop_equivalence"]  # the notebook's loop and companion.engine.training.train: same per-step losses
     assert loop["equal"] is True and loop["steps"] >= 8 and loop["max_loss_difference"] < loop["tolerance"]
+    assert 1 <= result["epochs_run"] <= result["max_epochs"]  # a step budget, early stopping on validation
+    general = result["forgetting"]  # the general-task probe beside the embedding drift
+    assert 0 <= general["general_acc_before"] <= 1 and general["general_acc_change"] == pytest.approx(
+        general["general_acc"] - general["general_acc_before"])
 
 
 def test_07_layered_finetuning(smoke_run):
@@ -32,6 +36,8 @@ def test_07_layered_finetuning(smoke_run):
     trainable = [row["trainable"] for row in result["sweep"]]
     assert ks == sorted(ks) and trainable == sorted(trainable, reverse=True)  # more frozen, fewer trainable
     assert {"discriminative LR", "gradual unfreezing", "gradual + discriminative (ULMFiT)"} <= set(result["comparison"])
+    assert len(result["seeds"]) >= 2 and len({r["lr"] for r in result["sweep"]}) == 1  # one rate, several seeds
+    assert all(len(c["macro_f1"]) == len(result["seeds"]) for c in result["comparison"].values())
     freeze = result["freeze_check"]  # requires_grad_(False) by hand: count derived from the layer sizes
     assert freeze["equal"] and freeze["by_hand"] == freeze["trainable"]
     assert freeze["adam_state_bytes"] == 8 * freeze["trainable"] + 4 * freeze["trained_tensors"]  # AdamW: 2 moments
@@ -41,7 +47,7 @@ def test_07_layered_finetuning(smoke_run):
 def test_08_prompt_tuning(smoke_run):
     result = smoke_run("08")
     _common(result, "08_prompt_tuning")
-    assert result["hard_prompts"]["best_template"] == result["hard_prompts"]["templates"][0]["template"]
+    _hard_and_seeds(result)
     soft = result["soft_prompts"]
     assert {"prompt tuning, random init", "prompt tuning, text init", "p-tuning", "prefix tuning"} <= set(soft)
     assert all(soft[m]["trainable"] < 0.01 * soft[m]["total"] for m in soft if m != "full fine-tuning")
@@ -55,3 +61,24 @@ def test_08_prompt_tuning(smoke_run):
     multi = result["multitask"]  # two soft prompts on one frozen encoder, far smaller than a full copy
     assert all(0.0 <= multi[t]["macro_f1"] <= 1.0 and 0 < multi[t]["bytes"] < multi["full_copy_bytes"] / 100
                for t in ("topic", "domain"))
+
+
+def _hard_and_seeds(result: dict) -> None:
+    """08's hard prompts (generated search on validation, zero/few × base/adapted) and its seeded soft prompts."""
+    hard = result["hard_prompts"]
+    search = hard["search"]  # a generated space of >= 20 combinations, scored on validation
+    assert search["combinations"] == len(search["table"]) >= 20
+    assert search["worst"] <= search["median"] <= search["best"] == search["table"][0]["macro_f1"]
+    assert (hard["best_template"], hard["best_verbalizer"]) == (search["table"][0]["template"],
+                                                               search["table"][0]["verbalizer"])
+    assert search["forward_passes"] == search["templates"] * search["validation_texts"]  # one pass per template
+    assert 0 < hard["test_texts"] <= hard["test_split"]
+    for lm in ("base", "adapted"):
+        assert all(0.0 <= hard[lm][shots]["macro_f1"] <= 1.0 for shots in ("zero_shot", "few_shot"))
+    seeds, soft = result["seeds"], result["soft_prompts"]
+    assert len(seeds) >= 2 and len({len(m["rate_search"]) for m in soft.values()}) == 1  # same search budget
+    for m in soft.values():
+        assert len(m["macro_f1_per_seed"]) == len(seeds) and m["lr"] in [r["lr"] for r in m["rate_search"]]
+        assert m["interval"]["low"] <= m["macro_f1"] == m["interval"]["mean"] <= m["interval"]["high"]
+    assert "text_minus_random_init" in result["soft_differences"]
+

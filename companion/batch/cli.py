@@ -49,6 +49,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rates(args: argparse.Namespace) -> int:
+    """Choose each strategy's rate from a rate search's report (validation macro-F1) and write the rates CSV."""
+    import pandas as pd
+
+    from ..choosing import choose_rates
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise CourseError(f"{out} exists: pass --force to replace it")
+    table = choose_rates(pd.read_csv(Path(args.report)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    for row in table[table["chosen"]].itertuples():
+        print(f"{row.strategy}: lr {row.lr:.2g} (validation macro-F1 {row.val_macro_f1:.3f})")
+    print(f"rates: {out}")
+    return 0
+
+
 def cmd_student(args: argparse.Namespace) -> int:
     """Write student versions of the notebooks (solution cells removed, outputs cleared), or an nbgrader course."""
     if args.nbgrader:
@@ -115,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="report.csv + plots + report.md from a run folder")
     report.add_argument("rundir", help="the --out folder of a sweep (or of runs)")
     report.set_defaults(func=cmd_report)
+    rates = sub.add_parser("rates", help="choose each strategy's rate from a rate search (validation only)")
+    rates.add_argument("report", help="report.csv of the rate search (make rates runs sweeps/rates.yaml)")
+    rates.add_argument("--out", required=True, help="the rates CSV, e.g. sweeps/results/rates-cpu.csv")
+    rates.add_argument("--force", action="store_true", help="replace an existing rates CSV")
+    rates.set_defaults(func=cmd_rates)
     student = sub.add_parser("student", help="student notebooks: solution cells removed, outputs cleared")
     student.add_argument("notebooks", nargs="*", help="numbers, names or paths (default: every notebook)")
     student.add_argument("--out", default="student", help="output folder (default student/)")

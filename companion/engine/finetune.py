@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import CourseError
 from ..forgetting import Probe, make_probe
+from ..general_task import probe_sizes
 from .metrics import classification_metrics, predicts_one_class
 from ..models import count_parameters, load_model, load_tokenizer, resolve_model
 from .peft_configs import (SUGGESTED_LR, prepare_lora, prepare_p_tuning, prepare_prefix_tuning, prepare_prompt_tuning,
@@ -118,9 +119,17 @@ def new_classifier(task: Task) -> nn.Module:
     return load_model(task.model_path, "classifier", num_labels=task.num_labels, id2label=task.id2label)
 
 
-def forgetting_probe(task: Task, texts: list[str]) -> Probe:
-    """Embed general sentences once with the task's original encoder: the reference forgetting is measured against."""
-    return make_probe(task.model_path, task.tokenizer, texts, task.max_length)
+def forgetting_probe(task: Task, texts: list[str], general: bool = True, profile: str = "auto",
+                     n_articles: int | None = None, per_article: int | None = None,
+                     general_max_length: int | None = None, reference_model: str | None = None) -> Probe:
+    """Embed general sentences once with the task's original encoder: the reference forgetting is measured against.
+    With `general`, also score the general task (WikiText-2 article identification, sizes of `profile` in
+    companion.general_task.PROBE_SIZES unless given) with it. `reference_model` (same tokenizer) is "before"
+    instead of the task's model, e.g. the unadapted encoder when the task's model is a domain-adapted one."""
+    sizes = probe_sizes(profile, n_articles=n_articles, per_article=per_article,
+                        max_length=general_max_length) if general else None
+    path = resolve_model(reference_model) if reference_model else task.model_path
+    return make_probe(path, task.tokenizer, texts, task.max_length, sizes)
 
 
 # ---------------------------------------------------------------- a run: prepare → fit → measure
@@ -128,13 +137,14 @@ def forgetting_probe(task: Task, texts: list[str]) -> Probe:
 class Fitted:
     """What training left: the run's record, the test-split predictions and whether the feature cache was used."""
     result: TrainResult
-    test: dict[str, Any]  # loss, preds, labels on the test split
+    test: dict[str, Any] | None  # loss, preds, labels on the test split (None: test not scored)
     cached: bool
     cache_seconds: float
 
 
-def fit(prepared: Prepared, task: Task, config: TrainConfig, use_cache: bool = True) -> Fitted:
-    """Train the prepared model (validation after each epoch, best epoch kept), then predict the test split.
+def fit(prepared: Prepared, task: Task, config: TrainConfig, use_cache: bool = True, test: bool = True) -> Fitted:
+    """Train the prepared model (validation after each epoch, best epoch kept), then predict the test split
+    (unless `test` is False: a rate search scores validation only and never touches test).
 
     With frozen layers and `use_cache`, the frozen part runs once over every split and the layers above it train
     on the stored outputs (the same result, less time per epoch).
@@ -149,33 +159,36 @@ def fit(prepared: Prepared, task: Task, config: TrainConfig, use_cache: bool = T
         trainee, collate = UpperStack(prepared.model, prepared.frozen), collate_features
     result = train(trainee, splits["train"], splits["validation"], collate, config,
                    groups=prepared.groups(config.lr, config.weight_decay), on_epoch_start=prepared.hook)
-    test = predict(trainee, eval_loader(splits["test"], collate, config.eval_batch_size))
-    return Fitted(result, test, cached, cache_seconds)
+    scored = predict(trainee, eval_loader(splits["test"], collate, config.eval_batch_size)) if test else None
+    return Fitted(result, scored, cached, cache_seconds)
 
 
 def measure(prepared: Prepared, fitted: Fitted, task: Task, probe: Probe | None = None) -> dict[str, Any]:
     """Test scores, parameter counts, costs, forgetting (with a probe), the history and the test predictions."""
-    scores = classification_metrics(fitted.test["labels"], fitted.test["preds"])
+    test = fitted.test or {"labels": [], "preds": []}
+    scores = classification_metrics(test["labels"], test["preds"]) if fitted.test else {"macro_f1": None,
+                                                                                        "accuracy": None}
     params = count_parameters(prepared.model)  # gradual unfreezing: what was trainable by the end
     result = fitted.result
     return {
         "cached": fitted.cached, "macro_f1": scores["macro_f1"], "accuracy": scores["accuracy"],
         "val_macro_f1": result.best.get("macro_f1"), "val_accuracy": result.best.get("accuracy"),
-        "one_class": predicts_one_class(fitted.test["preds"]),
+        "one_class": predicts_one_class(test["preds"]) if fitted.test else None,
         "trainable": int(params["trainable"]), "total": int(params["total"]),
         "trainable_pct": float(params["trainable_pct"]),
         "train_seconds": result.train_seconds, "cache_seconds": fitted.cache_seconds,
+        "seconds_per_step": result.train_seconds / max(1, result.steps), "memory_added_mb": result.memory_added_mb,
         "seconds_per_epoch": result.train_seconds / max(1, result.epochs_run),
         "samples_per_s": result.samples_per_s, "peak_memory_mb": result.peak_memory_mb,
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch, "steps": result.steps,
         "forgetting": probe.drift(prepared.model, task.tokenizer) if probe is not None else None,
         "history": result.history.to_dict("records"),
-        "test_preds": fitted.test["preds"], "test_labels": fitted.test["labels"],
+        "test_preds": test["preds"], "test_labels": test["labels"],
     }
 
 
 def run_strategy(name: str, task: Task, config: TrainConfig, probe: Probe | None = None, *, use_cache: bool = True,
-                 keep_model: bool = False, **options) -> dict[str, Any]:
+                 keep_model: bool = False, test: bool = True, **options) -> dict[str, Any]:
     """Prepare a fresh classifier for strategy `name`, fit it on `task`, measure it: one row of a comparison.
 
     The row is JSON-friendly (with `keep_model`, also "model": the trained classifier); `options` go to the
@@ -187,7 +200,7 @@ def run_strategy(name: str, task: Task, config: TrainConfig, probe: Probe | None
     start = time.perf_counter()
     seed_everything(config.seed)  # the same new head for every strategy
     prepared = prepare_strategy(name, new_classifier(task), **options)
-    fitted = fit(prepared, task, config, use_cache)
+    fitted = fit(prepared, task, config, use_cache, test)
     row = {"strategy": name, "model_name": task.model_name, "seed": config.seed, "k": prepared.frozen,
            "lr": config.lr, "epochs": config.epochs, "max_length": task.max_length,
            "train_size": len(task.data["train"]), **measure(prepared, fitted, task, probe)}

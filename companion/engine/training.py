@@ -64,6 +64,7 @@ class TrainResult:
     params: dict[str, float]
     config: dict[str, Any] = field(default_factory=dict)
     examples: int = 0  # training examples (sequences) seen
+    memory_added_mb: float = 0.0  # peak minus the memory held when training started (what this run added)
 
     def summary(self) -> dict[str, Any]:
         """The scalar results as a JSON-friendly dict (no history table)."""
@@ -200,6 +201,7 @@ class MemoryMeter:
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(device)
         self.sample()
+        self.start = torch.cuda.memory_allocated(device) / 2**20 if self.cuda else self.peak
 
     def sample(self) -> None:
         """Record the current RSS (CPU) — call it after memory-hungry steps."""
@@ -211,6 +213,10 @@ class MemoryMeter:
     def peak_mb(self) -> float:
         """Peak MiB: CUDA max allocated, or the largest RSS sampled."""
         return torch.cuda.max_memory_allocated() / 2**20 if self.cuda else self.peak
+
+    def added_mb(self) -> float:
+        """What the run itself added at its peak (optimiser state, gradients, activations): peak − memory at start."""
+        return max(0.0, self.peak_mb() - self.start)
 
 
 def make_accelerator(mixed_precision: str = "auto"):
@@ -362,6 +368,7 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
     return TrainResult(history=pd.DataFrame(history), best=best.scores or {}, best_epoch=best.epoch,
                        epochs_run=epoch + 1, steps=step, seconds=seconds, train_seconds=train_seconds,
                        samples_per_s=seen / max(train_seconds, 1e-9), peak_memory_mb=memory.peak_mb(),
+                       memory_added_mb=memory.added_mb(),
                        params=count_parameters(unwrapped), config=asdict(cfg), examples=seen)
 
 

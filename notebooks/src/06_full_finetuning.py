@@ -17,17 +17,19 @@
 # `[CLS]` vector); basic PyTorch (a module, `loss.backward()`, an optimiser step).
 #
 # **Time**: about 60 minutes of study for a person. Machine time, measured on 2 idle CPU cores (kernel start and
-# model loading included): `smoke` 19 s · `cpu` 1.7 min (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet
+# model loading included): `smoke` 19 s · `cpu` 2.6 min (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet
 # (`bash bench/gpu.sh` measures it).
 #
-# **Making it fit on a laptop.** The `cpu` profile keeps quality with less work: the *beginning* of an abstract
-# names the condition, so a short `max_length` suffices; batches group similar lengths (little padding); a higher
-# learning rate with warm-up converges in few epochs; and the fused AdamW kernel makes each optimiser step cheap.
+# **Making it fit on a laptop.** The `cpu` profile does less work per step: texts are cut to `max_length` tokens
+# (the opening of a text usually carries its topic); batches group similar lengths (little padding); the budget is
+# a number of steps with early stopping on validation, so a run ends when validation stops improving; and the
+# fused AdamW kernel makes each optimiser step cheap.
 
 # %%
 import copy
 import math
 import time
+from pathlib import Path
 from typing import Optional
 
 import matplotlib.pyplot as plt
@@ -37,10 +39,12 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
+from companion.choosing import read_rate
 from companion.data import load_text_classification
 from companion.embeddings import sentence_embeddings
 from companion.engine.finetune import make_task, run_strategy, subset
 from companion.forgetting import check_linear_cka, general_sentences, linear_cka, representation_drift
+from companion.general_task import article_probe, probe_sizes
 from companion.engine.metrics import classification_metrics, confusion_table, majority_baseline, tfidf_baseline
 from companion.engine.training import (MemoryMeter, TrainConfig, check_lr_at_step, check_overfit_epoch, check_total_steps,
                                 eval_loader, evaluate, fused_ok, linear_warmup_decay, make_accelerator, make_loader,
@@ -56,8 +60,9 @@ data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.p
 text_column: str = "text"  # text column of a local data file
 label_column: str = "label"  # label column of a local data file
 strategy: str = "full"  # one of: full, discriminative, lora
-epochs: Optional[int] = None  # range: [1, inf); passes over the training data; None means the profile default
-lr: Optional[float] = None  # range: (0, inf); peak learning rate; None means the profile default
+epochs: Optional[int] = None  # range: [1, inf); most passes over the training data; None means enough for the profile's step budget
+lr: Optional[float] = None  # range: (0, inf); peak learning rate; None means the rate chosen on validation (rates_csv), else the profile default
+rates_csv: str = "../sweeps/results/rates-cpu.csv"  # the strategy sweep's validation-only rate search (make rates)
 max_length: Optional[int] = None  # range: [2, inf); tokens kept from each text; None means the profile default
 train_size: Optional[int] = None  # range: [1, inf); training examples used; None means the profile default
 small_size: int = 100  # range: [1, inf); training examples of the overfitting experiment
@@ -67,13 +72,17 @@ forgetting_sentences: Optional[int] = None  # range: [1, inf); WikiText-2 senten
 cc.check_values("06", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed, precision)  # resolve the profile, seed, device and precision; start a clock
 cfg = cc.settings(PROFILE, {
-    "smoke": {"epochs": 1, "lr": 2e-4, "max_length": 24, "train_size": 48, "eval_size": 32, "small_epochs": 2,
-              "small_lr": 2e-4, "forgetting_sentences": 16, "batch_size": 16},
-    "cpu": {"epochs": 2, "lr": 1.5e-4, "max_length": 64, "train_size": None, "eval_size": None, "small_epochs": 12,
-            "small_lr": 3e-4, "forgetting_sentences": 200, "batch_size": 32},
-    "gpu": {"epochs": 4, "lr": 5e-5, "max_length": 256, "train_size": None, "eval_size": None, "small_epochs": 15,
-            "small_lr": 1e-4, "forgetting_sentences": 1000, "batch_size": 32},
+    "smoke": {"epochs": None, "max_steps": 3, "patience": None, "lr": 2e-4, "max_length": 24, "train_size": 48,
+              "eval_size": 32, "small_epochs": 2, "small_lr": 2e-4, "forgetting_sentences": 16, "batch_size": 16},
+    "cpu": {"epochs": None, "max_steps": 300, "patience": 2, "lr": 2e-4, "max_length": 64, "train_size": None,
+            "eval_size": None, "small_epochs": 12, "small_lr": 3e-4, "forgetting_sentences": 200, "batch_size": 32},
+    "gpu": {"epochs": None, "max_steps": 2000, "patience": 2, "lr": 5e-5, "max_length": 256, "train_size": None,
+            "eval_size": None, "small_epochs": 15, "small_lr": 1e-4, "forgetting_sentences": 1000, "batch_size": 32},
 }, epochs=epochs, lr=lr, max_length=max_length, train_size=train_size, forgetting_sentences=forgetting_sentences)
+if lr is None and PROFILE == "cpu":  # the rate the strategy sweep's search chose on validation for full fine-tuning
+    cfg["lr"], rate_source = read_rate(Path(rates_csv), "full", PROFILE)
+else:
+    rate_source = "given" if lr is not None else "profile default"
 print("profile:", PROFILE, "| device:", device.type)
 pd.Series(cfg, name="setting").to_frame()
 
@@ -166,8 +175,10 @@ print("max |ours − transformers| =", f"{(ours - reference).abs().max().item():
 
 # %%
 def fine_tune(model, train_data, val_data, epochs: int, lr: float, batch_size: int, seed: int = 0,
-              warmup_ratio: float = 0.1, max_grad_norm: float = 1.0, precision: str = "auto") -> dict:
-    """Fine-tune `model` in place; return the per-step losses and one validation row per epoch."""
+              warmup_ratio: float = 0.1, max_grad_norm: float = 1.0, precision: str = "auto",
+              patience: int | None = None) -> dict:
+    """Fine-tune `model` in place (stop after `patience` epochs without a better validation macro-F1); return the
+    per-step losses and one validation row per epoch."""
     torch.manual_seed(seed)  # dropout masks; the batch order has its own seeded generator
     accelerator = make_accelerator(precision)  # CPU, or a GPU with bf16 autocast
     train_loader = make_loader(train_data, collate, batch_size, shuffle=True, seed=seed)  # length-grouped batches
@@ -198,18 +209,28 @@ def fine_tune(model, train_data, val_data, epochs: int, lr: float, batch_size: i
         scores = evaluate(model, val_loader, accelerator)  # loss, accuracy, macro-F1 in eval mode (no dropout)
         history.append({"epoch": epoch + 1, **scores, "train_loss": sum(losses[-len(train_loader):]) / len(train_loader)})
         if best is None or scores["macro_f1"] > best["macro_f1"]:  # keep the best epoch's weights
-            best = scores
+            best, best_epoch = scores, epoch
             best_state = {k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
+        if patience is not None and epoch - best_epoch >= patience:  # early stopping: no progress for a while
+            break
     accelerator.unwrap_model(model).load_state_dict(best_state)
     return {"losses": losses, "history": pd.DataFrame(history), "steps_per_epoch": len(train_loader),
             "train_seconds": seconds, "peak_memory_mb": memory.peak_mb()}
 
 # %% [markdown]
-# Now train the real classifier with it, at the profile's budget (`epochs`, `lr`, `max_length`, `train_size`):
+# Now train the real classifier with it. The budget is a number of **steps**, not of epochs, so that it adapts to
+# the data's size: at most `max_steps` steps (rounded up to whole epochs), stopped early once validation macro-F1
+# has not improved for `patience` epochs; the best epoch's weights are kept. The learning rate is the one the
+# strategy sweep's search chose on validation for full fine-tuning (notebook 09, section 1).
 
 # %%
 splits = tokenize_dataset(subset(dataset, cfg["train_size"], seed), tokenizer, max_length=cfg["max_length"])
-run = fine_tune(model, splits["train"], splits["validation"], cfg["epochs"], cfg["lr"], cfg["batch_size"], seed)
+steps_per_epoch = math.ceil(len(splits["train"]) / cfg["batch_size"])
+max_epochs = cfg["epochs"] or max(1, math.ceil(cfg["max_steps"] / steps_per_epoch))
+print(f"learning rate {cfg['lr']:.2g} ({rate_source}) · at most {max_epochs} epochs of {steps_per_epoch} steps"
+      + (f", stopping after {cfg['patience']} epochs without progress" if cfg["patience"] else ""))
+run = fine_tune(model, splits["train"], splits["validation"], max_epochs, cfg["lr"], cfg["batch_size"], seed,
+                patience=cfg["patience"])
 history = run["history"]
 n_steps, samples_per_s = len(run["losses"]), len(splits["train"]) * len(history) / run["train_seconds"]
 print(f"{n_steps} steps in {run['train_seconds']:.0f} s (validation not counted) · {samples_per_s:.1f} samples/s · "
@@ -349,17 +370,23 @@ check_overfit_epoch(predicted_best_epoch, small_val["loss"].tolist())
 # **Cost.** Every parameter is trainable, so the optimiser keeps two extra numbers (Adam's moments) per weight,
 # and every step back-propagates through the whole network and computes a gradient for every weight.
 #
-# **Forgetting.** Fine-tuning for one task moves the encoder away from what it learned in pretraining. We embed
+# **Forgetting.** Fine-tuning for one task moves the encoder away from what it learned in pretraining. We measure
+# it two ways. First as **lost ability on a general task**: which of a few WikiText-2 articles a sentence comes
+# from, read off the encoder's frozen sentence features by a linear probe (logistic regression fitted on half of
+# each article's sentences, scored on the other half), before and after fine-tuning. Second as **drift**: we embed
 # `forgetting_sentences` WikiText-2 sentences with the original and with the tuned encoder (mean pooling) and
 # compare: **linear CKA** (1 = the same geometry up to rotation and scale) and the **mean cosine** between each
-# sentence's two embeddings (1 = unchanged). The formula, checked against the library function:
+# sentence's two embeddings (1 = unchanged). The CKA formula, checked against the library function:
 #
 # $\mathrm{CKA}(X, Y) = \dfrac{\lVert Y^\top X\rVert_F^2}{\lVert X^\top X\rVert_F\,\lVert Y^\top Y\rVert_F}$ on
 # column-centred $X, Y$.
 
 # %%
 probe = general_sentences(cfg["forgetting_sentences"], seed=seed)
-reference = sentence_embeddings(cc.load_model(model_name, "encoder"), tokenizer, probe, max_length=cfg["max_length"])
+original = cc.load_model(model_name, "encoder")
+general_task = article_probe(original, tokenizer, **probe_sizes(PROFILE))  # fitted and scored on the original once
+general = general_task.compare(model, tokenizer)  # the same probe on the fine-tuned encoder's features
+reference = sentence_embeddings(original, tokenizer, probe, max_length=cfg["max_length"])
 forgetting = representation_drift(model, tokenizer, probe, reference, max_length=cfg["max_length"])
 tuned = sentence_embeddings(model, tokenizer, probe, max_length=cfg["max_length"])
 x, y = reference.double() - reference.double().mean(0), tuned.double() - tuned.double().mean(0)
@@ -369,15 +396,24 @@ print(f"CKA by hand {cka_by_hand:.6f} · companion {linear_cka(reference, tuned)
 params = cc.count_parameters(model)
 cost = pd.Series({"trainable parameters": f"{int(params['trainable']):,} ({params['trainable_pct']:.0f} %)",
                   "training time (s)": round(run["train_seconds"], 1), "samples / s": round(samples_per_s, 1),
-                  "peak memory (MiB)": round(run["peak_memory_mb"]), "CKA vs original": round(forgetting["cka"], 4),
+                  "peak memory (MiB)": round(run["peak_memory_mb"]),
+                  f"general task ({len(general_task.titles)} articles) accuracy before": round(general["general_acc_before"], 3),
+                  "general task accuracy after": round(general["general_acc"], 3),
+                  "CKA vs original": round(forgetting["cka"], 4),
                   "mean cosine vs original": round(forgetting["cosine"], 4)}, name="full fine-tuning")
 cost.to_frame()
 
 # %%
 moved = forgetting["cka"] < 0.99 or forgetting["cosine"] < 0.99
+se = general_task.reference["accuracy_se"]  # the probe's standard error: changes within ±2 se are noise
+change = general["general_acc_change"]
+print(f"general task: accuracy {general['general_acc_before']:.3f} → {general['general_acc']:.3f} "
+      f"({change:+.3f}; ±{2 * se:.3f} is noise at {sum(general_task.is_test)} scored sentences): "
+      + ("general ability was lost" if change < -2 * se else "general ability rose" if change > 2 * se
+         else "no change beyond noise"))
 print(f"CKA {forgetting['cka']:.3f} and mean cosine {forgetting['cosine']:.3f} vs the original encoder: "
-      + ("the sentence space of general English was reshaped for the task (forgetting), the price that notebooks "
-         "07 and 08 try to avoid" if moved else "general English barely moved at this budget"))
+      + ("the sentence space of general English was reshaped for the task" if moved
+         else "general English barely moved at this budget"))
 
 # %% [markdown]
 # ## Exercises
@@ -457,7 +493,8 @@ results = {
     "params": {"trainable": int(params["trainable"]), "total": int(params["total"]),
                "trainable_pct": float(params["trainable_pct"])},
     "train_seconds": run["train_seconds"], "samples_per_s": samples_per_s, "peak_memory_mb": run["peak_memory_mb"],
-    "steps": n_steps, "forgetting": forgetting,
+    "steps": n_steps, "forgetting": forgetting | general, "epochs_run": len(history), "max_epochs": max_epochs,
+    "lr": cfg["lr"], "rate_source": rate_source, "general_probe_se": se,
     "loop_equivalence": {"steps": len(ours["losses"]), "max_loss_difference": difference, "tolerance": 1e-5,
                          "equal": bool(difference < 1e-5 and len(ours["losses"]) == len(package_losses))},
     "overfitting": {"train_size": small["train_size"], "best_val_loss_epoch": best_val_epoch,

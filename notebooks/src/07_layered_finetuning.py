@@ -12,7 +12,8 @@
 #    trainable by hand, and predict, then measure, the optimiser memory that freezing saves;
 # 3. run the frozen part **once** and train the rest on its cached output (a **frozen-layer feature cache**),
 #    and check that it gives the same result as ordinary training;
-# 4. sweep k = 0…6 and plot quality vs trainable parameters vs time;
+# 4. sweep k from 0 to 6 at one shared rate over several seeds, and plot quality (with 95 % intervals) vs trainable
+#    parameters and step time;
 # 5. build ULMFiT's **discriminative learning rates** as a list of AdamW parameter groups and its **gradual
 #    unfreezing** as a per-epoch loop, check both against the `companion` package, and compare them.
 #
@@ -20,8 +21,8 @@
 # notebook 03 helps (what an encoder layer computes). **Study time** for a person: about 75 minutes, reading,
 # running and doing the exercises.
 #
-# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 17 s ·
-# `cpu` 1.6 min (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 23 s ·
+# `cpu` 3.4 min (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import time
@@ -44,6 +45,9 @@ from companion.engine.strategies import (UpperStack, check_gradual_parts, check_
                                   discriminative_groups, freeze_lower, gradual_unfreezing, parameter_shares,
                                   trainable_parts)
 from companion.engine.training import TrainConfig
+from companion.choosing import read_rate
+from companion.stats import compare as compare_pair, mean_ci, paired_difference
+from pathlib import Path
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
@@ -58,8 +62,9 @@ compare_k: int = 4  # range: [0, inf); frozen layers of the plain-freezing run c
 use_cache: bool = True  # run frozen layers once and train on their cached outputs
 decay: float = 2.6  # range: (0, inf); discriminative learning rates: each lower layer's rate is the upper one's divided by this
 epochs: Optional[int] = None  # range: [1, inf); passes over the training data; None means the profile default
-lr: Optional[float] = None  # range: (0, inf); learning rate with nothing frozen; None means the profile default
-lr_head_only: Optional[float] = None  # range: (0, inf); learning rate with every layer frozen; None means the profile default
+lr: Optional[float] = None  # range: (0, inf); the one learning rate of every k; None means the rate chosen on validation for freezing (rates_csv), else the profile default
+rates_csv: str = "../sweeps/results/rates-cpu.csv"  # the strategy sweep's validation-only rate search (make rates)
+seeds: Optional[list] = None  # range: [0, 4294967295]; seeds of every run (conclusions need ≥ 3); None means the profile default
 max_length: Optional[int] = None  # range: [2, inf); tokens kept from each text; None means the profile default
 train_size: Optional[int] = None  # range: [1, inf); training examples used; None means the profile default
 
@@ -67,14 +72,17 @@ train_size: Optional[int] = None  # range: [1, inf); training examples used; Non
 cc.check_values("07", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed, precision)  # resolve the profile, seed, device and precision; start a clock
 cfg = cc.settings(PROFILE, {
-    "smoke": {"epochs": 2, "lr": 2e-4, "lr_head_only": 2e-3, "max_length": 16, "train_size": 32, "eval_size": 16,
+    "smoke": {"epochs": 2, "lr": 2e-4, "max_length": 16, "train_size": 32, "eval_size": 16, "seeds": [0, 1],
               "forgetting_sentences": 16, "check_size": 16, "frozen_layers": [0, 4, 6], "batch_size": 16},
-    "cpu": {"epochs": 3, "lr": 2e-4, "lr_head_only": 3e-3, "max_length": 32, "train_size": 240, "eval_size": None,
-            "forgetting_sentences": 100, "check_size": 48, "frozen_layers": [0, 1, 2, 3, 4, 5, 6], "batch_size": 16},
-    "gpu": {"epochs": 4, "lr": 5e-5, "lr_head_only": 1e-3, "max_length": 256, "train_size": None, "eval_size": None,
+    "cpu": {"epochs": 3, "lr": 2e-4, "max_length": 32, "train_size": 240, "eval_size": None, "seeds": [0, 1, 2],
+            "forgetting_sentences": 100, "check_size": 48, "frozen_layers": [0, 2, 4, 6], "batch_size": 16},
+    "gpu": {"epochs": 4, "lr": 5e-5, "max_length": 256, "train_size": None, "eval_size": None, "seeds": [0, 1, 2, 3, 4],
             "forgetting_sentences": 1000, "check_size": 256, "frozen_layers": [0, 1, 2, 3, 4, 5, 6], "batch_size": 32},
-}, epochs=epochs, lr=lr, lr_head_only=lr_head_only, max_length=max_length, train_size=train_size,
-   frozen_layers=frozen_layers)
+}, epochs=epochs, lr=lr, max_length=max_length, train_size=train_size, frozen_layers=frozen_layers, seeds=seeds)
+if lr is None and PROFILE == "cpu":  # the rate the strategy sweep's search chose on validation for freezing
+    cfg["lr"], rate_source = read_rate(Path(rates_csv), "freeze", PROFILE)
+else:
+    rate_source = "given" if lr is not None else "profile default"
 dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
 if cfg["eval_size"]:
     dataset = type(dataset)({s: (p if s == "train" else p.select(range(min(cfg["eval_size"], len(p)))))
@@ -83,8 +91,9 @@ dataset = subset(dataset, cfg["train_size"], seed)
 tokenizer = cc.load_tokenizer(model_name)
 probe = general_sentences(cfg["forgetting_sentences"], seed=seed)
 layered_task = make_task(dataset, model_name, cfg["max_length"], tokenizer=tokenizer)  # resolved and tokenised once
-drift_probe = forgetting_probe(layered_task, probe)  # the original encoder's embeddings of the probe, computed once
-budget = dict(seed=seed, epochs=cfg["epochs"], batch_size=cfg["batch_size"], patience=None)  # the same for every run
+drift_probe = forgetting_probe(layered_task, probe, profile=PROFILE)  # the original encoder's embeddings of the probe, computed once
+budget = dict(seed=seed, epochs=cfg["epochs"], batch_size=cfg["batch_size"], patience=None, progress=False)  # every run
+print(f"one learning rate for every run: {cfg['lr']:.2g} ({rate_source})")
 num_labels = len(dataset["train"].features["label"].names)
 print("profile:", PROFILE, "| device:", device.type, "| splits:", {s: len(p) for s, p in dataset.items()})
 pd.Series(cfg, name="setting").to_frame()
@@ -220,7 +229,7 @@ print(f"max |diff|: by hand {(split - whole).abs().max().item():.1e}, "
 
 # %%
 tiny = make_task(dataset, model_name, cfg["max_length"], cfg["check_size"], seed, tokenizer)
-check_config = TrainConfig(seed=seed, epochs=2, lr=cfg["lr_head_only"], patience=None, progress=False,
+check_config = TrainConfig(seed=seed, epochs=2, lr=cfg["lr"], patience=None, progress=False,
                            mixed_precision="fp32")  # the cache holds float32 features: compare both runs in float32
 cached_run = run_strategy("freeze", tiny, check_config, use_cache=True, k=compare_k)
 plain_run = run_strategy("freeze", tiny, check_config, use_cache=False, k=compare_k)
@@ -240,73 +249,66 @@ print(f"max |loss diff| {loss_diff:.1e} · seconds per epoch: plain {plain_run['
 # %% [markdown]
 # ## 4. Sweep: freeze the lowest k layers
 #
-# k = 0 is full fine-tuning; k = 6 trains only the head (pooler + classifier) on fixed features. Fewer trainable
-# layers tolerate, and need, larger learning rates, so the rate moves geometrically from `lr` (k = 0) to
-# `lr_head_only` (k = 6). Data, seed, epochs and sequence length are the same for every k; the rate is not, so
-# this sweep compares "k frozen layers at a rate suited to k", not freezing alone (the table's `lr` column).
+# k = 0 is full fine-tuning; k = 6 trains only the head (pooler + classifier) on fixed features. Every run has
+# the same data, epochs, sequence length and **one shared learning rate** (chosen on validation by the strategy
+# sweep's rate search for freezing, printed above), so the table compares freezing alone. Each k runs with every
+# seed in `seeds`; a conclusion is drawn only where the 95 % interval of a paired difference excludes 0.
 
 # %%
-def rate_for(k: int, n: int = 6) -> float:
-    """Learning rate for k frozen layers: geometric between lr (k=0) and lr_head_only (k=n)."""
-    return cfg["lr"] * (cfg["lr_head_only"] / cfg["lr"]) ** (k / n)
-
 sweep = []
 for k in cfg["frozen_layers"]:
-    row = run_strategy("freeze", layered_task, TrainConfig(lr=rate_for(k), **budget), drift_probe,
-                       use_cache=use_cache, k=k)
-    sweep.append(row)
-    print(f"k={k}: macro-F1 {row['macro_f1']:.3f} · trainable {row['trainable']:,} · {row['seconds']:.0f} s")
-table = pd.DataFrame([{"k": r["k"], "lr": r["lr"], "macro_f1": r["macro_f1"], "accuracy": r["accuracy"],
-                       "trainable": r["trainable"], "trainable_pct": r["trainable_pct"], "seconds": r["seconds"],
-                       "s_per_epoch": r["seconds_per_epoch"], "cache_s": r["cache_seconds"],
-                       "peak_mib": r["peak_memory_mb"], "cka": r["forgetting"]["cka"]} for r in sweep])
+    for run_seed in cfg["seeds"]:
+        row = run_strategy("freeze", layered_task, TrainConfig(lr=cfg["lr"], **(budget | {"seed": run_seed})), drift_probe,
+                           use_cache=use_cache, k=k)
+        sweep.append(row)
+    scores = [r["macro_f1"] for r in sweep if r["k"] == k]
+    print(f"k={k}: macro-F1 {mean_ci(scores).mean:.3f} over {len(scores)} seeds · trainable {row['trainable']:,}")
+runs_k = pd.DataFrame([{"k": r["k"], "seed": r["seed"], "macro_f1": r["macro_f1"], "trainable": r["trainable"],
+                        "trainable_pct": r["trainable_pct"], "s_per_step": r["seconds_per_step"],
+                        "cache_s": r["cache_seconds"], "cka": r["forgetting"]["cka"],
+                        "general_acc": r["forgetting"].get("general_acc")} for r in sweep])
+intervals = {k: mean_ci(g["macro_f1"]) for k, g in runs_k.groupby("k")}
+table = runs_k.groupby("k").mean(numeric_only=True).drop(columns="seed").reset_index()
+table["f1_low"] = table["k"].map(lambda k: intervals[k].low)
+table["f1_high"] = table["k"].map(lambda k: intervals[k].high)
 table.round(4)
 
 # %%
-fig, ax = plt.subplots(figsize=(8, 4.5))
-points = sns.scatterplot(data=table, x="trainable", y="macro_f1", size="seconds", hue="seconds", sizes=(60, 400),
-                         palette="viridis", ax=ax)
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 for _, r in table.iterrows():
-    ax.annotate(f"k={int(r.k)}", (r.trainable, r.macro_f1), textcoords="offset points", xytext=(8, -4))
-ax.set(xscale="log", xlabel="trainable parameters (log scale)", ylabel="test macro-F1",
-       title="Freezing the lowest k layers: quality vs trainable parameters (colour/size: seconds)")
+    axes[0].errorbar(r.trainable, r.macro_f1, yerr=[[r.macro_f1 - r.f1_low], [r.f1_high - r.macro_f1]], fmt="o",
+                     capsize=4, color="tab:blue")
+    axes[0].annotate(f"k={int(r.k)}", (r.trainable, r.macro_f1), textcoords="offset points", xytext=(8, -4))
+axes[0].set(xscale="log", xlabel="trainable parameters (log scale)", ylabel="test macro-F1 (mean, 95 % interval)",
+            title="Quality vs trainable parameters")
+sns.lineplot(data=runs_k, x="k", y="s_per_step", marker="o", errorbar=("ci", 95), ax=axes[1])
+axes[1].set(xlabel="frozen layers k", ylabel="seconds per training step", title="Step time (feature cache on)")
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# What does this run say? The lines below are computed from the table, so they hold for whatever profile,
-# data or seed you ran:
+# What does this run say? The lines below are computed from the runs (paired by seed), so they hold for whatever
+# profile, data or seeds you ran:
 
 # %%
-best = table.loc[table["macro_f1"].idxmax()]
-head = table.loc[table["k"].idxmax()]
-reading = [f"best: k={int(best.k)}, macro-F1 {best.macro_f1:.3f} with {best.trainable_pct:.2f} % of the weights trainable"]
-if (table["k"] == 0).any():
-    full_row = table.loc[table["k"] == 0].iloc[0]
-    reading.append(f"full fine-tuning (k=0): macro-F1 {full_row.macro_f1:.3f} ({full_row.macro_f1 - best.macro_f1:+.3f} vs "
-                   f"the best), {full_row.seconds / best.seconds:.1f}× the best run's time")
-reading.append(f"k={int(head.k)}: macro-F1 {head.macro_f1:.3f} ({head.macro_f1 - best.macro_f1:+.3f} vs the best), "
-               f"{int(head.trainable):,} trainable weights, {head.seconds:.0f} s")
-if (table["k"] == 0).any() and len(table) > 1:
-    k0, kmax = table.loc[table["k"] == 0].iloc[0], table.loc[table["k"].idxmax()]
-    faster = k0.s_per_epoch / kmax.s_per_epoch
-    reading.append(f"trainable weights fall {k0.trainable / kmax.trainable:,.0f}× from k=0 to k={int(kmax.k)}; "
-                   f"time per epoch {'falls' if faster > 1 else 'does not fall'} with them ({k0.s_per_epoch:.2f} s → "
-                   f"{kmax.s_per_epoch:.2f} s, {faster:.1f}×)")
-    drop = k0.macro_f1 - table.loc[table["k"] > 0, "macro_f1"].min()
-    reading.append("more trainable is not better here: " + ("some frozen k beats k=0" if best.k != 0 else
-                   f"k=0 is best; the worst frozen k loses {drop:.3f} macro-F1"))
-rho = table["k"].corr(table["cka"], method="spearman")
-reading.append(f"rank correlation of k with CKA on general sentences (1 = representations untouched): {rho:+.2f}")
-print("\n".join(reading))
+reading = []
+by_k = runs_k.pivot_table(index="seed", columns="k", values="macro_f1")
+if 0 in by_k and len(cfg["seeds"]) >= 2:
+    for k in [k for k in by_k.columns if k != 0]:
+        reading.append(compare_pair(f"k={k}", "k=0 (full)", paired_difference(by_k[k], by_k[0]), "test macro-F1"))
+    k_max = int(table["k"].max())
+    step_ratio = table.loc[table["k"] == 0, "s_per_step"].iloc[0] / table.loc[table["k"] == k_max, "s_per_step"].iloc[0]
+    reading.append(f"a training step with k={k_max} frozen (cached) takes 1/{step_ratio:.1f} of full fine-tuning's")
+rho = runs_k["k"].corr(runs_k["cka"], method="spearman")
+reading.append(f"rank correlation of k with CKA on general sentences (1 = representations untouched): {rho:+.2f} "
+               f"({'more freezing, less drift' if rho > 0 else 'no decrease of drift with freezing'})")
+print("\n".join(f"* {line}" for line in reading))
 
 # %% [markdown]
-# Reading the plot: on a small training set a fully trainable model at a small rate can learn more slowly, or
-# overfit, where a partly frozen one at a larger rate does well, so read the lines above rather than assume
-# "more trainable is better". Freezing all six layers leaves only the pooler and the classifier to adapt, on
-# features that never saw the medical topics. When all layers are frozen the encoder is untouched and CKA is
-# exactly 1; below that, CKA measures how far tuning moved the general-text representations (notebook 06), and
-# with the rate tied to k it measures rate and freezing together.
+# Reading the plot: at one rate, fewer trainable layers learn less per step, but a fully trainable model can
+# also overfit a small training set; read the lines above rather than assume either way. Freezing all six layers leaves only the pooler and the classifier to adapt, on
+# features that were never trained for the task. When all layers are frozen the encoder is untouched and CKA is
+# exactly 1; below that, CKA measures how far tuning moved the general-text representations (notebook 06).
 #
 # ## 5. ULMFiT's tricks: discriminative learning rates and gradual unfreezing
 #
@@ -368,30 +370,38 @@ for epoch in range(len(names)):
 print("the package's gradual_unfreezing hook trains the same parts every epoch:", agree)
 
 # %% [markdown]
-# The runs below share data, epochs and seed. Their rates differ: the full and the frozen run use the sweep's
-# rate for their k, the ULMFiT variants a head rate of `lr × decay` that falls by `decay` per layer (the `lr`
-# column shows each run's peak rate). Plain freezing with k = `compare_k` comes from the sweep.
+# The runs below share data, epochs and seeds. Plain freezing (k = `compare_k`) and full fine-tuning (k = 0) come
+# from the sweep, at its shared rate; the ULMFiT variants start the head at `lr × decay`, and each layer below
+# gets `decay` times less (the `lr` column shows each run's peak rate).
 
 # %%
-compare = {"full (k=0)": next(r for r in sweep if r["k"] == 0) if 0 in cfg["frozen_layers"] else
-           run_strategy("full", layered_task, TrainConfig(lr=cfg["lr"], **budget), drift_probe),
-           f"freeze k={compare_k}": next(r for r in sweep if r["k"] == compare_k) if compare_k in cfg["frozen_layers"] else
-           run_strategy("freeze", layered_task, TrainConfig(lr=rate_for(compare_k), **budget), drift_probe,
-                        k=compare_k)}
-ulmfit_config = TrainConfig(lr=cfg["lr"] * decay, **budget)  # the head's rate; the layers below get less
-compare["discriminative LR"] = run_strategy("discriminative", layered_task, ulmfit_config, drift_probe, decay=decay)
-compare["gradual unfreezing"] = run_strategy("gradual", layered_task, ulmfit_config, drift_probe)
-compare["gradual + discriminative (ULMFiT)"] = run_strategy("ulmfit", layered_task, ulmfit_config, drift_probe,
-                                                            decay=decay)
-comparison = pd.DataFrame([{"strategy": name, "lr": r["lr"], "macro_f1": r["macro_f1"], "accuracy": r["accuracy"],
-                            "trainable_at_end": r["trainable"], "seconds": r["seconds"], "cka": r["forgetting"]["cka"]}
-                           for name, r in compare.items()])
+def sweep_runs(k: int) -> list[dict]:
+    """The k-sweep's runs for one k (every seed), or fresh runs when k was not in the sweep."""
+    found = [r for r in sweep if r["k"] == k]
+    return found or [run_strategy("freeze", layered_task, TrainConfig(lr=cfg["lr"], **(budget | {"seed": s})),
+                                  drift_probe, k=k) for s in cfg["seeds"]]
+
+
+ulmfit_budget = lambda s: TrainConfig(lr=cfg["lr"] * decay, **(budget | {"seed": s}))  # head's rate; lower layers get less
+compare = {"full (k=0)": sweep_runs(0), f"freeze k={compare_k}": sweep_runs(compare_k),
+           "discriminative LR": [run_strategy("discriminative", layered_task, ulmfit_budget(s), drift_probe,
+                                              decay=decay) for s in cfg["seeds"]],
+           "gradual unfreezing": [run_strategy("gradual", layered_task, ulmfit_budget(s), drift_probe)
+                                  for s in cfg["seeds"]],
+           "gradual + discriminative (ULMFiT)": [run_strategy("ulmfit", layered_task, ulmfit_budget(s), drift_probe,
+                                                              decay=decay) for s in cfg["seeds"]]}
+per_seed = pd.DataFrame([{"strategy": name, "seed": r["seed"], "lr": r["lr"], "macro_f1": r["macro_f1"],
+                          "trainable_at_end": r["trainable"], "s_per_step": r["seconds_per_step"],
+                          "cka": r["forgetting"]["cka"]} for name, rows in compare.items() for r in rows])
+comparison = per_seed.groupby("strategy", sort=False).mean(numeric_only=True).drop(columns="seed")
+comparison["f1_half_width"] = [mean_ci(g["macro_f1"]).half_width for _, g in per_seed.groupby("strategy", sort=False)]
 comparison.round(4)
 
 # %%
 fig, ax = plt.subplots(figsize=(8, 3.5))
-sns.barplot(data=comparison, y="strategy", x="macro_f1", ax=ax, color="seagreen")
-ax.set(xlabel="test macro-F1", ylabel="", title="Plain freezing vs ULMFiT's tricks (same data, epochs, seed; each at its own rate)")
+sns.barplot(data=per_seed, y="strategy", x="macro_f1", ax=ax, color="seagreen", errorbar=("ci", 95))
+ax.set(xlabel="test macro-F1 (mean, 95 % interval over seeds)", ylabel="",
+       title="Plain freezing vs ULMFiT's tricks (same data, epochs, seeds)")
 plt.tight_layout()
 plt.show()
 
@@ -456,14 +466,14 @@ check_gradual_parts(parts_epoch2, 2)
 
 # %%
 best = table.loc[table["macro_f1"].idxmax()]
-ulmfit = comparison.set_index("strategy")["macro_f1"]
-plain = ulmfit[f"freeze k={compare_k}"]
-tricks = ulmfit.drop([f"freeze k={compare_k}", "full (k=0)"])
-print(f"* the best k was {int(best.k)} (macro-F1 {best.macro_f1:.3f}, {best.trainable_pct:.2f} % trainable); "
-      f"plain freezing at k={compare_k}: {plain:.3f}")
-print(f"* ULMFiT's tricks: best {tricks.idxmax()} at {tricks.max():.3f}, "
-      f"{tricks.max() - plain:+.3f} vs plain freezing at k={compare_k} (one seed: run more seeds before "
-      f"calling either better)")
+by_strategy = per_seed.pivot_table(index="seed", columns="strategy", values="macro_f1")
+plain_name = f"freeze k={compare_k}"
+print(f"* highest mean macro-F1: k={int(best.k)} ({best.macro_f1:.3f}, {best.trainable_pct:.2f} % trainable); "
+      "the paired intervals above say which gaps are real")
+if len(cfg["seeds"]) >= 2:
+    for name in ["discriminative LR", "gradual unfreezing", "gradual + discriminative (ULMFiT)"]:
+        print("*", compare_pair(name, f"plain freezing k={compare_k}",
+                                paired_difference(by_strategy[name], by_strategy[plain_name]), "test macro-F1"))
 results = {
     "notebook": "07_layered_finetuning", "profile": PROFILE, "seed": seed, "device": device.type,
     "model_name": model_name, "settings": cfg, "train_size": len(dataset["train"]),
@@ -474,17 +484,20 @@ results = {
                        "discriminative_groups": bool(same), "gradual_unfreezing": bool(agree)},
     "cache_check": {"max_loss_diff": loss_diff, "equal": bool(loss_diff < 1e-4),
                     "speedup_per_epoch": plain_run["seconds_per_epoch"] / cached_run["seconds_per_epoch"]},
-    "sweep": table.to_dict("records"),
-    "best_k": int(best["k"]),
-    "comparison": {name: {"macro_f1": r["macro_f1"], "accuracy": r["accuracy"], "trainable": r["trainable"],
-                          "seconds": r["seconds"], "peak_memory_mb": r["peak_memory_mb"], "forgetting": r["forgetting"]}
-                   for name, r in compare.items()},
-    "test": {"macro_f1": compare[f"freeze k={compare_k}"]["macro_f1"],
-             "accuracy": compare[f"freeze k={compare_k}"]["accuracy"]},
-    "params": {"trainable": compare[f"freeze k={compare_k}"]["trainable"], "total": sweep[0]["total"]},
-    "peak_memory_mb": compare[f"freeze k={compare_k}"]["peak_memory_mb"],
-    "forgetting": compare[f"freeze k={compare_k}"]["forgetting"],
+    "lr": cfg["lr"], "rate_source": rate_source, "seeds": cfg["seeds"],
+    "sweep": table.to_dict("records"), "sweep_runs": runs_k.to_dict("records"),
+    "best_k": int(best["k"]), "cka_k_spearman": float(rho),
+    "comparison": {name: {"macro_f1": [r["macro_f1"] for r in rows], "seeds": [r["seed"] for r in rows],
+                          "lr": rows[0]["lr"], "trainable": rows[0]["trainable"],
+                          "seconds_per_step": float(pd.Series([r["seconds_per_step"] for r in rows]).mean()),
+                          "cka": float(pd.Series([r["forgetting"]["cka"] for r in rows]).mean())}
+                   for name, rows in compare.items()},
+    "test": {"macro_f1": float(by_strategy[plain_name].mean()),
+             "accuracy": float(pd.Series([r["accuracy"] for r in compare[plain_name]]).mean())},
+    "params": {"trainable": compare[plain_name][0]["trainable"], "total": sweep[0]["total"]},
+    "peak_memory_mb": compare[plain_name][0]["peak_memory_mb"],
+    "forgetting": compare[plain_name][0]["forgetting"],
     "seconds": round(time.perf_counter() - start, 1),
 }
 cc.save_results("07_layered_finetuning", results)
-table[["k", "macro_f1", "trainable", "seconds", "cka"]].round(3)
+table[["k", "macro_f1", "trainable", "s_per_step", "cka"]].round(3)

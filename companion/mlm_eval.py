@@ -1,0 +1,163 @@
+"""Measuring masked-LM adaptation (notebook 05, section 7): fixed masks, per-sequence losses, the before/after
+table with 95 % intervals (paired per sequence), the masking rate against transformers' collator, and the table of
+the four model families' pretraining objectives with a masked-LM and a causal-LM loss on the same text."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from .cross_entropy import IGNORE_INDEX, mask_tokens
+from .errors import CourseError
+from .mlm import MaskedLM, encode_texts, special_mask
+from .stats import Interval, mean_ci, paired_difference
+
+
+def fixed_masks(tokenizer, texts: Sequence[str], max_length: int, mask_prob: float = 0.15,
+                seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """One masked copy of each text, drawn once from `seed` (the same masks before and after training); a text
+    that drew no mask gets its first word piece masked, so every sequence has a loss."""
+    generator = torch.Generator().manual_seed(seed)
+    masked = []
+    for item in encode_texts(tokenizer, texts, max_length):
+        ids = torch.tensor(item["input_ids"])[None]
+        attention = torch.tensor(item["attention_mask"])[None]
+        special = special_mask(ids, attention, tokenizer)
+        inputs, labels = mask_tokens(ids, tokenizer.mask_token_id, special, mask_prob, generator)
+        if (labels == IGNORE_INDEX).all():
+            first = int((~special[0]).nonzero()[0])
+            inputs[0, first], labels[0, first] = tokenizer.mask_token_id, ids[0, first]
+        masked.append({"input_ids": inputs[0], "attention_mask": attention[0], "labels": labels[0]})
+    return masked
+
+
+@torch.no_grad()
+def sequence_losses(model: MaskedLM, masked: list[dict[str, torch.Tensor]], batch_size: int = 32) -> np.ndarray:
+    """Each sequence's mean cross-entropy over its masked positions (nats), in the order of `masked`."""
+    model.eval()
+    device = next(model.parameters()).device
+    order = sorted(range(len(masked)), key=lambda i: len(masked[i]["input_ids"]))
+    out = np.zeros(len(masked))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = {k: torch.nn.utils.rnn.pad_sequence([masked[i][k] for i in idx], batch_first=True,
+                                                    padding_value=IGNORE_INDEX if k == "labels" else 0).to(device)
+                 for k in ("input_ids", "attention_mask", "labels")}
+        hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        chosen = batch["labels"] != IGNORE_INDEX
+        nll = F.cross_entropy(model.head(hidden[chosen]).float(), batch["labels"][chosen], reduction="none")
+        rows = chosen.nonzero()[:, 0]
+        sums = torch.zeros(len(idx), device=device).index_add_(0, rows, nll)
+        out[idx] = (sums / chosen.sum(1)).cpu().numpy()
+    return out
+
+
+def token_loss(model: MaskedLM, masked: list[dict[str, torch.Tensor]]) -> float:
+    """Mean cross-entropy over every masked token of the set (the loss a training step reports)."""
+    counts = np.array([int((m["labels"] != IGNORE_INDEX).sum()) for m in masked])
+    return float((sequence_losses(model, masked) * counts).sum() / counts.sum())
+
+
+def change_row(name: str, before: np.ndarray, after: np.ndarray) -> dict:
+    """One row of the before/after table: mean losses with intervals, the paired change and perplexities."""
+    b, a, change = mean_ci(before), mean_ci(after), paired_difference(after, before)
+    return {"set": name, "sequences": len(before), "loss_before": b.mean, "loss_before_ci": b.half_width,
+            "loss_after": a.mean, "loss_after_ci": a.half_width, "change": change.mean, "change_low": change.low,
+            "change_high": change.high, "change_excludes_0": change.excludes_zero(),
+            "ppl_before": math.exp(b.mean), "ppl_after": math.exp(a.mean)}
+
+
+def before_after_table(losses: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """The Gururangan table: per set (e.g. medical, general) loss before/after ± 95 % CI, the paired change
+    after − before with its 95 % interval, and perplexity exp(mean loss) before/after."""
+    if not losses:
+        raise CourseError("before_after_table needs at least one set of (before, after) losses")
+    return pd.DataFrame([change_row(name, *pair) for name, pair in losses.items()]).set_index("set")
+
+
+def change_sentence(table: pd.DataFrame, name: str, label: str) -> str:
+    """One sentence chosen by the numbers: the loss on `name` rose, fell, or stayed within its 95 % interval."""
+    row = table.loc[name]
+    interval = f"{row['change']:+.3f} nats, 95 % CI {row['change_low']:+.3f} to {row['change_high']:+.3f}"
+    if not row["change_excludes_0"]:
+        return f"{label} masked-LM loss did not change beyond noise ({interval}: the interval includes 0)"
+    verb = "fell" if row["change"] < 0 else "rose"
+    return (f"{label} masked-LM loss {verb} from {row['loss_before']:.2f} to {row['loss_after']:.2f} nats "
+            f"(perplexity {row['ppl_before']:.1f} → {row['ppl_after']:.1f}; change {interval})")
+
+
+def collator_mask_rate(tokenizer, texts: Sequence[str], max_length: int, mask_prob: float = 0.15,
+                       seed: int = 0) -> dict[str, float]:
+    """Share of maskable tokens chosen by `mask_tokens` and by transformers' DataCollatorForLanguageModeling on
+    the same texts, and which share of the collator's chosen tokens became [MASK] (its 80/10/10 rule)."""
+    from transformers import DataCollatorForLanguageModeling
+
+    items = encode_texts(tokenizer, texts, max_length)
+    batch = tokenizer.pad(items, return_tensors="pt")
+    special = special_mask(batch["input_ids"], batch["attention_mask"], tokenizer)
+    _, ours = mask_tokens(batch["input_ids"], tokenizer.mask_token_id, special, mask_prob,
+                          torch.Generator().manual_seed(seed))
+    torch.manual_seed(seed)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_prob, return_tensors="pt")
+    theirs = collator([{"input_ids": i["input_ids"]} for i in items])
+    chosen = theirs["labels"] != IGNORE_INDEX
+    maskable = int((~special).sum())
+    return {"maskable_tokens": maskable, "ours": float((ours != IGNORE_INDEX).sum()) / maskable,
+            "collator": float(chosen.sum()) / maskable,
+            "collator_mask_share": float((theirs["input_ids"][chosen] == tokenizer.mask_token_id).float().mean())}
+
+
+OBJECTIVES = [
+    {"family": "BERT", "objective": "masked LM + next-sentence prediction",
+     "predicts": "~15 % masked tokens from both sides; whether sentence B follows A",
+     "context": "bidirectional", "in this course": "02, 05 (§7), 06-09: MiniLM, a distilled BERT encoder"},
+    {"family": "GPT", "objective": "causal LM", "predicts": "each next token from the tokens before it",
+     "context": "left to right", "in this course": "01, 04, 05 (§1-5), 08: SmolLM2, a Llama-style decoder"},
+    {"family": "XLNet", "objective": "permutation LM",
+     "predicts": "tokens in a random factorisation order, each from those before it in that order",
+     "context": "both sides, autoregressively", "in this course": "—"},
+    {"family": "RoBERTa", "objective": "masked LM, no next-sentence prediction",
+     "predicts": "as BERT's masked LM, with dynamic masking (new masks each epoch), more data, larger batches",
+     "context": "bidirectional", "in this course": "05 §7 masks dynamically, as RoBERTa"},
+]
+
+
+def objectives_table() -> pd.DataFrame:
+    """The four model families' pretraining objectives beside the notebooks that use each."""
+    return pd.DataFrame(OBJECTIVES).set_index("family")
+
+
+@torch.no_grad()
+def causal_lm_loss(model, tokenizer, texts: Sequence[str], max_length: int = 64) -> float:
+    """Mean next-token cross-entropy (nats per predicted token) of a causal LM over texts."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for text in texts:
+        ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)["input_ids"].to(device)
+        loss = model(input_ids=ids, labels=ids).loss
+        total, count = total + float(loss) * (ids.shape[1] - 1), count + ids.shape[1] - 1
+    return total / count
+
+
+def same_text_losses(mlm: MaskedLM, mlm_tokenizer, lm, lm_tokenizer, texts: Sequence[str], max_length: int = 64,
+                     seed: int = 0, names: tuple[str, str] = ("MiniLM + warmed head", "SmolLM2")) -> pd.DataFrame:
+    """The masked-LM loss (15 % fixed masks) and the causal-LM loss on the same texts, with token counts."""
+    masked = fixed_masks(mlm_tokenizer, texts, max_length, seed=seed)
+    lm_tokens = sum(len(lm_tokenizer(t, truncation=True, max_length=max_length)["input_ids"]) - 1 for t in texts)
+    return pd.DataFrame([
+        {"objective": "masked LM", "model": names[0], "loss_nats": token_loss(mlm, masked),
+         "predicted_tokens": int(sum(int((m["labels"] != IGNORE_INDEX).sum()) for m in masked))},
+        {"objective": "causal LM", "model": names[1], "loss_nats": causal_lm_loss(lm, lm_tokenizer, texts, max_length),
+         "predicted_tokens": lm_tokens},
+    ]).set_index("objective")
+
+
+def interval_of(table: pd.DataFrame, name: str) -> Interval:
+    """The paired change of one row as an Interval (for comparisons and results)."""
+    row = table.loc[name]
+    return Interval(float(row["change"]), float(row["change_low"]), float(row["change_high"]), int(row["sequences"]))

@@ -1,0 +1,62 @@
+"""Intervals for comparisons: mean ± 95 % t-interval over seeds (or sequences), paired differences, and wording.
+
+A difference is called a difference only when its interval excludes 0; otherwise the words say "tied within noise".
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its two-sided confidence interval over n observations."""
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @property
+    def half_width(self) -> float:
+        """Half the interval's width (the ± of 'mean ± h')."""
+        return (self.high - self.low) / 2
+
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies on one side of 0."""
+        return self.low > 0 or self.high < 0
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.3f} (95% CI {self.low:+.3f} to {self.high:+.3f}, n={self.n})"
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> Interval:
+    """Mean and Student-t interval of independent values (seeds, sequences); n = 1 gives an infinite interval."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        raise ValueError("mean_ci needs at least one value")
+    mean = float(x.mean())
+    if len(x) == 1:
+        return Interval(mean, -math.inf, math.inf, 1)
+    half = float(scipy_stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return Interval(mean, mean - half, mean + half, len(x))
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> Interval:
+    """Mean of a − b over matched pairs (same seed, same sequence) with its t-interval."""
+    if len(a) != len(b):
+        raise ValueError(f"paired values need equal lengths, got {len(a)} and {len(b)}")
+    return mean_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), level)
+
+
+def compare(name_a: str, name_b: str, difference: Interval, what: str = "macro-F1", higher_is_better: bool = True) -> str:
+    """One sentence chosen by the interval: who is better and by how much, or 'tied within noise'."""
+    if not difference.excludes_zero():
+        return (f"{name_a} and {name_b} are tied within noise on {what}: difference {difference} includes 0")
+    a_better = (difference.mean > 0) == higher_is_better
+    winner, loser = (name_a, name_b) if a_better else (name_b, name_a)
+    return f"{winner} beats {loser} on {what}: difference ({name_a} − {name_b}) {difference} excludes 0"
