@@ -139,8 +139,10 @@ def test_objectives_table_names_the_four_families():
     assert "permutation" in table.loc["XLNet", "objective"] and "causal" in table.loc["GPT", "objective"]
 
 
-def test_an_unknown_profile_is_one_course_error_before_any_work():
+def test_an_unknown_profile_is_one_course_error_before_any_work(monkeypatch):
     from companion.errors import CourseError
+
+    monkeypatch.delenv("COURSE_FORCE_PROFILE", raising=False)  # make test forces smoke for the notebooks
 
     with pytest.raises(CourseError, match="unknown profile"):
         mlm.adapted_minilm("huge")

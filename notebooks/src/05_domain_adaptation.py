@@ -93,6 +93,7 @@ pd.Series(cfg, name=PROFILE).to_frame()
 
 # %%
 dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
+domain = "medical" if data == "medical_abstracts" else "domain"  # how the printed text names the data
 wiki = load_wikitext2()
 tokenizer = cc.load_tokenizer(model_name)
 train_blocks = token_blocks(tokenizer, dataset["train"]["text"], cfg["block_size"], cfg["train_blocks"])
@@ -103,7 +104,7 @@ tokens_needed = cfg["max_steps"] * cfg["batch_size"] * cfg["block_size"]
 pd.DataFrame({"blocks": [len(train_blocks), len(general_pool)] + [len(b) for b in eval_sets.values()],
               "tokens": [b.numel() for b in (train_blocks, general_pool, *eval_sets.values())]},
              index=["domain train stream", "general replay pool", "domain eval", "general eval"]).assign(
-    note=["medical train split", "WikiText-2 validation", "medical validation", "WikiText-2 test"])
+    note=[f"{domain} train split", "WikiText-2 validation", f"{domain} validation", "WikiText-2 test"])
 
 # %% [markdown]
 # The perplexity of a block is the exponent of the mean next-token negative log-likelihood of its tokens. We
@@ -364,7 +365,7 @@ print(f"domain perplexity in memory {ppl_saved:.3f} · reloaded {ppl_reloaded:.3
 # NBVAL_CHECK_OUTPUT
 import random
 
-sample = "Obstructive sleep apnea following topical oropharyngeal anesthesia in loud snorers ."
+sample = " ".join(dataset["train"]["text"][0].split()[:14])  # the opening of one training text
 for op, text in zip(["swap", "delete", "insert"], eda(sample, alpha=0.2, n_aug=3, rng=random.Random(0))):
     print(f"{op:>6}: {text}")
 
@@ -519,7 +520,7 @@ mlm_history = pd.read_csv(adapted_dir / "history.csv")
 mlm_runs = json.loads((adapted_dir / "summary.json").read_text())
 fig, ax = plt.subplots(figsize=(7, 3.4))
 sns.lineplot(data=mlm_history, x="step", y="loss", hue="phase", ax=ax)
-ax.set(ylabel="masked-LM loss (nats)", title="head warm-up (general text), then DAPT (medical train split)")
+ax.set(ylabel="masked-LM loss (nats)", title=f"head warm-up (general text), then DAPT ({domain} train split)")
 plt.tight_layout()
 plt.show()
 pd.DataFrame(mlm_runs).T
@@ -535,11 +536,11 @@ pd.DataFrame(mlm_runs).T
 # %%
 mlm_before = load_masked_lm("minilm", adapted_dir / WARM_HEAD_FILE).to(device)  # base encoder + warmed head
 mlm_after = load_masked_lm(str(adapted_dir), adapted_dir / HEAD_FILE).to(device)  # adapted encoder + its head
-mlm_sets = {"medical": fixed_masks(enc_tokenizer, dataset["validation"]["text"][:cfg["mlm_eval"]], 64, seed=seed),
+mlm_sets = {domain: fixed_masks(enc_tokenizer, dataset["validation"]["text"][:cfg["mlm_eval"]], 64, seed=seed),
             "general": fixed_masks(enc_tokenizer, wiki["test"]["text"][:cfg["mlm_eval"]], 64, seed=seed)}
 mlm_table = before_after_table({name: (sequence_losses(mlm_before, masks), sequence_losses(mlm_after, masks))
                                 for name, masks in mlm_sets.items()})
-print(change_sentence(mlm_table, "medical", "Medical"))
+print(change_sentence(mlm_table, domain, domain.capitalize()))
 print(change_sentence(mlm_table, "general", "General-English"))
 mlm_table.round(3)
 
@@ -552,15 +553,15 @@ mlm_table.round(3)
 # domain-specific part is how the two changes compare:
 
 # %%
-medical_iv, general_iv = interval_of(mlm_table, "medical"), interval_of(mlm_table, "general")
-overlap = medical_iv.low <= general_iv.high and general_iv.low <= medical_iv.high
-print(f"change after − before: medical {medical_iv}; general {general_iv}")
+domain_iv, general_iv = interval_of(mlm_table, domain), interval_of(mlm_table, "general")
+overlap = domain_iv.low <= general_iv.high and general_iv.low <= domain_iv.high
+print(f"change after − before: {domain} {domain_iv}; general {general_iv}")
 if overlap:
     print("the two changes' intervals overlap: this run does not show a domain-specific effect")
 else:
-    lower = "medical" if medical_iv.mean < general_iv.mean else "general"
-    print(f"the {lower} loss moved down more, by {abs(medical_iv.mean - general_iv.mean):.3f} nats, with the two "
-          f"intervals apart" + (": the adaptation is specific to the domain" if lower == "medical" else ""))
+    lower = domain if domain_iv.mean < general_iv.mean else "general"
+    print(f"the {lower} loss moved down more, by {abs(domain_iv.mean - general_iv.mean):.3f} nats, with the two "
+          f"intervals apart" + (": the adaptation is specific to the domain" if lower == domain else ""))
 
 # %% [markdown]
 # **The four families' objectives.** The source text names BERT, GPT, XLNet and RoBERTa. They differ first in
