@@ -101,10 +101,15 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).T.sort_values("macro_f1", ascending=False)
 
 
+def matched(frame: pd.DataFrame, metric: str, index: str = "seed") -> pd.DataFrame:
+    """One metric as a table of `index` (seed, or a benchmark's round) × setting: the pairs of a paired comparison."""
+    return frame.pivot_table(index=index, columns="setting", values=metric, aggfunc="mean")
+
+
 def paired_against(frame: pd.DataFrame, reference: str = "full", metric: str = "macro_f1") -> pd.DataFrame:
     """Every setting's paired difference to `reference` on the same seeds (setting − reference), with its 95 %
     interval and whether the interval excludes 0."""
-    table = frame.pivot_table(index="seed", columns="setting", values=metric, aggfunc="mean")
+    table = matched(frame, metric)
     if reference not in table:
         raise CourseError(f"no {reference!r} runs in the sweep: the paired comparison needs them")
     rows = {}
@@ -117,9 +122,9 @@ def paired_against(frame: pd.DataFrame, reference: str = "full", metric: str = "
     return pd.DataFrame(rows).T.sort_values("difference", ascending=False)
 
 
-def pair(frame: pd.DataFrame, a: str, b: str, metric: str = "macro_f1") -> Interval:
-    """The paired difference a − b of one metric over the seeds both settings ran."""
-    table = frame.pivot_table(index="seed", columns="setting", values=metric, aggfunc="mean")[[a, b]].dropna()
+def pair(frame: pd.DataFrame, a: str, b: str, metric: str = "macro_f1", index: str = "seed") -> Interval:
+    """The paired difference a − b of one metric over the seeds (or rounds) both settings ran."""
+    table = matched(frame, metric, index)[[a, b]].dropna()
     return paired_difference(table[a], table[b])
 
 

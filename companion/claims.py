@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .choosing import matched
 from .stats import Interval, mean_ci, paired_difference
 
 
@@ -58,11 +59,11 @@ def _values(runs: pd.DataFrame, claim: Claim, step_times: pd.DataFrame | None = 
     """The claim's interval: paired a − b over common seeds (time per step: over the benchmark's rounds, measured
     in one process), or a's own values; None when the numbers are missing."""
     if claim.metric == "seconds_per_step" and step_times is not None:
-        table = step_times.pivot_table(index="round", columns="setting", values="seconds_per_step", aggfunc="mean")
+        table = matched(step_times, "seconds_per_step", "round")
     elif claim.metric not in runs:
         return None
     else:
-        table = runs.pivot_table(index="seed", columns="setting", values=claim.metric, aggfunc="mean")
+        table = matched(runs, claim.metric)
     names = [claim.a] + ([claim.b] if claim.b else [])
     if any(name not in table for name in names):
         return None

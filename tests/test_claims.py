@@ -20,7 +20,6 @@ import pytest
 
 from companion.choosing import load_sweep, pair
 from companion.paths import NOTEBOOKS_DIR, PROJECT_ROOT
-from companion.stats import paired_difference
 
 RESULTS = NOTEBOOKS_DIR / "results"
 SWEEP = PROJECT_ROOT / "sweeps" / "results" / "strategies-cpu.csv"
@@ -57,8 +56,7 @@ def paired(evidence: dict, a: str, b: str, metric: str = "macro_f1"):
     """The paired difference a − b on `metric`: over the sweep's seeds, or for time per step over the step-time
     benchmark's rounds (one process, so the strategies met the same machine load)."""
     if metric == "seconds_per_step":
-        table = evidence["steps"].pivot_table(index="round", columns="setting", values=metric)
-        return paired_difference(table[a], table[b])
+        return pair(evidence["steps"], a, b, metric, index="round")
     return pair(evidence["sweep"], a, b, metric)
 
 
