@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/cache_speedup.json")
     args = parser.parse_args()
 
-    from companion.data import load_medical_abstracts
+    from companion.core.data import load_medical_abstracts
     from companion.engine.finetune import make_task, run_strategy
     from companion.engine.training import TrainConfig
 

@@ -38,7 +38,7 @@ def cpu_seconds() -> float:
 
 def run_all(args: argparse.Namespace) -> list[dict]:
     """Train the full strategy for every (seed, precision); one row each with test macro-F1 and the costs."""
-    from companion.data import load_medical_abstracts
+    from companion.core.data import load_medical_abstracts
     from companion.engine.finetune import make_task, run_strategy
     from companion.engine.training import TrainConfig
 

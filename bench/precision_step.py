@@ -29,8 +29,8 @@ def measure(threads: int, repeats: int, batch: int, max_length: int) -> dict:
     import torch
 
     import companion as cc
-    from companion.data import load_medical_abstracts
-    from companion.models import load_tokenizer
+    from companion.core.data import load_medical_abstracts
+    from companion.core.models import load_tokenizer
 
     torch.set_num_threads(threads)
     cc.seed_everything(0)

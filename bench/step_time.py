@@ -24,7 +24,7 @@ SETTINGS = {"full": ("full", {}), "freeze k=4": ("freeze", {"k": 4}), "prompt_tu
 def measure(rounds: int, steps: int, train_size: int, max_length: int, batch_size: int) -> pd.DataFrame:
     """One row per (round, setting): seconds per optimiser step, the mean over `steps` steps."""
     import companion as cc
-    from companion.data import load_text_classification
+    from companion.core.data import load_text_classification
     from companion.engine.finetune import make_task, run_strategy
     from companion.engine.training import TrainConfig
 

@@ -28,8 +28,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 def _data(max_length: int, n: int):
     """Tokenised medical training texts (no padding), a tokenizer and the number of labels."""
-    from companion.data import load_medical_abstracts
-    from companion.models import load_tokenizer
+    from companion.core.data import load_medical_abstracts
+    from companion.core.models import load_tokenizer
     from companion.engine.training import tokenize_dataset
 
     ds = load_medical_abstracts()
@@ -71,7 +71,7 @@ def run_variant(variant: str, steps: int, batch: int, max_length: int, seed: int
     import torch
 
     import companion as cc
-    from companion.device import pick_precision
+    from companion.core.device import pick_precision
     from companion.engine.training import TrainConfig, padding_collator, train
 
     if threads > 0:

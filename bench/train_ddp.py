@@ -44,9 +44,10 @@ def run(args: argparse.Namespace) -> dict | None:
     from accelerate.utils import gather_object
 
     import companion as cc
-    from companion.data import load_medical_abstracts
-    from companion.errors import CourseError
-    from companion.engine.finetune import make_task, new_classifier, prepare_strategy
+    from companion.core.data import load_medical_abstracts
+    from companion.core.errors import CourseError
+    from companion.engine.finetune import make_task, new_classifier
+    from companion.engine.strategies import prepare_strategy
     from companion.engine.training import TrainConfig, padding_collator, train
 
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -41,12 +41,12 @@ from pathlib import Path
 import pandas as pd
 
 import companion as cc
-from companion.choosing import default_rate, read_rate
-from companion.data import load_text_classification
+from companion.engine.strategies import default_rate, read_rate
+from companion.core.data import load_text_classification
 from companion.engine.finetune import forgetting_probe, make_task, run_strategy
 from companion.engine.peft_configs import init_text_for
 from companion.engine.training import TrainConfig
-from companion.forgetting import general_sentences
+from companion.engine.forgetting import general_sentences
 
 cc.check_values("strategy_run.ipynb", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, device and precision; start a clock
@@ -71,8 +71,8 @@ print(f"strategy {strategy}{' (adapted encoder)' if adapted else ''} · lr {lr:.
 dataset = load_text_classification(data, text_column, label_column, seed=42)  # one split for every run and seed
 encoder = model_name
 if adapted:
-    from companion.errors import CourseError
-    from companion.mlm import adapted_minilm
+    from companion.core.errors import CourseError
+    from companion.lessons.n05_mlm import adapted_minilm
 
     if model_name != "minilm":
         raise CourseError("adapted=True adapts the embedded MiniLM only: use model_name minilm (or adapted=False)")

@@ -36,7 +36,7 @@ def script():
 
 def _built_or_source(number: str) -> str:
     """The stored notebook, or (not stored yet) a fresh conversion of its source in notebooks/src."""
-    from companion.errors import CourseError
+    from companion.core.errors import CourseError
     from companion.batch.runner import find_notebook
 
     try:
@@ -50,7 +50,7 @@ def _built_or_source(number: str) -> str:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory):
     """Run a notebook with profile=smoke (once per session) and return its result JSON as a dict."""
-    from companion.results import load_results
+    from companion.core.results import load_results
     from companion.batch.runner import run_notebook
 
     def run(number: str, **parameters) -> dict:
@@ -95,6 +95,6 @@ def smollm2():
 @pytest.fixture(scope="session")
 def medical():
     """The split medical abstracts DatasetDict."""
-    from companion.data import load_medical_abstracts
+    from companion.core.data import load_medical_abstracts
 
     return load_medical_abstracts()

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from companion.adapt_cache import FINGERPRINT, cached_artifact, changed_keys, file_digest, texts_digest
-from companion.errors import CourseError
+from companion.core.cache import FINGERPRINT, cached_artifact, changed_keys, file_digest, texts_digest
+from companion.core.errors import CourseError
 
 
 @pytest.fixture
@@ -110,9 +110,9 @@ def test_digests_follow_content_not_timestamps(tmp_path):
 
 
 def test_adapted_smollm2_is_built_once_per_fingerprint(tmp_path, monkeypatch, capsys):
-    from companion.adaptation import DAPT_SETTINGS, adaptation_record, adapted_smollm2
-    from companion.models import load_model
-    from companion.paths import cache_dir
+    from companion.lessons.n05_adaptation import DAPT_SETTINGS, adaptation_record, adapted_smollm2
+    from companion.core.models import load_model
+    from companion.core.paths import cache_dir
 
     (tmp_path / "models").symlink_to(cache_dir("models"), target_is_directory=True)  # the dequantised SmolLM2
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
@@ -129,7 +129,7 @@ def test_adapted_smollm2_is_built_once_per_fingerprint(tmp_path, monkeypatch, ca
     assert load_model(str(path), "causal-lm").config.model_type == "llama"
     import pandas as pd
 
-    from companion.adaptation import AdaptResult
+    from companion.lessons.n05_adaptation import AdaptResult
 
     given = AdaptResult(pd.DataFrame({"step": [1], "loss": [2.0], "lr": [1e-3]}),
                         pd.DataFrame({"step": [1], "set": ["domain"], "perplexity": [9.0]}), 1, 32, 0.1, 0.1, 0.0, {})

@@ -7,10 +7,9 @@ import math
 import pytest
 import torch
 
-from companion.adaptation import (adapted_path, blocks_perplexity, check_embedding_params, check_forgetting_pct,
-                                  check_replay_blocks, continued_pretraining, embedding_change, embeddings_tied,
-                                  replay_mix, save_adapted, set_trainable, token_blocks)
-from companion.errors import CourseError
+from companion.lessons.n05_adaptation import adapted_path, blocks_perplexity, continued_pretraining, embedding_change, embeddings_tied, replay_mix, save_adapted, set_trainable, token_blocks
+from companion.checks.n05 import check_embedding_params, check_forgetting_pct, check_replay_blocks
+from companion.core.errors import CourseError
 
 TEXTS = ["Chronic obstructive pulmonary disease is a common cause of dyspnea in older patients.",
          "Coronary artery bypass grafting improved survival in patients with left main disease.",
@@ -112,8 +111,8 @@ def test_exercise_checks(smollm2):
 
 
 def test_causal_lm_batches_go_through_the_one_training_engine(smollm2, monkeypatch):
-    import companion.adaptation as adaptation
-    from companion.adaptation import adapt_config, causal_lm_batch
+    import companion.lessons.n05_adaptation as adaptation
+    from companion.lessons.n05_adaptation import adapt_config, causal_lm_batch
 
     blocks = torch.arange(12).view(3, 4)
     batch = causal_lm_batch(list(blocks[:2]))
@@ -133,7 +132,7 @@ def test_causal_lm_batches_go_through_the_one_training_engine(smollm2, monkeypat
 
 
 def test_step_time_ratio_check():
-    from companion.adaptation import check_step_time_ratio
+    from companion.checks.n05 import check_step_time_ratio
 
     assert check_step_time_ratio(0.7, 7.0, 10.0) and check_step_time_ratio(0.8, 7.0, 10.0)
     assert not check_step_time_ratio(0.3, 7.0, 10.0) and not check_step_time_ratio(None, 7.0, 10.0)

@@ -1,4 +1,4 @@
-"""Unit tests of companion.attention against torch and the real pretrained MiniLM and SmolLM2 layers."""
+"""Unit tests of companion.lessons.n03_attention against torch and the real pretrained MiniLM and SmolLM2 layers."""
 from __future__ import annotations
 
 import matplotlib
@@ -8,10 +8,8 @@ matplotlib.use("Agg")
 import torch
 import torch.nn.functional as F
 
-from companion.attention import (apply_rope, attention, attention_heatmap, bert_attention_from_weights,
-                                 bert_attention_maps, capture, causal_mask, check_attention_params,
-                                 check_attention_weights, check_causal_mask, llama_attention_from_weights,
-                                 merge_heads, padding_mask, rope_cos_sin, split_heads)
+from companion.lessons.n03_attention import apply_rope, attention, attention_heatmap, bert_attention_from_weights, bert_attention_maps, capture, causal_mask, llama_attention_from_weights, merge_heads, padding_mask, rope_cos_sin, split_heads
+from companion.checks.n03 import check_attention_params, check_attention_weights, check_causal_mask
 
 
 def _qkv(*shape):

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from companion.augmentation import (augment, augmentation_experiment, augmentation_gain, check_random_deletion, eda,
-                                    per_class_subset, random_deletion, random_insertion, random_swap)
-from companion.errors import CourseError
+from companion.lessons.n05_augmentation import augment, augmentation_experiment, augmentation_gain, eda, per_class_subset, random_deletion, random_insertion, random_swap
+from companion.checks.n05 import check_random_deletion
+from companion.core.errors import CourseError
 
 WORDS = "the patient had acute chest pain after exercise".split()
 
@@ -79,7 +79,7 @@ def test_random_deletion_check(capsys):
 def test_augmentation_against_more_real_data_is_paired_by_seed():
     import pandas as pd
 
-    from companion.augmentation import augmentation_vs_more_data
+    from companion.lessons.n05_augmentation import augmentation_vs_more_data
 
     rows = [{"seed": s, "per_class": k, "augmented": aug,
              "macro_f1": 0.2 + 0.004 * k + (0.02 if aug else 0.0) + 0.01 * ((s * 7 + k) % 3)}

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from companion.paths import PROJECT_ROOT
+from companion.core.paths import PROJECT_ROOT
 
 
 @pytest.mark.parametrize("n,batch,steps", [(1859, 256, 300), (1859, 32, 40), (100, 30, 4), (100, 30, 9), (64, 64, 3)])

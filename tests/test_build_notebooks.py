@@ -4,7 +4,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from companion.paths import PROJECT_ROOT
+from companion.core.paths import PROJECT_ROOT
 
 
 def test_adopt_drops_the_injected_cell_and_scrubs_paths(tmp_path, script):

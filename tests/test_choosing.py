@@ -4,9 +4,10 @@ import pandas as pd
 import pytest
 
 import companion as cc
-from companion.choosing import (choose_rates, decision_guide, load_sweep, paired_against, pareto_front, read_rate,
-                                summarise)
-from companion.claims import source_claims
+from companion.core.rates import choose_rates
+from companion.lessons.n09_choosing import decision_guide, load_sweep, paired_against, pareto_front, summarise
+from companion.engine.strategies import read_rate
+from companion.lessons.n09_claims import source_claims
 
 SEEDS = (0, 1, 2, 3, 4)
 JITTER = (0.010, -0.012, 0.004, -0.006, 0.003)  # shared by all settings: the same seed helps or hurts each alike

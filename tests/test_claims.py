@@ -18,8 +18,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from companion.choosing import load_sweep, pair
-from companion.paths import NOTEBOOKS_DIR, PROJECT_ROOT
+from companion.lessons.n09_choosing import load_sweep, pair
+from companion.core.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 
 RESULTS = NOTEBOOKS_DIR / "results"
 SWEEP = PROJECT_ROOT / "sweeps" / "results" / "strategies-cpu.csv"
@@ -37,7 +37,7 @@ def load_evidence() -> dict:
 
 def minilm_shares() -> dict[str, float]:
     """Share of MiniLM's parameters in its word-piece table and in one encoder layer (07's structural claims)."""
-    from companion.models import load_model
+    from companion.core.models import load_model
 
     model = load_model("minilm", "encoder")
     total = sum(p.numel() for p in model.parameters())

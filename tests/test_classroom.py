@@ -9,9 +9,9 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from companion.batch.cli import main
 from companion.batch.classroom import check, is_solution, make_student, summarise, verdicts
-from companion.errors import CourseError
-from companion.exercises import VERDICT_MIME, checks_for
-from companion.paths import NOTEBOOKS_DIR
+from companion.core.errors import CourseError
+from companion.checks import VERDICT_MIME, checks_for
+from companion.core.paths import NOTEBOOKS_DIR
 from companion.batch.runner import find_notebook
 
 TINY = (Path(__file__).parent / "assets" / "tiny.ipynb").resolve()

@@ -7,11 +7,9 @@ from collections import Counter
 import pytest
 import torch
 
-from companion.corpus import (centroid_cosine, check_fertility, check_oov_rate, check_perplexity_gap,
-                              corpus_perplexity, document_perplexities, domain_separability, fertility, keyness,
-                              most_split, oov_rate, pieces, pieces_per_word, vocabulary_overlap, word_counts,
-                              word_pieces_table, words)
-from companion.errors import CourseError
+from companion.lessons.n04_domain_gap import centroid_cosine, corpus_perplexity, document_perplexities, domain_separability, fertility, keyness, most_split, oov_rate, pieces, pieces_per_word, vocabulary_overlap, word_counts, word_pieces_table, words
+from companion.checks.n04 import check_fertility, check_oov_rate, check_perplexity_gap
+from companion.core.errors import CourseError
 
 
 @pytest.fixture(scope="module")

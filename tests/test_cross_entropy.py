@@ -1,4 +1,4 @@
-"""Unit tests of companion.cross_entropy against torch.nn.functional and the real models' own losses."""
+"""Unit tests of companion.lessons.n02_cross_entropy against torch.nn.functional and the real models' own losses."""
 from __future__ import annotations
 
 import math
@@ -7,9 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from companion.cross_entropy import (IGNORE_INDEX, causal_lm_labels, check_clm_labels, check_cross_entropy,
-                                     check_label_smoothing, cross_entropy, mask_tokens, naive_log_softmax,
-                                     shift_for_next_token, stable_log_softmax)
+from companion.lessons.n02_cross_entropy import IGNORE_INDEX, causal_lm_labels, cross_entropy, mask_tokens, naive_log_softmax, shift_for_next_token, stable_log_softmax
+from companion.checks.n02 import check_clm_labels, check_cross_entropy, check_label_smoothing
 
 
 def test_log_softmax_stable_vs_naive():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import companion as cc
-from companion import data as D
+from companion.core import data as D
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 

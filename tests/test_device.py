@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import companion as cc
-from companion.device import device_report
+from companion.core.device import device_report
 
 
 def test_pick_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
@@ -49,7 +49,7 @@ AVX2_CPU = "processor\t: 0\nflags\t\t: fpu sse avx avx2 fma\n"
 
 
 def test_cpu_bf16_features_read_the_flags_line():
-    from companion.device import cpu_bf16_features
+    from companion.core.device import cpu_bf16_features
 
     assert cpu_bf16_features(AMX_CPU) == ["amx_bf16", "avx512_bf16"]
     assert cpu_bf16_features(ZEN4_CPU) == ["avx512_bf16"]
@@ -58,15 +58,15 @@ def test_cpu_bf16_features_read_the_flags_line():
 
 def test_native_bf16_follows_the_measured_rule():
     """bf16 autocast is picked where it was measured faster than float32 (FAST_CPU_BF16), never on AVX2 only."""
-    from companion.device import FAST_CPU_BF16, cpu_bf16_native
+    from companion.core.device import FAST_CPU_BF16, cpu_bf16_native
 
     assert cpu_bf16_native(AMX_CPU) and not cpu_bf16_native(AVX2_CPU)
     assert cpu_bf16_native(ZEN4_CPU) == ("avx512_bf16" in FAST_CPU_BF16)
 
 
 def test_pick_precision_auto_forced_and_rejected(monkeypatch):
-    import companion.device as dev
-    from companion.errors import CourseError
+    import companion.core.device as dev
+    from companion.core.errors import CourseError
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(dev, "cpu_bf16_native", lambda cpuinfo=None: True)
@@ -81,7 +81,7 @@ def test_pick_precision_auto_forced_and_rejected(monkeypatch):
 
 
 def test_start_sets_and_prints_the_precision(monkeypatch, capsys):
-    import companion.device as dev
+    import companion.core.device as dev
 
     monkeypatch.setattr(dev, "_chosen", None)
     monkeypatch.delenv("COURSE_FORCE_PROFILE", raising=False)
@@ -103,7 +103,7 @@ def test_start_sets_and_prints_the_precision(monkeypatch, capsys):
 
 def test_make_accelerator_switches_precision_in_one_process(monkeypatch):
     """accelerate keeps one precision per process; make_accelerator lets one process train in both, in turn."""
-    import companion.device as dev
+    import companion.core.device as dev
     from companion.engine.training import make_accelerator
 
     assert make_accelerator("bf16").mixed_precision == "bf16"

@@ -3,7 +3,7 @@ the classroom tools read (name, status, message), recorded in the process's HIST
 import pytest
 import torch
 
-from companion.exercises import HISTORY, VERDICT_MIME, Verdict, check_close, check_equal, checks_for
+from companion.checks import HISTORY, VERDICT_MIME, Verdict, check_close, check_equal, checks_for
 
 
 def test_check_close_right_wrong_and_pending(capsys):

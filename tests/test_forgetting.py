@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from companion.embeddings import sentence_embeddings
-from companion.forgetting import general_sentences, linear_cka, make_probe, mean_cosine, representation_drift
-from companion.models import resolve_model
+from companion.core.embeddings import sentence_embeddings
+from companion.engine.forgetting import general_sentences, linear_cka, make_probe, mean_cosine, representation_drift
+from companion.core.models import resolve_model
 
 
 def test_cka_is_one_for_same_geometry_and_low_for_noise():

@@ -6,10 +6,10 @@ import copy
 import pytest
 import torch
 
-from companion.errors import CourseError
-from companion.forgetting import general_sentences, make_probe
-from companion.general_task import ArticleProbe, article_probe, article_sentences, probe_sizes, split_halves
-from companion.models import resolve_model
+from companion.core.errors import CourseError
+from companion.engine.forgetting import general_sentences, make_probe
+from companion.engine.forgetting import ArticleProbe, article_probe, article_sentences, probe_sizes, split_halves
+from companion.core.models import resolve_model
 
 SMALL = {"n_articles": 4, "per_article": 20, "max_length": 24}  # 40 scored sentences: cheap, yet far above chance
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from companion import CourseError
-from companion import data as D
+from companion.core import data as D
 from companion.batch.grid_types import check_grid_types
-from companion.models import check_model_name
+from companion.core.models import check_model_name
 from companion.batch.params import Range, check_parameters, check_values, parse_range, resolve_paths
 from companion.batch.runner import find_notebook
 
@@ -207,7 +207,7 @@ def test_a_relative_path_reaches_the_kernel_from_the_callers_folder(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell('profile: str = "auto"  # one of: auto, smoke, cpu, gpu\n'
                                           'data_file: str = "none"  # a text file', metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell('from companion.results import save_results\n'
+                nbformat.v4.new_code_cell('from companion.core.results import save_results\n'
                                           'save_results("reader", {"text": open(data_file).read()})')]
     (tmp_path / "nbs").mkdir()
     (tmp_path / "work").mkdir()

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from companion import count_parameters, load_model, load_tokenizer
-from companion.lessons_layers import adam_state_explanation, check_adam_state_prediction, optimizer_state_bytes
-from companion.engine.strategies import freeze_lower
+from companion.lessons.n07_layered import adam_state_explanation, optimizer_state_bytes
+from companion.checks.n07 import check_adam_state_prediction
+from companion.engine.layered import freeze_lower
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from companion import load_model, load_tokenizer
-from companion.lessons_peft import (batches, check_storage_ratio, choose_rate, domain_identification,
-                                    evaluate_task_prompt, folder_bytes, rate_grid, runs_over_seeds, train_task_prompt)
+from companion.lessons.n08_soft_prompts import batches, domain_identification, evaluate_task_prompt, folder_bytes, train_task_prompt
+from companion.checks.n08 import check_storage_ratio
+from companion.core.rates import choose_rate, rate_grid, runs_over_seeds
 
 MEDICAL = [f"Patients with chronic disease {i} received treatment and the tumour responded in the trial."
            for i in range(12)]

@@ -1,4 +1,4 @@
-"""Unit tests of companion.lm_probability against the real SmolLM2 model and tokenizer."""
+"""Unit tests of companion.lessons.n01_lm_probability against the real SmolLM2 model and tokenizer."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,8 @@ import pytest
 import torch
 
 from companion import CourseError
-from companion.lm_probability import (BigramLM, check_bigram_prob, check_perplexity, check_window_count,
-                                      encode_with_start, model_loss, perplexity, sentence_nlls,
-                                      sentence_perplexities, split_sentences, start_token_id, strided_perplexity,
-                                      token_log_probs, window_starts, words)
+from companion.lessons.n01_lm_probability import BigramLM, encode_with_start, model_loss, perplexity, sentence_nlls, sentence_perplexities, split_sentences, start_token_id, strided_perplexity, token_log_probs, window_starts, words
+from companion.checks.n01 import check_bigram_prob, check_perplexity, check_window_count
 
 SENTENCE = "The patient underwent a laparoscopic cholecystectomy."
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from companion.engine.metrics import (classification_metrics, confusion_table, majority_baseline, predicts_one_class,
-                               tfidf_baseline)
+from companion.engine.metrics import classification_metrics, confusion_table, majority_baseline, predicts_one_class, tfidf_baseline
 
 
 def test_accuracy_and_macro_f1_by_hand():

@@ -10,12 +10,11 @@ import pytest
 import torch
 from scipy import stats as scipy_stats
 
-import companion.mlm as mlm
-from companion.cross_entropy import IGNORE_INDEX
-from companion.data import load_medical_abstracts
-from companion.mlm_eval import (before_after_table, change_sentence, collator_mask_rate, fixed_masks,
-                                objectives_table, token_loss)
-from companion.models import count_parameters, load_model, resolve_model
+import companion.lessons.n05_mlm as mlm
+from companion.lessons.n02_cross_entropy import IGNORE_INDEX
+from companion.core.data import load_medical_abstracts
+from companion.lessons.n05_mlm_eval import before_after_table, change_sentence, collator_mask_rate, fixed_masks, objectives_table, token_loss
+from companion.core.models import count_parameters, load_model, resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +139,7 @@ def test_objectives_table_names_the_four_families():
 
 
 def test_an_unknown_profile_is_one_course_error_before_any_work(monkeypatch):
-    from companion.errors import CourseError
+    from companion.core.errors import CourseError
 
     monkeypatch.delenv("COURSE_FORCE_PROFILE", raising=False)  # make test forces smoke for the notebooks
 

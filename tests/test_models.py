@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import companion as cc
-from companion.embeddings import mean_pool, sentence_embeddings
+from companion.core.embeddings import mean_pool, sentence_embeddings
 
 
 def test_minilm_encoder_gives_meaningful_embeddings(minilm):

@@ -19,7 +19,7 @@ import sys
 import pytest
 import torch
 
-from companion.paths import PROJECT_ROOT
+from companion.core.paths import PROJECT_ROOT
 
 SCRIPT = str(PROJECT_ROOT / "bench" / "train_ddp.py")
 LOSS_TOL = 1e-4  # validation and mean training loss (≈1.56)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from companion.paths import PROJECT_ROOT
+from companion.core.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.notebook
 

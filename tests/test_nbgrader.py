@@ -10,9 +10,9 @@ import nbformat
 import pytest
 
 from companion.batch.classroom import is_solution
-from companion.errors import CourseError
+from companion.core.errors import CourseError
 from companion.batch.nbgrader_export import export_course, split_checks
-from companion.paths import NOTEBOOKS_DIR
+from companion.core.paths import NOTEBOOKS_DIR
 from companion.batch.runner import find_notebook
 
 ASSIGNMENT = "02_cross_entropy"

@@ -20,7 +20,7 @@ MEDICAL_WORDS = re.compile(r"\babstracts?\b|medical|neoplasm|cardiovascular|nerv
 @pytest.fixture(scope="module")
 def other_csv(tmp_path_factory):
     """90 short texts (6-10 words) in 3 classes: sentences of three WikiText-2 articles, one class per article."""
-    from companion.data import load_wikitext2
+    from companion.core.data import load_wikitext2
 
     articles = [a for a in load_wikitext2(unit="article")["validation"]["text"] if len(a.split(". ")) > 60][:3]
     rows = []
@@ -62,7 +62,7 @@ def test_domain_adaptation_runs_on_other_data(smoke_run, other_csv):
 
 def test_the_sweep_unit_runs_on_other_data(tmp_path, other_csv):
     from companion.batch.runner import run_notebook
-    from companion.paths import PROJECT_ROOT
+    from companion.core.paths import PROJECT_ROOT
 
     out = tmp_path / "run"
     run_notebook(PROJECT_ROOT / "sweeps" / "strategy_run.ipynb", out,

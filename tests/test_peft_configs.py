@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from companion import CourseError, count_parameters, load_model, load_tokenizer
-from companion.engine.peft_configs import (INIT_TEXT, base_encoder, prepare_lora, prepare_p_tuning, prepare_prefix_tuning,
-                                    prepare_prompt_tuning, prepare_prompt_tuning_text)
+from companion.engine.peft_configs import INIT_TEXT, base_encoder, prepare_lora, prepare_p_tuning, prepare_prefix_tuning, prepare_prompt_tuning, prepare_prompt_tuning_text
 
 HEAD = 384 * 5 + 5
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from companion.attention import check_variance_prediction
-from companion.choosing import check_ranking_prediction
-from companion.corpus import check_surprise_prediction
+from companion.checks.n03 import check_variance_prediction
+from companion.checks.n09 import check_ranking_prediction
+from companion.checks.n04 import check_surprise_prediction
 from companion.batch.tables import plain, readable
-from companion.tour import check_most_similar_pair
+from companion.checks.n00 import check_most_similar_pair
 
 
 def test_most_similar_pair_accepts_either_order_and_explains(capsys) -> None:
@@ -64,7 +64,7 @@ def test_plain_log_axis_labels() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from companion.plots import plain_log_axis
+    from companion.core.plots import plain_log_axis
 
     fig, ax = plt.subplots()
     ax.plot([12, 300], [0, 1])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import companion as cc
-from companion.results import save_results
+from companion.core.results import save_results
 
 
 def test_resolve_profile(monkeypatch):

@@ -5,11 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from companion.errors import CourseError
-from companion.prompting import (FRAMINGS, MEDICAL_VERBALIZER, QUESTIONS, admissible, build_prompt, domain_words,
-                                 first_token_ids, hard_prompt_eval, label_logprobs, next_token_logprobs, pick_demos,
-                                 search_spread, shared_prefix, template_search, template_space, verbalizer_for,
-                                 verbalizer_sets)
+from companion.core.errors import CourseError
+from companion.lessons.n08_hard_prompts import FRAMINGS, MEDICAL_VERBALIZER, QUESTIONS, admissible, build_prompt, domain_words, first_token_ids, hard_prompt_eval, label_logprobs, next_token_logprobs, pick_demos, search_spread, shared_prefix, template_search, template_space, verbalizer_for, verbalizer_sets
 
 MEDICAL_NAMES = ["neoplasms", "digestive system diseases", "nervous system diseases", "cardiovascular diseases",
                  "general pathological conditions"]

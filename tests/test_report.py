@@ -7,8 +7,8 @@ import pytest
 from companion import CourseError
 from companion.batch.cli import main
 from companion.batch.report import collect, flatten, report
-from companion.results import save_results
-from companion.batch.runner import write_json_atomic
+from companion.core.results import save_results
+from companion.core.results import write_json_atomic
 
 ACCURACY = {0.1: [0.80, 0.82, 0.84], 0.2: [0.70, 0.70, 0.70]}
 

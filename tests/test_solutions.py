@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from companion.batch.classroom import is_solution, verdicts
-from companion.exercises import MARKS, checks_for
+from companion.checks import MARKS, checks_for
 from companion.batch.runner import list_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,11 +1,11 @@
-"""companion.stats: the t-interval and the paired difference agree with scipy, and the wording follows the interval."""
+"""companion.core.stats: the t-interval and the paired difference agree with scipy, and the wording follows the interval."""
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from companion.stats import compare, mean_ci, paired_difference
+from companion.core.stats import compare, mean_ci, paired_difference
 
 
 def test_mean_ci_is_scipys_t_interval():

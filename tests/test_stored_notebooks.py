@@ -35,10 +35,10 @@ def test_stored_notebook_is_executed_clean_and_parameterised(path):
 
 def settings_table(node) -> dict:
     """A notebook's settings table: a literal dict, or rows built from the package's shared tables (05 extends
-    companion.adaptation.DAPT_SETTINGS, which notebook 08 rebuilds the same model from)."""
+    companion.lessons.n05_adaptation.DAPT_SETTINGS, which notebook 08 rebuilds the same model from)."""
     import ast
 
-    from companion.adaptation import DAPT_SETTINGS
+    from companion.lessons.n05_adaptation import DAPT_SETTINGS
 
     try:
         return ast.literal_eval(node)

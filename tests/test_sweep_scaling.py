@@ -40,7 +40,7 @@ def test_projection_reads_the_committed_per_run_seconds(script):
     seconds = bench.per_run_seconds()
     import pandas as pd
 
-    from companion.paths import PROJECT_ROOT
+    from companion.core.paths import PROJECT_ROOT
 
     committed = pd.read_csv(PROJECT_ROOT / "sweeps" / "results" / "strategies-cpu.csv")
     assert len(seconds) == int((committed["status"] == "ok").sum()) and all(s > 0 for s in seconds)

@@ -6,8 +6,7 @@ import torch
 from datasets import DatasetDict
 
 from companion import load_model, load_tokenizer
-from companion.engine.training import (LengthGroupedBatches, TrainConfig, linear_warmup_decay, padding_collator,
-                                tokenize_dataset, train)
+from companion.engine.training import LengthGroupedBatches, TrainConfig, linear_warmup_decay, padding_collator, tokenize_dataset, train
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +152,7 @@ def test_best_tracker_keeps_the_best_and_counts_stale_evaluations():
 
 
 def test_overfit_epoch_check():
-    from companion.engine.training import check_overfit_epoch
+    from companion.checks.n06 import check_overfit_epoch
 
     losses = [1.5, 1.2, 1.1, 1.3, 1.6, 1.9, 2.0, 2.2]  # lowest after epoch 3; ±2 epochs count
     assert check_overfit_epoch(4, losses) and check_overfit_epoch(1, losses)

@@ -1,7 +1,7 @@
 """Classroom tools: student versions of the notebooks (solutions removed, outputs cleared) and `check`, which
 runs a notebook (a course notebook or a learner's edited copy) and summarises the verdicts of its exercise checks.
 
-Checks (`companion.exercises`) put a structured verdict in each cell's outputs (MIME `VERDICT_MIME`); this module
+Checks (`companion.checks`) put a structured verdict in each cell's outputs (MIME `VERDICT_MIME`); this module
 reads those, never the human line.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any
 
 import nbformat
 
-from ..errors import CourseError
-from ..exercises import MARKS, VERDICT_MIME
-from ..paths import NOTEBOOKS_DIR
+from ..core.errors import CourseError
+from ..checks import MARKS, VERDICT_MIME
+from ..core.paths import NOTEBOOKS_DIR
 from .runner import find_notebook, list_notebooks
 
 SOLUTION_TAG = "solution"
@@ -119,7 +119,7 @@ def execute_for_check(notebook: Path, out_dir: Path, profile: str) -> tuple[Path
 
 def registered(notebook: Path) -> dict[str, str]:
     """Name → first docstring line of the exercise checks `companion` registered for this notebook."""
-    from ..exercises import checks_for
+    from ..checks import checks_for
 
     try:
         checks = checks_for(notebook.stem)

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import CourseError
+from ..core.errors import CourseError
 
 
 def _parameters(pairs: list[list[str]] | None) -> dict:
@@ -53,7 +53,7 @@ def cmd_rates(args: argparse.Namespace) -> int:
     """Choose each strategy's rate from a rate search's report (validation macro-F1) and write the rates CSV."""
     import pandas as pd
 
-    from ..choosing import choose_rates
+    from ..core.rates import choose_rates
 
     out = Path(args.out)
     if out.exists() and not args.force:

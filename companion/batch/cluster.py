@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import CourseError
+from ..core.errors import CourseError
 from .runner import execute_run
 
 CLUSTERS = ("local", "slurm", "pbs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import CourseError
+from ..core.errors import CourseError
 
 
 def _is_int(value: Any) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from .classroom import check_targets, clear_outputs, course_sources, is_solution
-from ..errors import CourseError
+from ..core.errors import CourseError
 
 SCHEMA_VERSION = 3
 NBVAL_MARKER = re.compile(r"^\s*#\s*NBVAL_\w+\s*$")

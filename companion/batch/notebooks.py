@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import CourseError
-from ..paths import NOTEBOOKS_DIR
+from ..core.errors import CourseError
+from ..core.paths import NOTEBOOKS_DIR
 
 
 def list_notebooks(folder: Path | None = None) -> list[Path]:

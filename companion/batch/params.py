@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
-from ..errors import CourseError
+from ..core.errors import CourseError
 from .notebooks import find_notebook
 
 _TYPES = {"int": (int,), "float": (float, int), "str": (str,), "bool": (bool,), "list": (list, tuple),
@@ -172,7 +172,7 @@ def _is_path_like(text: str) -> bool:
 def resolve_paths(parameters: dict[str, Any], cwd: str | Path | None = None) -> dict[str, Any]:
     """Path-valued parameters made absolute against `cwd` (default: the caller's working folder), because the
     kernel runs in the notebook's folder; registered data sets, embedded models and hub ids stay as they are."""
-    from ..models import EMBEDDED
+    from ..core.models import EMBEDDED
 
     base = Path(cwd or os.getcwd())
     resolved = dict(parameters)
@@ -194,8 +194,8 @@ def resolve_paths(parameters: dict[str, Any], cwd: str | Path | None = None) -> 
 
 def check_inputs(notebook: Path, parameters: dict[str, Any]) -> None:
     """Check the data source and models a run will load (with the notebook's defaults for the rest)."""
-    from ..data import check_data
-    from ..models import check_model_name
+    from ..core.data import check_data
+    from ..core.models import check_model_name
 
     declared = declared_parameters(notebook)
     values = {name: coerce(spec["default"]) for name, spec in declared.items()}  # defaults are source text

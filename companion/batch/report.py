@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import CourseError
+from ..core.errors import CourseError
 from .runner import STATUS_FILE, read_status
 from .tables import plain
 

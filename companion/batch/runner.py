@@ -11,7 +11,7 @@ from typing import Any
 
 from .notebooks import find_notebook, list_notebooks, output_path, select_notebooks
 from .params import check_parameters
-from ..results import RESULTS_ENV
+from ..core.results import RESULTS_ENV, write_json_atomic
 
 __all__ = ["execute_run", "find_notebook", "is_finished", "list_notebooks", "read_status", "run_course",
            "run_notebook", "write_json_atomic"]
@@ -44,13 +44,6 @@ STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"
 
 
-def write_json_atomic(path: Path, data: Any) -> Path:
-    """Write JSON to a temp file beside `path`, then rename it into place (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, path)
-    return path
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any] | None:

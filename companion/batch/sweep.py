@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .cluster import CLUSTERS, check_resources, job_script, open_client, run_on_worker, threads_per_run, where
-from ..errors import CourseError
+from ..core.errors import CourseError
 from .params import check_parameters, coerce, resolve_paths
-from ..paths import NOTEBOOKS_DIR
-from .runner import find_notebook, is_finished, read_status, write_json_atomic
+from ..core.paths import NOTEBOOKS_DIR
+from .runner import find_notebook, is_finished, read_status
+from ..core.results import write_json_atomic
 
 TOP_KEYS = ("name", "description", "out", "jobs", "seeds", "params", "resources", "notebooks")
 ENTRY_KEYS = ("notebook", "name", "params", "grid", "seeds")

@@ -6,74 +6,24 @@
     row["macro_f1"], row["trainable"], row["seconds"], row["forgetting"]["cka"]
 
 `run_strategy` is three steps a reader can follow: `prepare_strategy` (a fresh classifier made ready by the
-strategy's entry in STRATEGIES), `fit` (train, then predict the test split) and `measure` (the numbers).
+strategy's row in `strategies.STRATEGIES`), `fit` (train, then predict the test split) and `measure` (the numbers).
 """
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from datasets import DatasetDict
 from torch import nn
 
-from ..errors import CourseError
-from ..forgetting import Probe, make_probe
-from ..general_task import probe_sizes
+from ..core.errors import CourseError
+from ..core.models import count_parameters, load_model, load_tokenizer, resolve_model
+from .forgetting import Probe, make_probe, probe_sizes
+from .layered import Prepared, UpperStack, cache_lower_features, collate_features
 from .metrics import classification_metrics, predicts_one_class
-from ..models import count_parameters, load_model, load_tokenizer, resolve_model
-from .peft_configs import (SUGGESTED_LR, prepare_lora, prepare_p_tuning, prepare_prefix_tuning, prepare_prompt_tuning,
-                           prepare_prompt_tuning_text)
-from .strategies import (Prepared, UpperStack, cache_lower_features, collate_features, prepare_discriminative,
-                         prepare_freeze, prepare_full, prepare_gradual, prepare_head_only, prepare_ulmfit)
+from .strategies import check_strategy, prepare_strategy
 from .training import TrainConfig, TrainResult, eval_loader, padding_collator, predict, tokenize_dataset, train
-
-# The strategies: name → prepare(model, **options). The options are the prepare function's keyword arguments.
-STRATEGIES: dict[str, Callable[..., Prepared]] = {
-    "full": prepare_full,  # every parameter trains
-    "freeze": prepare_freeze,  # k: the embeddings and the lowest k layers are frozen (the feature cache skips them)
-    "head_only": prepare_head_only,  # the whole encoder is frozen
-    "gradual": prepare_gradual,  # one more layer thaws each epoch, top-down
-    "discriminative": prepare_discriminative,  # decay: each layer's rate is the one above / decay
-    "ulmfit": prepare_ulmfit,  # gradual + discriminative (decay)
-    "prompt_tuning": prepare_prompt_tuning,  # num_virtual_tokens
-    "prompt_tuning_text": prepare_prompt_tuning_text,  # num_virtual_tokens, init_text
-    "p_tuning": prepare_p_tuning,  # num_virtual_tokens, encoder_hidden_size
-    "prefix_tuning": prepare_prefix_tuning,  # num_virtual_tokens
-    "lora": prepare_lora,  # r, lora_alpha, lora_dropout, target_modules
-}
-
-
-def strategy_options(name: str) -> list[str]:
-    """The options strategy `name` takes (its prepare function's arguments after the model)."""
-    return list(inspect.signature(STRATEGIES[name]).parameters)[1:]
-
-
-def check_strategy(name: str, options: dict[str, Any] | None = None) -> None:
-    """Refuse an unknown strategy name or an option that no strategy takes (before any model is loaded)."""
-    if name not in STRATEGIES:
-        raise CourseError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
-    known = sorted({option for strategy in STRATEGIES for option in strategy_options(strategy)})
-    unknown = sorted(set(options or {}) - set(known))
-    if unknown:
-        raise CourseError(f"unknown strategy option {', '.join(unknown)}: the strategies take {', '.join(known)}")
-
-
-def prepare_strategy(name: str, model: nn.Module, **options) -> Prepared:
-    """Make a fresh classifier ready for strategy `name`: the one place that dispatches on a strategy's name.
-
-    Options that strategy does not take are ignored, so one sweep run may set k, r and num_virtual_tokens for all.
-    """
-    check_strategy(name, options)
-    takes = strategy_options(name)
-    return STRATEGIES[name](model, **{key: value for key, value in options.items() if key in takes})
-
-
-def suggested_lr(name: str) -> float:
-    """A learning rate that works for the strategy at a full budget (published values; full fine-tuning's else)."""
-    check_strategy(name)
-    return SUGGESTED_LR.get(name, SUGGESTED_LR["full"])
 
 
 # ---------------------------------------------------------------- the task: resolved and tokenised once
@@ -104,7 +54,7 @@ def make_task(dataset: DatasetDict, model_name: str = "minilm", max_length: int 
     missing = [split for split in ("train", "validation", "test") if split not in dataset]
     if missing:
         raise CourseError(f"the data set has no {', '.join(missing)} split: load it with "
-                          f"companion.data.load_text_classification (train / validation / test)")
+                          f"companion.core.data.load_text_classification (train / validation / test)")
     path = resolve_model(model_name)
     tokenizer = tokenizer or load_tokenizer(path)
     dataset = subset(dataset, train_size, seed)
@@ -124,7 +74,7 @@ def forgetting_probe(task: Task, texts: list[str], general: bool = True, profile
                      general_max_length: int | None = None, reference_model: str | None = None) -> Probe:
     """Embed general sentences once with the task's original encoder: the reference forgetting is measured against.
     With `general`, also score the general task (WikiText-2 article identification, sizes of `profile` in
-    companion.general_task.PROBE_SIZES unless given) with it. `reference_model` (same tokenizer) is "before"
+    companion.engine.forgetting.PROBE_SIZES unless given) with it. `reference_model` (same tokenizer) is "before"
     instead of the task's model, e.g. the unadapted encoder when the task's model is a domain-adapted one."""
     sizes = probe_sizes(profile, n_articles=n_articles, per_article=per_article,
                         max_length=general_max_length) if general else None
@@ -192,9 +142,9 @@ def run_strategy(name: str, task: Task, config: TrainConfig, probe: Probe | None
     """Prepare a fresh classifier for strategy `name`, fit it on `task`, measure it: one row of a comparison.
 
     The row is JSON-friendly (with `keep_model`, also "model": the trained classifier); `options` go to the
-    strategy's prepare function (see STRATEGIES).
+    strategy's prepare function (see `strategies.STRATEGIES`).
     """
-    from ..device import seed_everything
+    from ..core.device import seed_everything
 
     check_strategy(name, options)
     start = time.perf_counter()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import CourseError
-from .strategies import Prepared
+from ..core.errors import CourseError
+from .layered import Prepared
 
 INIT_TEXT = "Classify the medical condition described in this abstract:"  # text initialisation of soft prompts
 
@@ -17,9 +17,6 @@ def init_text_for(label_names: list[str] | None, data: str = "medical_abstracts"
         return INIT_TEXT
     return f"Classify this text as {', '.join(label_names[:-1])} or {label_names[-1]}:" if len(label_names) > 1 \
         else f"Classify this text as {label_names[0]}:"
-# learning rates that work (peft examples, Lester et al. 2021): soft prompts need far larger rates than full FT
-SUGGESTED_LR = {"prompt_tuning": 3e-2, "prompt_tuning_text": 3e-2, "p_tuning": 1e-2, "prefix_tuning": 1e-2,
-                "lora": 5e-4, "full": 5e-5}
 
 
 def _wrapped(model: nn.Module, config) -> Prepared:

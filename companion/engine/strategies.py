@@ -1,260 +1,99 @@
-"""Layered fine-tuning helpers for BERT-style classifiers: the model's parts, freezing the lowest k layers,
-gradual unfreezing, discriminative (layer-wise) learning rates, a frozen-layer feature cache, and the
-`prepare_*` functions that make a fresh classifier ready for each layered strategy."""
+"""The fine-tuning strategies as one table: each row holds a strategy's preparation, its learning rates and its
+description, and `prepare_strategy` is the one place that dispatches on a strategy's name.
+
+Adding a strategy is one row (and its test): write `prepare_<name>(model, **options) -> Prepared` (in `layered` or
+`peft_configs`), then add `"<name>": Strategy(prepare_<name>, lr=…, small_budget_lr=…, description="…")` below.
+Sweeps, the rate search and the notebooks' `one of:` lists read the names from this table.
+"""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
-import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..errors import CourseError
-
-ULMFIT_DECAY = 2.6  # Howard & Ruder 2018: each lower layer's rate is the upper layer's / 2.6
-
-
-def model_parts(model: nn.Module) -> dict[str, nn.Module]:
-    """The parts of a BERT-style classifier, bottom to top: embeddings, layer_0 … layer_{n-1}, head."""
-    base = getattr(model, "base_model", None)
-    if base is None or not hasattr(base, "embeddings") or not hasattr(getattr(base, "encoder", None), "layer"):
-        raise CourseError(f"layered strategies need a BERT-style classifier (embeddings + encoder.layer); "
-                          f"got {type(model).__name__}: use model_name='minilm' or another BERT/RoBERTa model")
-    parts: dict[str, nn.Module] = {"embeddings": base.embeddings}
-    for i, layer in enumerate(base.encoder.layer):
-        parts[f"layer_{i}"] = layer
-    head = nn.ModuleDict({name: mod for name, mod in model.named_children() if mod is not base})
-    if getattr(base, "pooler", None) is not None:
-        head["pooler"] = base.pooler
-    parts["head"] = head
-    return parts
+from ..core.errors import CourseError
+from .layered import (Prepared, prepare_discriminative, prepare_freeze, prepare_full, prepare_gradual,
+                      prepare_head_only, prepare_ulmfit)
+from .peft_configs import (prepare_lora, prepare_p_tuning, prepare_prefix_tuning, prepare_prompt_tuning,
+                           prepare_prompt_tuning_text)
 
 
-def parameter_shares(model: nn.Module) -> pd.DataFrame:
-    """Parameters per part and their share of the whole model."""
-    rows = [{"part": name, "params": sum(p.numel() for p in part.parameters())}
-            for name, part in model_parts(model).items()]
-    table = pd.DataFrame(rows)
-    table["share_pct"] = 100 * table["params"] / table["params"].sum()
-    return table
+@dataclass(frozen=True)
+class Strategy:
+    """One row of the table: how to prepare a fresh classifier, and the rates its search is centred on."""
+    prepare: Callable[..., Prepared]  # prepare(model, **options) -> Prepared; options are its keyword arguments
+    lr: float  # a rate that works at a full budget (published values; the `gpu` profile's search centre)
+    small_budget_lr: float  # the search centre at small budgets (`smoke`, `cpu`: ~100 steps need higher rates)
+    description: str
 
 
-def num_layers(model: nn.Module) -> int:
-    """Number of encoder layers."""
-    return len(model.base_model.encoder.layer)
+# Rates: full fine-tuning 5e-5 (BERT); soft prompts far higher (Lester et al. 2021; the peft examples); LoRA 5e-4.
+STRATEGIES: dict[str, Strategy] = {
+    "full": Strategy(prepare_full, 5e-5, 2e-4, "every parameter trains"),
+    "freeze": Strategy(prepare_freeze, 5e-5, 2e-4, "the embeddings and the lowest k layers are frozen (option k)"),
+    "head_only": Strategy(prepare_head_only, 5e-5, 3e-3, "the whole encoder is frozen: pooler and classifier train"),
+    "gradual": Strategy(prepare_gradual, 5e-5, 2e-4, "one more layer thaws each epoch, top-down"),
+    "discriminative": Strategy(prepare_discriminative, 5e-5, 2e-4,
+                               "every layer trains, each at the rate above it / decay (option decay)"),
+    "ulmfit": Strategy(prepare_ulmfit, 5e-5, 2e-4, "gradual unfreezing with discriminative rates"),
+    "prompt_tuning": Strategy(prepare_prompt_tuning, 3e-2, 3e-2,
+                              "trainable input vectors, randomly initialised (option num_virtual_tokens)"),
+    "prompt_tuning_text": Strategy(prepare_prompt_tuning_text, 3e-2, 3e-2,
+                                   "prompt tuning starting from a task description's word embeddings"),
+    "p_tuning": Strategy(prepare_p_tuning, 1e-2, 1e-2, "virtual tokens produced by a small trainable MLP"),
+    "prefix_tuning": Strategy(prepare_prefix_tuning, 1e-2, 1e-2, "trainable key/value vectors in every layer"),
+    "lora": Strategy(prepare_lora, 5e-4, 1e-2, "W + (α/r)·B·A on the query and value projections (option r)"),
+}
 
 
-def set_frozen(module: nn.Module, frozen: bool) -> None:
-    """Freeze (no gradients, eval mode during training) or unfreeze one module."""
-    for p in module.parameters():
-        p.requires_grad = not frozen
-    module._course_frozen = frozen  # training.train_mode keeps frozen modules in eval mode (no dropout)
+def strategy_options(name: str) -> list[str]:
+    """The options strategy `name` takes (its prepare function's arguments after the model)."""
+    return list(inspect.signature(STRATEGIES[name].prepare).parameters)[1:]
 
 
-def freeze_lower(model: nn.Module, k: int, freeze_embeddings: bool | None = None) -> nn.Module:
-    """Freeze the embeddings and the lowest k encoder layers (k=0: nothing frozen); the rest stays trainable.
+def check_strategy(name: str, options: dict[str, Any] | None = None) -> None:
+    """Refuse an unknown strategy name or an option that no strategy takes (before any model is loaded)."""
+    if name not in STRATEGIES:
+        raise CourseError(f"unknown strategy {name!r}: use one of {', '.join(STRATEGIES)}")
+    known = sorted({option for strategy in STRATEGIES for option in strategy_options(strategy)})
+    unknown = sorted(set(options or {}) - set(known))
+    if unknown:
+        raise CourseError(f"unknown strategy option {', '.join(unknown)}: the strategies take {', '.join(known)}")
 
-    `freeze_embeddings` None means: frozen when k > 0 (they sit below every layer).
+
+def prepare_strategy(name: str, model: nn.Module, **options) -> Prepared:
+    """Make a fresh classifier ready for strategy `name`: the one place that dispatches on a strategy's name.
+
+    Options that strategy does not take are ignored, so one sweep run may set k, r and num_virtual_tokens for all.
     """
-    n = num_layers(model)
-    if not 0 <= k <= n:
-        raise CourseError(f"k={k} frozen layers is not possible: the model has {n} encoder layers (use 0…{n})")
-    for name, part in model_parts(model).items():
-        embeddings_frozen = k > 0 if freeze_embeddings is None else freeze_embeddings
-        lower = (name == "embeddings" and embeddings_frozen) or (
-            name.startswith("layer_") and int(name.split("_")[1]) < k)
-        set_frozen(part, lower)
-    return model
+    check_strategy(name, options)
+    takes = strategy_options(name)
+    return STRATEGIES[name].prepare(model, **{key: value for key, value in options.items() if key in takes})
 
 
-def gradual_unfreezing(model: nn.Module, start_frozen: bool = True) -> Callable[[int, nn.Module], None]:
-    """An `on_epoch_start` hook: epoch 0 trains the head only, each later epoch unfreezes one more layer (top-down).
-
-    Build the optimizer over *all* parameters (`only_trainable=False`) so the newly thawed ones are in it.
-    """
-    parts = list(model_parts(model).items())  # bottom → top
-    if start_frozen:
-        for _, part in parts[:-1]:
-            set_frozen(part, True)
-        set_frozen(parts[-1][1], False)
-
-    def hook(epoch: int, _model: nn.Module) -> None:
-        for name, part in parts[max(0, len(parts) - 1 - epoch):]:
-            if getattr(part, "_course_frozen", False):
-                set_frozen(part, False)
-    return hook
+def suggested_lr(name: str) -> float:
+    """A learning rate that works for the strategy at a full budget (published values)."""
+    check_strategy(name)
+    return STRATEGIES[name].lr
 
 
-def trainable_parts(model: nn.Module) -> list[str]:
-    """Names of the parts that currently have trainable parameters."""
-    return [n for n, part in model_parts(model).items() if any(p.requires_grad for p in part.parameters())]
+def default_rate(strategy: str, profile: str) -> float:
+    """The centre of a strategy's rate search: its small-budget rate at smoke/cpu, its published rate at gpu."""
+    check_strategy(strategy)
+    row = STRATEGIES[strategy]
+    return row.lr if profile == "gpu" else row.small_budget_lr
 
 
-def discriminative_groups(model: nn.Module, lr: float, decay: float = ULMFIT_DECAY, weight_decay: float = 0.01,
-                          only_trainable: bool = True) -> list[dict]:
-    """AdamW parameter groups with layer-wise rates: head lr, top layer lr/decay, next lr/decay², …, embeddings."""
-    groups = []
-    parts = list(model_parts(model).items())[::-1]  # top → bottom
-    for depth, (name, part) in enumerate(parts):
-        for suffix, wd, pick in (("", weight_decay, lambda n, p: p.ndim >= 2 and "LayerNorm" not in n),
-                                 ("/no_decay", 0.0, lambda n, p: p.ndim < 2 or "LayerNorm" in n)):
-            params = [p for n, p in part.named_parameters() if pick(n, p) and (p.requires_grad or not only_trainable)]
-            if params:
-                groups.append({"params": params, "lr": lr / decay ** depth, "weight_decay": wd, "name": name + suffix})
-    return groups
-
-
-# ---------------------------------------------------------------- a strategy = a way to prepare the model
-@dataclass
-class Prepared:
-    """A classifier made ready for one strategy, and what its training needs to know."""
-    model: nn.Module  # the classifier, with frozen parts or wrapped by peft
-    frozen: int = 0  # encoder layers frozen for the whole run (with the embeddings): the feature cache skips them
-    decay: float | None = None  # layer-wise learning rates: each part's rate is the rate above it / decay
-    hook: Callable[[int, nn.Module], None] | None = None  # called at the start of each epoch (gradual unfreezing)
-    all_parameters: bool = False  # the optimiser also holds the frozen parameters (they thaw during training)
-
-    def groups(self, lr: float, weight_decay: float) -> list[dict] | None:
-        """AdamW parameter groups for this strategy, or None for the loop's default (trainable ones, one rate)."""
-        from .training import param_groups
-
-        if self.decay is not None:
-            return discriminative_groups(self.model, lr, self.decay, weight_decay,
-                                         only_trainable=not self.all_parameters)
-        if self.all_parameters:
-            return param_groups(self.model, lr, weight_decay, only_trainable=False)
-        return None
-
-
-def prepare_full(model: nn.Module) -> Prepared:
-    """Full fine-tuning: every parameter trains at one rate."""
-    return Prepared(model)
-
-
-def prepare_freeze(model: nn.Module, k: int = 4) -> Prepared:
-    """Freeze the embeddings and the lowest k encoder layers; train the rest."""
-    return Prepared(freeze_lower(model, k), frozen=k)
-
-
-def prepare_head_only(model: nn.Module) -> Prepared:
-    """Freeze the whole encoder; train the pooler and the classifier only."""
-    n = num_layers(model)
-    return Prepared(freeze_lower(model, n), frozen=n)
-
-
-def prepare_gradual(model: nn.Module) -> Prepared:
-    """Gradual unfreezing: the head first, one more layer (top-down) each epoch."""
-    return Prepared(model, hook=gradual_unfreezing(model), all_parameters=True)
-
-
-def prepare_discriminative(model: nn.Module, decay: float = ULMFIT_DECAY) -> Prepared:
-    """Every layer trains, each at the rate of the layer above it divided by `decay`."""
-    model_parts(model)  # checks that it is BERT-style before any training
-    return Prepared(model, decay=decay)
-
-
-def prepare_ulmfit(model: nn.Module, decay: float = ULMFIT_DECAY) -> Prepared:
-    """ULMFiT: gradual unfreezing with discriminative rates."""
-    return Prepared(model, decay=decay, hook=gradual_unfreezing(model), all_parameters=True)
-
-
-# ---------------------------------------------------------------- the frozen-layer feature cache
-class UpperStack(nn.Module):
-    """The classifier above layer k, fed with cached hidden states: layers k…n-1, pooler, dropout, classifier.
-
-    It shares its weights with `model` (registered as a sub-module), so training it trains the model in place.
-    """
-
-    def __init__(self, model: nn.Module, k: int):
-        super().__init__()
-        model_parts(model)  # checks that it is BERT-style
-        self.model, self.k = model, k
-
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
-        """Run the upper layers and the head on cached hidden states; return loss and logits like the model."""
-        from transformers.masking_utils import create_bidirectional_mask
-        from transformers.modeling_outputs import SequenceClassifierOutput
-
-        base = self.model.base_model
-        mask = create_bidirectional_mask(config=base.config, inputs_embeds=hidden_states, attention_mask=attention_mask)
-        h = hidden_states
-        for layer in base.encoder.layer[self.k:]:
-            h = layer(h, mask)
-            h = h[0] if isinstance(h, tuple) else h
-        pooled = base.pooler(h) if getattr(base, "pooler", None) is not None else h[:, 0]
-        logits = self.model.classifier(self.model.dropout(pooled))
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-@torch.no_grad()
-def cache_lower_features(model: nn.Module, data, collate: Callable, k: int, batch_size: int = 64,
-                         progress: bool = False) -> list[dict]:
-    """Run embeddings + the lowest k layers once (eval mode) and keep each example's unpadded hidden states."""
-    from transformers.masking_utils import create_bidirectional_mask
-
-    from .training import make_loader
-
-    base = model.base_model
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    loader = make_loader(data, collate, batch_size, shuffle=False, group=False)
-    features: list[dict] = []
-    for batch in tqdm(loader, desc=f"caching layers below {k}", mininterval=10, disable=not progress):
-        batch = {key: v.to(device) for key, v in batch.items()}
-        h = base.embeddings(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"))
-        mask = create_bidirectional_mask(config=base.config, inputs_embeds=h, attention_mask=batch["attention_mask"])
-        for layer in base.encoder.layer[:k]:
-            h = layer(h, mask)
-            h = h[0] if isinstance(h, tuple) else h
-        for row, am, y in zip(h.cpu(), batch["attention_mask"].cpu(), batch["labels"].cpu()):
-            n = int(am.sum())
-            features.append({"hidden_states": row[:n].clone(), "attention_mask": am[:n].clone(), "labels": y})
-    model.train(was_training)
-    return features
-
-
-def collate_features(items: list[dict]) -> dict[str, torch.Tensor]:
-    """Pad cached hidden states (zeros) and masks to the longest in the batch."""
-    longest = max(len(it["attention_mask"]) for it in items)
-    dim = items[0]["hidden_states"].shape[-1]
-    hidden = torch.zeros(len(items), longest, dim, dtype=items[0]["hidden_states"].dtype)
-    mask = torch.zeros(len(items), longest, dtype=torch.long)
-    for i, it in enumerate(items):
-        n = len(it["attention_mask"])
-        hidden[i, :n], mask[i, :n] = it["hidden_states"], it["attention_mask"]
-    return {"hidden_states": hidden, "attention_mask": mask, "labels": torch.stack([it["labels"] for it in items])}
-
-
-# ---------------------------------------------------------------- exercise checks (notebook 07)
-from ..exercises import check_close, check_equal, exercise  # noqa: E402
-
-
-@exercise("07", "trainable_after_freeze")
-def check_trainable_after_freeze(answer, model_name: str, k: int) -> bool:
-    """Exercise: trainable parameters after freezing the embeddings and the lowest k layers."""
-    from ..models import count_parameters, load_model
-
-    model = freeze_lower(load_model(model_name, "classifier", num_labels=5), k)
-    return check_equal(answer, count_parameters(model)["trainable"], "trainable_after_freeze",
-                       "add up the parameters of the parts above layer k-1 (parameter_shares lists every part)")
-
-
-@exercise("07", "layer0_lr")
-def check_layer0_lr(answer, head_lr: float, n_layers: int = 6, decay: float = ULMFIT_DECAY) -> bool:
-    """Exercise: the discriminative learning rate of the lowest encoder layer."""
-    return check_close(answer, head_lr / decay ** n_layers, "layer0_lr", "the head has the peak rate; every step "
-                       "down (layer_5, layer_4, …, layer_0) divides by 2.6", atol=0, rtol=1e-6)
-
-
-@exercise("07", "gradual_parts")
-def check_gradual_parts(answer, epoch: int, n_layers: int = 6) -> bool:
-    """Exercise: which parts train in a given epoch (0-based) of gradual unfreezing."""
-    expected = [f"layer_{i}" for i in range(max(0, n_layers - epoch), n_layers)] + ["head"]
-    if epoch > n_layers:
-        expected = ["embeddings"] + expected
-    return check_equal(answer, expected, "gradual_parts", "epoch 0 trains the head only; each epoch adds the next "
-                       "layer from the top, listed bottom to top like trainable_parts()")
+def read_rate(rates_csv: Path, strategy: str, profile: str) -> tuple[float, str]:
+    """The rate chosen on validation for `strategy` (from the rate search's CSV), or its default when the CSV
+    does not exist or has no row for it; returns (rate, where it came from)."""
+    if rates_csv.is_file():
+        rates = pd.read_csv(rates_csv)
+        chosen = rates[(rates["strategy"] == strategy) & rates["chosen"]]
+        if len(chosen):
+            return float(chosen["lr"].iloc[0]), f"chosen on validation ({rates_csv.name})"
+    return default_rate(strategy, profile), "default: no rate search for it"

@@ -67,9 +67,9 @@ import seaborn as sns
 import torch
 
 import companion as cc
-from companion.data import load_text_classification, load_wikitext2, registry
-from companion.embeddings import sentence_embeddings
-from companion.tour import class_balance, greedy_continue
+from companion.core.data import load_text_classification, load_wikitext2, registry
+from companion.core.embeddings import sentence_embeddings
+from companion.lessons.n00_tour import class_balance, greedy_continue
 
 cc.check_values("00", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
@@ -113,7 +113,7 @@ pd.DataFrame(similarity.round(3), index=["infarction", "heart attack", "lobster"
              columns=["infarction", "heart attack", "lobster"])
 
 # %%
-from companion.tour import check_most_similar_pair
+from companion.checks.n00 import check_most_similar_pair
 
 names = ["infarction", "heart attack", "lobster"]
 check_most_similar_pair(pair_prediction, names, sentences, similarity)
@@ -182,7 +182,7 @@ for name, entry in registry().items():
 # the majority-class baseline.)
 
 # %%
-from companion.tour import check_head_params, check_majority_share, check_subword_count
+from companion.checks.n00 import check_head_params, check_majority_share, check_subword_count
 
 majority_share = None  # your answer: a float between 0 and 1
 check_majority_share(majority_share, dataset)

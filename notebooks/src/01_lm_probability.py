@@ -32,10 +32,9 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
-from companion.data import load_medical_abstracts, load_wikitext2
-from companion.lm_probability import (BigramLM, encode_with_start, sentence_nlls, sentence_perplexities,
-                                      split_sentences, strided_perplexity, token_log_probs, window_starts, words)
-from companion.plots import plain_log_axis
+from companion.core.data import load_medical_abstracts, load_wikitext2
+from companion.lessons.n01_lm_probability import BigramLM, encode_with_start, sentence_nlls, sentence_perplexities, split_sentences, strided_perplexity, token_log_probs, window_starts, words
+from companion.core.plots import plain_log_axis
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
@@ -341,7 +340,7 @@ plt.tight_layout(); plt.show()
 # **1.** A model assigns the log-probabilities below to the four tokens of a text. What is its perplexity?
 
 # %%
-from companion.lm_probability import check_bigram_prob, check_perplexity, check_window_count
+from companion.checks.n01 import check_bigram_prob, check_perplexity, check_window_count
 
 exercise_log_probs = [-2.0, -0.5, -3.1, -1.2]
 ppl_answer = None  # your answer: a float
@@ -389,8 +388,8 @@ check_window_count(windows_answer, 5000, 1024, 512)
 # which *words* are medical), 2–5, or much more? Any prediction within 50 % of the measurement counts.
 
 # %%
-from companion.exercises import check_prediction
-from companion.lm_probability import model_loss
+from companion.checks import check_prediction
+from companion.lessons.n01_lm_probability import model_loss
 
 ratio_prediction = None  # your prediction: a float, PPL(reversed words) / PPL(original)
 

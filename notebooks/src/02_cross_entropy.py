@@ -33,10 +33,9 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
-from companion.cross_entropy import (IGNORE_INDEX, causal_lm_labels, cross_entropy, mask_tokens,
-                                     naive_log_softmax, shift_for_next_token, stable_log_softmax)
-from companion.data import load_medical_abstracts
-from companion.lm_probability import start_token_id
+from companion.lessons.n02_cross_entropy import IGNORE_INDEX, causal_lm_labels, cross_entropy, mask_tokens, naive_log_softmax, shift_for_next_token, stable_log_softmax
+from companion.core.data import load_medical_abstracts
+from companion.lessons.n01_lm_probability import start_token_id
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
@@ -308,7 +307,7 @@ print("stable = torch.log_softmax on large random logits:", bool(torch.allclose(
 # cross-entropy by hand (a float).
 
 # %%
-from companion.cross_entropy import check_clm_labels, check_cross_entropy, check_label_smoothing
+from companion.checks.n02 import check_clm_labels, check_cross_entropy, check_label_smoothing
 
 ex_logits, ex_target = torch.tensor([2.0, 0.5, -1.0]), 0
 ce_answer = None  # your answer: a float
@@ -352,8 +351,8 @@ check_clm_labels(labels_answer, ex_batch["input_ids"], ex_batch["attention_mask"
 # them by the model's perplexity, lowest first, e.g. `["normal", "shuffled", "twice"]`.
 
 # %%
-from companion.exercises import check_prediction
-from companion.lm_probability import model_loss
+from companion.checks import check_prediction
+from companion.lessons.n01_lm_probability import model_loss
 
 order_prediction = None  # your prediction: a list of the three names, lowest perplexity first
 

@@ -32,9 +32,8 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
-from companion.attention import (apply_rope, attention_heatmap, bert_attention_maps, capture, causal_mask,
-                                 llama_attention_from_weights, merge_heads, rope_cos_sin, split_heads)
-from companion.plots import plain_log_axis
+from companion.lessons.n03_attention import apply_rope, attention_heatmap, bert_attention_maps, capture, causal_mask, llama_attention_from_weights, merge_heads, rope_cos_sin, split_heads
+from companion.core.plots import plain_log_axis
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
@@ -102,7 +101,7 @@ print(f"max |ours − F.scaled_dot_product_attention| < 1e-6: {diff_sdpa < 1e-6}
 # $d_k = 256$. A prediction within 20 % of the measurement counts.
 
 # %%
-from companion.attention import check_variance_prediction
+from companion.checks.n03 import check_variance_prediction
 
 variance_prediction = None  # your prediction: a number
 
@@ -363,7 +362,7 @@ subword_share.round(3)
 # **1.** Compute the attention weights (a 2×3 tensor) of these queries and keys by hand.
 
 # %%
-from companion.attention import check_attention_params, check_attention_weights, check_causal_mask
+from companion.checks.n03 import check_attention_params, check_attention_weights, check_causal_mask
 
 ex_q = torch.tensor([[1.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
 ex_k = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0], [2.0, 0.0, 2.0, 0.0]])

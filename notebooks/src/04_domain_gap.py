@@ -46,13 +46,11 @@ import seaborn as sns
 import torch
 
 import companion as cc
-from companion.corpus import (STOPWORDS, centroid_cosine, check_fertility, check_oov_rate, check_perplexity_gap,
-                              corpus_perplexity, document_perplexities, domain_separability, fertility, keyness,
-                              most_split, pieces_per_word, project_2d, vocabulary_overlap, word_counts,
-                              word_pieces_table)
-from companion.data import load_text_classification, load_wikitext2
-from companion.embeddings import sentence_embeddings
-from companion.plots import plain_log_axis
+from companion.lessons.n04_domain_gap import STOPWORDS, centroid_cosine, corpus_perplexity, document_perplexities, domain_separability, fertility, keyness, most_split, pieces_per_word, project_2d, vocabulary_overlap, word_counts, word_pieces_table
+from companion.checks.n04 import check_fertility, check_oov_rate, check_perplexity_gap
+from companion.core.data import load_text_classification, load_wikitext2
+from companion.core.embeddings import sentence_embeddings
+from companion.core.plots import plain_log_axis
 from companion.batch.tables import readable
 
 cc.check_values("04", globals())  # types, choices and ranges of the parameters above
@@ -90,7 +88,7 @@ pd.DataFrame({"documents": [len(domain_texts), len(general_texts)],
 # Perplexity is exp of the mean next-token negative log-likelihood. A corpus is longer than the model's window,
 # so we slide a window of `max_length` tokens with a stride of half of it: every token is scored once, with at
 # least `max_length/2` tokens of context (the strided evaluation of notebook 01,
-# `companion.lm_probability.strided_perplexity`).
+# `companion.lessons.n01_lm_probability.strided_perplexity`).
 #
 # Token perplexities of two corpora are not directly comparable when the tokenizer cuts one of them into more
 # pieces per word: more, easier pieces lower the per-token number. The fair comparison is **per word**:
@@ -101,7 +99,7 @@ pd.DataFrame({"documents": [len(domain_texts), len(general_texts)],
 # `"medical"` or `"general"`?
 
 # %%
-from companion.corpus import check_surprise_prediction
+from companion.checks.n04 import check_surprise_prediction
 
 surprise_prediction = None  # your prediction: "medical" or "general"
 

@@ -58,16 +58,13 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
-from companion.plots import plain_log_axis, span_ticks
-from companion.adaptation import (DAPT_SETTINGS, adapt_config, adapt_result, adapted_smollm2, block_losses,
-                                  blocks_perplexity, causal_lm_batch,
-                                  check_embedding_params, check_forgetting_pct, check_replay_blocks,
-                                  check_step_time_ratio, continued_pretraining, embedding_change, embeddings_tied,
-                                  perplexities, replay_mix, set_trainable, token_blocks)
-from companion.augmentation import (augment, augmentation_experiment, augmentation_gain, augmentation_vs_more_data,
-                                    check_random_deletion, eda, random_deletion)
-from companion.stats import Interval, compare as compare_pair, paired_difference
-from companion.data import load_text_classification, load_wikitext2
+from companion.core.plots import plain_log_axis, span_ticks
+from companion.lessons.n05_adaptation import DAPT_SETTINGS, adapt_config, adapt_result, adapted_smollm2, block_losses, blocks_perplexity, causal_lm_batch, continued_pretraining, embedding_change, embeddings_tied, perplexities, replay_mix, set_trainable, token_blocks
+from companion.checks.n05 import check_embedding_params, check_forgetting_pct, check_replay_blocks, check_step_time_ratio
+from companion.lessons.n05_augmentation import augment, augmentation_experiment, augmentation_gain, augmentation_vs_more_data, eda, random_deletion
+from companion.checks.n05 import check_random_deletion
+from companion.core.stats import Interval, compare as compare_pair, paired_difference
+from companion.core.data import load_text_classification, load_wikitext2
 from companion.engine.training import train
 
 cc.check_values("05", globals())  # types, choices and ranges of the parameters above
@@ -433,12 +430,10 @@ import json
 
 from torch import nn
 
-from companion.models import resolve_model
+from companion.core.models import resolve_model
 
-from companion.mlm import (HEAD_FILE, WARM_HEAD_FILE, MaskedLM, MLMHead, adapted_minilm, library_masked_lm,
-                           load_masked_lm)
-from companion.mlm_eval import (before_after_table, change_sentence, collator_mask_rate, fixed_masks,
-                                interval_of, objectives_table, same_text_losses, sequence_losses)
+from companion.lessons.n05_mlm import HEAD_FILE, WARM_HEAD_FILE, MaskedLM, MLMHead, adapted_minilm, library_masked_lm, load_masked_lm
+from companion.lessons.n05_mlm_eval import before_after_table, change_sentence, collator_mask_rate, fixed_masks, interval_of, objectives_table, same_text_losses, sequence_losses
 
 
 class Head(nn.Module):
@@ -482,7 +477,7 @@ tied = mlm_demo.head.decoder_weight is encoder.embeddings.word_embeddings.weight
 print("decoder weight IS the word-embedding Parameter:", tied)
 print("same logits as BertForMaskedLM (max |difference| < 1e-4):", head_diff < 1e-4)
 print("same loss as BertForMaskedLM (|difference| < 1e-5):", abs(float(ours_out.loss - lib_out.loss)) < 1e-5)
-print("companion.mlm.MLMHead gives the same logits:", torch.allclose(pkg_out.logits, ours_out.logits, atol=1e-5))
+print("companion.lessons.n05_mlm.MLMHead gives the same logits:", torch.allclose(pkg_out.logits, ours_out.logits, atol=1e-5))
 print("max |logit difference|, rounded:", round(head_diff, 3))
 
 # %% [markdown]

@@ -39,16 +39,16 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
-from companion.choosing import read_rate
-from companion.data import load_text_classification
-from companion.embeddings import sentence_embeddings
+from companion.engine.strategies import read_rate
+from companion.core.data import load_text_classification
+from companion.core.embeddings import sentence_embeddings
 from companion.engine.finetune import make_task, run_strategy, subset
-from companion.forgetting import check_linear_cka, general_sentences, linear_cka, representation_drift
-from companion.general_task import article_probe, probe_sizes
+from companion.checks.n06 import check_linear_cka
+from companion.engine.forgetting import general_sentences, linear_cka, representation_drift
+from companion.engine.forgetting import article_probe, probe_sizes
 from companion.engine.metrics import classification_metrics, confusion_table, majority_baseline, tfidf_baseline
-from companion.engine.training import (MemoryMeter, TrainConfig, check_lr_at_step, check_overfit_epoch, check_total_steps,
-                                eval_loader, evaluate, fused_ok, linear_warmup_decay, make_accelerator, make_loader,
-                                padding_collator, param_groups, predict, tokenize_dataset, train)
+from companion.engine.training import MemoryMeter, TrainConfig, eval_loader, evaluate, fused_ok, linear_warmup_decay, make_accelerator, make_loader, padding_collator, param_groups, predict, tokenize_dataset, train
+from companion.checks.n06 import check_lr_at_step, check_overfit_epoch, check_total_steps
 
 
 # %% tags=["parameters"]

@@ -36,17 +36,17 @@ from torch import nn
 from transformers.masking_utils import create_bidirectional_mask
 
 import companion as cc
-from companion.data import load_text_classification
+from companion.core.data import load_text_classification
 from companion.engine.finetune import forgetting_probe, make_task, run_strategy, subset
-from companion.forgetting import general_sentences
+from companion.engine.forgetting import general_sentences
 from companion.engine.metrics import majority_baseline, tfidf_baseline
-from companion.lessons_layers import check_adam_state_prediction, optimizer_state_bytes
-from companion.engine.strategies import (UpperStack, check_gradual_parts, check_layer0_lr, check_trainable_after_freeze,
-                                  discriminative_groups, freeze_lower, gradual_unfreezing, parameter_shares,
-                                  trainable_parts)
+from companion.checks.n07 import check_adam_state_prediction
+from companion.lessons.n07_layered import optimizer_state_bytes
+from companion.engine.layered import UpperStack, discriminative_groups, freeze_lower, gradual_unfreezing, parameter_shares, trainable_parts
+from companion.checks.n07 import check_gradual_parts, check_layer0_lr, check_trainable_after_freeze
 from companion.engine.training import TrainConfig
-from companion.choosing import read_rate
-from companion.stats import compare as compare_pair, mean_ci, paired_difference
+from companion.engine.strategies import read_rate
+from companion.core.stats import compare as compare_pair, mean_ci, paired_difference
 from pathlib import Path
 
 # %% tags=["parameters"]

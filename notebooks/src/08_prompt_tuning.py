@@ -46,20 +46,20 @@ from safetensors.torch import save_file
 from torch import nn
 
 import companion as cc
-from companion.adaptation import adapted_smollm2
-from companion.data import load_text_classification, load_wikitext2
+from companion.lessons.n05_adaptation import adapted_smollm2
+from companion.core.data import load_text_classification, load_wikitext2
 from companion.engine.finetune import forgetting_probe, make_task, run_strategy, subset
 from companion.engine.metrics import assert_trained, majority_baseline
-from companion.engine.peft_configs import SUGGESTED_LR, init_text_for
+from companion.engine.strategies import suggested_lr
+from companion.engine.peft_configs import init_text_for
 from companion.engine.training import TrainConfig
-from companion.forgetting import general_sentences
-from companion.lessons_peft import (check_storage_ratio, domain_identification, evaluate_task_prompt, folder_bytes,
-                                    rate_grid, runs_over_seeds, save_quietly, train_task_prompt)
-from companion.prompting import (admissible, build_prompt, check_majority_f1, check_prompt_params, check_word_logprob,
-                                 domain_words, first_token_ids, hard_prompt_eval, next_token_logprobs, pick_demos,
-                                 scoring_precision, search_spread, shorten, template_search, template_space,
-                                 verbalizer_sets)
-from companion.stats import compare, mean_ci, paired_difference
+from companion.engine.forgetting import general_sentences
+from companion.checks.n08 import check_storage_ratio
+from companion.lessons.n08_soft_prompts import domain_identification, evaluate_task_prompt, folder_bytes, save_quietly, train_task_prompt
+from companion.core.rates import rate_grid, runs_over_seeds
+from companion.lessons.n08_hard_prompts import admissible, build_prompt, domain_words, first_token_ids, hard_prompt_eval, next_token_logprobs, pick_demos, scoring_precision, search_spread, shorten, template_search, template_space, verbalizer_sets
+from companion.checks.n08 import check_majority_f1, check_prompt_params, check_word_logprob
+from companion.core.stats import compare, mean_ci, paired_difference
 
 # transformers 5 renamed a method that peft 0.21 still calls; the notice says nothing about this notebook
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -188,7 +188,7 @@ search.head(8).round(3)
 # the demonstrations are the same for every question, so their keys and values are computed once and reused.
 # Both see the same `words` words of each test text; each demonstration is shortened to `demo_words` words.
 # The **adapted** model is notebook 05's SmolLM2 after continued pretraining on this data's training texts
-# (`companion.adaptation.adapted_smollm2` builds it once and caches it).
+# (`companion.lessons.n05_adaptation.adapted_smollm2` builds it once and caches it).
 
 # %%
 n_test = len(dataset["test"]) if cfg["hard_test"] is None else min(cfg["hard_test"], len(dataset["test"]))
@@ -504,7 +504,8 @@ check_storage_ratio(predicted_ratio, full_bytes, task_bytes["topic"], n_virtual 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(pd.Series(SUGGESTED_LR, name="suggested lr").to_string())
+print(pd.Series({name: suggested_lr(name) for name in ("prompt_tuning", "prompt_tuning_text", "p_tuning", "prefix_tuning",
+                                                    "lora", "full")}, name="suggested lr").to_string())
 
 # %%
 seconds["peft, LoRA, multi-task"] = time.perf_counter() - section
@@ -517,8 +518,8 @@ budget = dict(epochs=cfg["epochs"], batch_size=cfg["batch_size"], patience=None,
 seeds = [seed + i for i in range(cfg["seeds"])]
 methods = {"prompt tuning, random init": ("prompt_tuning", cfg["prompt_lr"]),  # name: (strategy, centre rate)
            "prompt tuning, text init": ("prompt_tuning_text", cfg["prompt_lr"]),
-           "p-tuning": ("p_tuning", SUGGESTED_LR["p_tuning"]),
-           "prefix tuning": ("prefix_tuning", SUGGESTED_LR["prefix_tuning"]),
+           "p-tuning": ("p_tuning", suggested_lr("p_tuning")),
+           "prefix tuning": ("prefix_tuning", suggested_lr("prefix_tuning")),
            "full fine-tuning": ("full", cfg["full_lr"])}
 
 

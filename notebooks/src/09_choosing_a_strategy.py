@@ -52,14 +52,14 @@ import seaborn as sns
 import yaml
 
 import companion as cc
-from companion.choosing import decision_guide, load_sweep, pair, paired_against, pareto_front, summarise
-from companion.claims import source_claims
-from companion.stats import compare
+from companion.lessons.n09_choosing import decision_guide, load_sweep, pair, paired_against, pareto_front, summarise
+from companion.lessons.n09_claims import source_claims
+from companion.core.stats import compare
 from IPython.display import Markdown, display
-from companion.data import load_text_classification
+from companion.core.data import load_text_classification
 from companion.engine.finetune import subset
 from companion.engine.metrics import majority_baseline, tfidf_baseline
-from companion.plots import plain_log_axis
+from companion.core.plots import plain_log_axis
 from companion.batch.tables import readable
 
 cc.check_values("09", globals())  # types, choices and ranges of the parameters above
@@ -140,7 +140,7 @@ if rates is not None:
 # mean test macro-F1 on this budget, best first.
 
 # %%
-from companion.choosing import check_ranking_prediction
+from companion.checks.n09 import check_ranking_prediction
 
 ranking_prediction = None  # your prediction: a list such as ["full", "lora", "prompt_tuning_text"], best first
 
@@ -291,7 +291,7 @@ display(Markdown("\n".join(f"* {line}" for line in guide)))
 # **1.** What is the mean test macro-F1 of `lora` over its seeds? Compute it from `runs`.
 
 # %%
-from companion.choosing import check_cheapest_above_tfidf, check_mean_over_seeds, check_pareto
+from companion.checks.n09 import check_cheapest_above_tfidf, check_mean_over_seeds, check_pareto
 
 lora_mean = None  # your answer: a float
 check_mean_over_seeds(lora_mean, runs, "lora")

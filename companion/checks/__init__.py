@@ -1,7 +1,8 @@
 """Automatic exercise checks: each check tells the learner right / not yet, with a hint, and returns a `Verdict`.
 
-Topic modules register their checks with `@exercise("01", "perplexity")`; `python -m companion check 01`
-lists and runs what a notebook registered (the notebooks call the same functions inline). A verdict shows one
+One module per notebook, `companion.checks.nNN`, registers that notebook's checks with `@exercise("NN", "name")`;
+`python -m companion check NN` runs the notebook and lists what it registered (the notebooks call the same
+functions inline). This package's own module holds the machinery: the registry, `Verdict` and the comparisons. A verdict shows one
 human line and, in Jupyter, travels in the same output as JSON under `VERDICT_MIME`, which the classroom tools
 read; in a plain Python process it is printed. Every verdict of the process is kept in `HISTORY`.
 """
@@ -137,14 +138,15 @@ def check_prediction(prediction: Any, measured: Any, name: str, explanation: str
                    f"{head} (you said {prediction!r}, the run measured {shown}). {explanation}").emit()
 
 
-def checks_for(notebook: str) -> dict[str, Callable[..., Verdict]]:
-    """The registered checks of one notebook ('01' or '01_probability'), importing the topic modules first."""
+def checks_for(notebook: str) -> dict[str, Callable[..., "Verdict"]]:
+    """The registered checks of one notebook ('01', '01_probability' or a notebook's id from its metadata): imports
+    that notebook's checks module, `companion.checks.nNN`, which registers them."""
     import importlib
-    import pkgutil
 
-    import companion
-
-    for mod in pkgutil.walk_packages(companion.__path__, "companion."):  # the lessons and the engine register checks
-        if not mod.name.startswith("companion.batch") and mod.name != "companion.__main__":
-            importlib.import_module(mod.name)
-    return REGISTRY.get(notebook.split("_")[0], {})
+    number = str(notebook).split("_")[0]
+    try:
+        importlib.import_module(f"{__name__}.n{number}")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__name__}.n{number}":
+            raise
+    return REGISTRY.get(number, {})

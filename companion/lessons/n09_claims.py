@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .choosing import matched
-from .stats import Interval, mean_ci, paired_difference
+from .n09_choosing import matched
+from ..core.stats import Interval, mean_ci, paired_difference
 
 
 @dataclass(frozen=True)

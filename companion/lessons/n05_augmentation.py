@@ -8,9 +8,8 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import CourseError
-from .exercises import exercise, feedback, not_attempted
-from .engine.metrics import classification_metrics
+from ..core.errors import CourseError
+from ..engine.metrics import classification_metrics
 
 OPS = ("swap", "delete", "insert")
 
@@ -133,7 +132,7 @@ def augmentation_gain(table: pd.DataFrame, metric: str = "macro_f1") -> pd.DataF
 def augmentation_vs_more_data(table: pd.DataFrame, n_aug: int, metric: str = "macro_f1") -> pd.DataFrame:
     """Paired by seed, per training size k: EDA's gain at k (k originals + n_aug·k copies vs k originals), and EDA
     against the same number of *real* examples ((1 + n_aug)·k originals), where the table has that size."""
-    from .stats import paired_difference
+    from ..core.stats import paired_difference
 
     wide = table.pivot_table(index="seed", columns=["augmented", "per_class"], values=metric)
     rows = []
@@ -153,23 +152,3 @@ def augmentation_vs_more_data(table: pd.DataFrame, n_aug: int, metric: str = "ma
     return pd.DataFrame(out).set_index("per_class")
 
 
-@exercise("05", "random_deletion")
-def check_random_deletion(fn: Callable | None, trials: int = 200) -> bool:
-    """Exercise: a random-deletion function fn(words, p, rng) that keeps order, drops ~p, never returns empty."""
-    name = "random_deletion"
-    pending = not_attempted(fn, name)
-    if pending is not None:
-        return pending
-    rng = random.Random(0)
-    words = [f"w{i}" for i in range(20)]
-    try:
-        outs = [fn(list(words), 0.3, rng) for _ in range(trials)]
-        in_order = all(o == [w for w in words if w in set(o)] and len(o) == len(set(o)) for o in outs)
-        rate = 1 - np.mean([len(o) for o in outs]) / len(words)
-        never_empty = all(len(fn(["only"], 0.99, rng)) == 1 for _ in range(20)) and \
-            all(len(fn(["a", "b"], 0.999, rng)) >= 1 for _ in range(50))
-        ok = in_order and abs(rate - 0.3) < 0.05 and never_empty
-    except Exception:  # a learner's function that crashes is simply not right yet
-        ok = False
-    return feedback(ok, name, "keep each word when rng.random() >= p, in order; if nothing is left, "
-                    "return one random word (and return a one-word text unchanged)")

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .cross_entropy import IGNORE_INDEX, mask_tokens
-from .errors import CourseError
-from .engine.training import TrainConfig, TrainResult, train
+from .n02_cross_entropy import IGNORE_INDEX, mask_tokens
+from ..core.errors import CourseError
+from ..engine.training import TrainConfig, TrainResult, train
 
 MLM_VERSION = 1  # bump when the training recipe changes: cached adapted encoders are then rebuilt
 HEAD_FILE, WARM_HEAD_FILE = "mlm_head.safetensors", "warm_head.safetensors"
@@ -76,7 +76,7 @@ class MaskedLM(nn.Module):
 
 def base_masked_lm(name: str = "minilm") -> tuple[MaskedLM, object]:
     """The encoder `name` with a fresh (untrained) MLMHead, and its tokenizer."""
-    from .models import load_model, load_tokenizer
+    from ..core.models import load_model, load_tokenizer
 
     return MaskedLM(load_model(name, "encoder")), load_tokenizer(name)
 
@@ -171,7 +171,7 @@ def load_masked_lm(encoder_path: str, head_file: Path) -> MaskedLM:
     """An encoder (embedded name or folder) with a saved head's weights."""
     from safetensors.torch import load_file
 
-    from .models import load_model
+    from ..core.models import load_model
 
     model = MaskedLM(load_model(encoder_path, "encoder"))
     model.head.load_state_dict(load_file(str(head_file)), strict=False)
@@ -180,7 +180,7 @@ def load_masked_lm(encoder_path: str, head_file: Path) -> MaskedLM:
 
 def budget(profile: str) -> dict:
     """The warm-up / DAPT budget of a profile (`auto` resolves to cpu or gpu)."""
-    from .profiles import resolve_profile
+    from ..core.profiles import resolve_profile
 
     resolved = resolve_profile(profile)
     if resolved not in BUDGETS:
@@ -193,7 +193,7 @@ def adaptation_texts(cfg: dict, data: str, text_column: str, label_column: str,
     """General warm-up texts (WikiText-2 validation) and domain training texts (the data's train split, split as
     the caller splits it: `split_seed`, else as the notebooks do, 42 for the medical abstracts and `seed` for
     other data), so the adaptation never sees the caller's validation or test texts."""
-    from .data import load_text_classification, load_wikitext2
+    from ..core.data import load_text_classification, load_wikitext2
 
     if split_seed is None:
         split_seed = seed if data != "medical_abstracts" else 42
@@ -209,7 +209,7 @@ def build_adapted(folder: Path, cfg: dict, general: list[str], domain: list[str]
     encoder (save_pretrained), tokenizer, both heads, the loss history and a summary into `folder`."""
     from safetensors.torch import save_file
 
-    from .device import pick_device
+    from ..core.device import pick_device
 
     model, tokenizer = base_masked_lm("minilm")
     model.to(pick_device())
@@ -246,9 +246,9 @@ def adapted_minilm(profile: str, data: str = "medical_abstracts", text_column: s
     import os
     import re
 
-    from .adapt_cache import cached_artifact, file_digest, texts_digest
-    from .device import PRECISION_ENV, pick_device, pick_precision
-    from .models import resolve_model
+    from ..core.cache import cached_artifact, file_digest, texts_digest
+    from ..core.device import PRECISION_ENV, pick_device, pick_precision
+    from ..core.models import resolve_model
 
     cfg = budget(profile)
     device = pick_device()

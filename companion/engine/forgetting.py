@@ -1,8 +1,10 @@
-"""Forgetting on a general task: which WikiText-2 article a sentence comes from, read off frozen sentence features.
+"""Forgetting: what fine-tuning costs the encoder's view of general English, measured two ways.
 
-A linear probe (logistic regression) is fitted on the mean-pooled sentence embeddings of an encoder for half of
-each article's sentences and scored on the other half. The untouched encoder's score is the reference; a tuned
-encoder whose general-English features lost what tells the articles apart scores lower (`general_acc_change` < 0).
+1. A general task: which WikiText-2 article a sentence comes from, read off frozen sentence features. A linear probe
+   (logistic regression) is fitted on the mean-pooled sentence embeddings of an encoder for half of each article's
+   sentences and scored on the other half. The untouched encoder's score is the reference; a tuned encoder whose
+   general-English features lost what tells the articles apart scores lower (`general_acc_change` < 0).
+2. Drift: how far a tuned encoder's sentence embeddings of general text moved (linear CKA, mean cosine).
 
     probe = article_probe(load_model("minilm"), tokenizer)              # sentences, split, reference: once
     probe.compare(tuned_classifier, tokenizer)["general_acc_change"]   # after - before, in accuracy
@@ -14,14 +16,15 @@ import random
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from .embeddings import sentence_embeddings
-from .engine.peft_configs import base_encoder
-from .errors import CourseError
+from ..core.embeddings import sentence_embeddings
+from ..core.errors import CourseError
+from .peft_configs import base_encoder
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # Sizes per profile: n_articles × per_article sentences, half of them scored. cpu: 240 scored sentences, a standard
@@ -33,7 +36,7 @@ PROBE_SIZES = {"smoke": {"n_articles": 4, "per_article": 8, "max_length": 24},
 
 def probe_sizes(profile: str = "auto", **overrides) -> dict:
     """The article probe's sizes at a profile (PROBE_SIZES), with non-None overrides applied."""
-    from .profiles import resolve_profile, settings
+    from ..core.profiles import resolve_profile, settings
 
     return settings(resolve_profile(profile), PROBE_SIZES, **overrides)
 
@@ -42,7 +45,7 @@ def probe_sizes(profile: str = "auto", **overrides) -> dict:
 def article_pool(min_words: int = 8, max_words: int = 40) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Every WikiText-2 article (validation + test) as (title, its sentences of min_words-max_words words, with no
     <unk>), headings left out; read once per process."""
-    from .data import load_wikitext2
+    from ..core.data import load_wikitext2
 
     wiki = load_wikitext2(unit="article")
     pool = []
@@ -147,3 +150,73 @@ def article_probe(model: nn.Module, tokenizer, n_articles: int = 8, per_article:
     probe = ArticleProbe(texts, labels, titles, split_halves(labels, seed), max_length, c)
     probe.reference = probe.score(model, tokenizer)
     return probe
+
+
+
+def general_sentences(n: int = 200, seed: int = 0, min_words: int = 8, max_words: int = 40) -> list[str]:
+    """n WikiText-2 validation sentences of moderate length (a seeded sample): the 'general English' probe."""
+    import random
+
+    from ..core.data import load_wikitext2
+
+    sentences = []
+    for paragraph in load_wikitext2()["validation"]["text"]:
+        for s in re.split(r"(?<=[.!?])\s+", paragraph):
+            if min_words <= len(s.split()) <= max_words and "<unk>" not in s:
+                sentences.append(s)
+    random.Random(seed).shuffle(sentences)
+    return sentences[:n]
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Linear CKA (Kornblith et al. 2019): ‖YᵀX‖²_F / (‖XᵀX‖_F ‖YᵀY‖_F) on centred features; 1 = same geometry."""
+    x = x.double() - x.double().mean(0, keepdim=True)
+    y = y.double() - y.double().mean(0, keepdim=True)
+    return float((y.T @ x).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+
+def mean_cosine(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean cosine similarity between matching rows (the same sentence before and after tuning)."""
+    return float(nn.functional.cosine_similarity(x.double(), y.double(), dim=-1).mean())
+
+
+def representation_drift(model: nn.Module, tokenizer, texts: list[str], reference: torch.Tensor,
+                         max_length: int = 64) -> dict[str, float]:
+    """CKA and mean cosine of the tuned encoder's embeddings vs the original's (`reference`); drift = 1 - cosine."""
+    encoder = base_encoder(model)
+    was_training = encoder.training
+    encoder.eval()
+    tuned = sentence_embeddings(encoder, tokenizer, texts, max_length=max_length)
+    encoder.train(was_training)
+    cosine = mean_cosine(reference, tuned)
+    return {"cka": linear_cka(reference, tuned), "cosine": cosine, "drift": 1 - cosine}
+
+
+@dataclass
+class Probe:
+    """General-English sentences and the original encoder's embeddings of them: forgetting is measured against it;
+    with `general`, also a general task (which WikiText-2 article a sentence is from) scored before and after."""
+    texts: list[str]
+    reference: torch.Tensor  # one L2-normalised embedding per text, from the model before any tuning
+    max_length: int = 64
+    general: Optional[ArticleProbe] = None
+
+    def drift(self, model: nn.Module, tokenizer) -> dict[str, float]:
+        """How far a tuned model's embeddings of the probe moved from the reference (CKA, cosine, drift) and, with
+        a general task, its accuracy before and after (general_acc_before, general_acc, general_acc_change, …)."""
+        row = representation_drift(model, tokenizer, self.texts, self.reference, self.max_length)
+        if self.general is not None:
+            row.update(self.general.compare(model, tokenizer))
+        return row
+
+
+def make_probe(model_path: str, tokenizer, texts: list[str], max_length: int = 64,
+               general: Optional[dict] = None) -> Probe:
+    """Embed `texts` once with the original encoder (loaded from `model_path`): the reference of every run.
+    `general`: the article probe's sizes (article_probe's arguments, e.g. probe_sizes()); None: no general task."""
+    from ..core.models import load_model
+
+    encoder = load_model(model_path, "encoder")
+    reference = sentence_embeddings(encoder, tokenizer, texts, max_length=max_length)
+    articles = article_probe(encoder, tokenizer, **general) if general is not None else None
+    return Probe(list(texts), reference, max_length, articles)

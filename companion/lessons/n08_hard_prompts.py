@@ -17,10 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .device import current_precision
-from .engine.metrics import classification_metrics
-from .errors import CourseError
-from .exercises import check_close, check_equal, exercise
+from ..core.device import current_precision
+from ..engine.metrics import classification_metrics
+from ..core.errors import CourseError
 
 # hand-chosen words for the five medical classes (index = label id): the medical data set's own verbalizer
 MEDICAL_VERBALIZER = ["cancer", "digestive", "neurological", "cardiovascular", "general"]
@@ -234,25 +233,7 @@ def search_spread(table: pd.DataFrame) -> dict:
             "templates": int(table["template"].nunique()), "verbalizers": int(table["verbalizer"].nunique())}
 
 
-@exercise("08", "word_logprob")
-def check_word_logprob(answer, model: nn.Module, tokenizer, prompt: str, word: str) -> bool:
-    """Exercise: log P(first token of the word | prompt) from the model's next-token logits, by hand."""
-    expected = float(label_logprobs(model, tokenizer, [prompt], [word], first_token_only=True)[0, 0])
-    return check_close(answer, expected, "word_logprob", "tokenise the prompt, take logits[0, -1], apply "
-                       "log_softmax, and read the entry of the word's first token id (tokenizer(' ' + word))",
-                       atol=1e-3)
 
 
-@exercise("08", "prompt_params")
-def check_prompt_params(answer, num_virtual_tokens: int, hidden_size: int) -> bool:
-    """Exercise: how many numbers a soft prompt of n virtual tokens holds."""
-    return check_equal(answer, num_virtual_tokens * hidden_size, "prompt_params",
-                       "each virtual token is one trainable vector of the model's hidden size")
 
 
-@exercise("08", "majority_f1")
-def check_majority_f1(answer, labels: Sequence[int], majority: int) -> bool:
-    """Exercise: the macro-F1 of always predicting the majority class."""
-    expected = classification_metrics(labels, [majority] * len(labels))["macro_f1"]
-    return check_close(answer, expected, "majority_f1", "F1 of the majority class is 2·p·r/(p+r) with r = 1 and "
-                       "p = its share; every other class scores 0; macro-F1 averages over the classes", atol=1e-3)

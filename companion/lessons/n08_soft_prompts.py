@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from .exercises import Verdict, check_prediction, exercise
-from .engine.metrics import classification_metrics
+from ..engine.metrics import classification_metrics
 
 
 def folder_bytes(path: str | os.PathLike) -> int:
@@ -36,31 +35,10 @@ def save_quietly(model: nn.Module, folder: str | os.PathLike) -> int:
     return folder_bytes(folder)
 
 
-def rate_grid(centre: float, n: int, factor: float = 3.0) -> list[float]:
-    """`n` learning rates spaced by `factor` (geometrically) around `centre`, smallest first."""
-    if n < 1 or centre <= 0 or factor <= 1:
-        raise ValueError(f"rate_grid needs n >= 1, centre > 0 and factor > 1, got {n}, {centre}, {factor}")
-    return [float(centre * factor ** (i - (n - 1) / 2)) for i in range(n)]
 
 
-def choose_rate(train: Callable[[float, int], dict[str, Any]], rates: Sequence[float], seed: int
-                ) -> tuple[float, dict[str, Any], list[dict[str, float]]]:
-    """Train once per rate at `seed`, keep the best validation macro-F1 (ties: the first, smallest rate).
-
-    `train(lr, seed)` returns a run with "val_macro_f1"; returns (rate, its run, one record per rate)."""
-    runs = [(lr, train(lr, seed)) for lr in rates]
-    records = [{"lr": lr, "val_macro_f1": float(run["val_macro_f1"])} for lr, run in runs]
-    best = max(range(len(runs)), key=lambda i: (records[i]["val_macro_f1"], -i))
-    return runs[best][0], runs[best][1], records
 
 
-def runs_over_seeds(train: Callable[[float, int], dict[str, Any]], rates: Sequence[float], seeds: Sequence[int]
-                    ) -> dict[str, Any]:
-    """Choose the rate on validation at the first seed, then train at the other seeds with it.
-
-    Returns the chosen rate, the search records and the runs of every seed (the search's run for the first)."""
-    lr, first, search = choose_rate(train, rates, seeds[0])
-    return {"lr": lr, "search": search, "runs": [first] + [train(lr, s) for s in seeds[1:]]}
 
 
 def domain_identification(medical: Sequence[str], general: Sequence[str], per_class: int, seed: int = 0,
@@ -131,13 +109,3 @@ def evaluate_task_prompt(model: nn.Module, adapter: str, head: nn.Module, tokeni
     return {**classification_metrics(list(labels), preds), "preds": preds}
 
 
-@exercise("08", "storage_ratio")
-def check_storage_ratio(answer, full_bytes: int, task_bytes: int, prompt_numbers: int, head_numbers: int) -> Verdict:
-    """Predict-then-measure: how many times larger a fully fine-tuned copy is than one task's prompt + head."""
-    measured = full_bytes / task_bytes
-    tensors = 4 * (prompt_numbers + head_numbers)
-    why = (f"Measured {full_bytes:,} B / {task_bytes:,} B = {measured:,.0f}×. The task's tensors are "
-           f"({prompt_numbers:,} prompt + {head_numbers:,} head numbers) × 4 B = {tensors:,} B; the rest "
-           f"({task_bytes - tensors:,} B) is file headers and the adapter's JSON config, which weigh more the "
-           f"smaller the adapter is. Count the numbers each one stores, 4 bytes each")
-    return check_prediction(answer, measured, "storage_ratio", why, rtol=0.25)

@@ -11,10 +11,10 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from .cross_entropy import IGNORE_INDEX, mask_tokens
-from .errors import CourseError
-from .mlm import MaskedLM, encode_texts, special_mask
-from .stats import Interval, mean_ci, paired_difference
+from .n02_cross_entropy import IGNORE_INDEX, mask_tokens
+from ..core.errors import CourseError
+from .n05_mlm import MaskedLM, encode_texts, special_mask
+from ..core.stats import Interval, mean_ci, paired_difference
 
 
 def fixed_masks(tokenizer, texts: Sequence[str], max_length: int, mask_prob: float = 0.15,

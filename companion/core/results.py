@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,19 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Write JSON to a uniquely named temp file beside `path`, then rename it into place (never half-written, and
+    two writers never share a temp file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def results_path(notebook: str, folder: str | os.PathLike | None = None) -> Path:
     """Where `<notebook>.results.json` goes: `folder`, else $COURSE_RESULTS_DIR, else the working folder."""
     base = Path(folder or os.environ.get(RESULTS_ENV) or ".")
@@ -33,12 +47,7 @@ def results_path(notebook: str, folder: str | os.PathLike | None = None) -> Path
 
 def save_results(notebook: str, results: dict[str, Any], folder: str | os.PathLike | None = None) -> Path:
     """Write the results atomically (temp file + rename) and return the path."""
-    path = results_path(notebook, folder)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_clean(results), indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(results_path(notebook, folder), _clean(results))
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:

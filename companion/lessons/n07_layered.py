@@ -1,13 +1,12 @@
 """Notebook 07's hand-written pieces, measured: the optimiser state that freezing saves, and its exercise check.
 
-    from companion.lessons_layers import optimizer_state_bytes, check_adam_state_prediction
+    from companion.lessons.n07_layered import optimizer_state_bytes, check_adam_state_prediction
     optimizer.step(); measured = optimizer_state_bytes(optimizer)
 """
 from __future__ import annotations
 
 import torch
 
-from .exercises import Verdict, check_prediction, exercise
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
@@ -25,8 +24,3 @@ def adam_state_explanation(measured: int, trainable: int, total: int, tensors: i
             f"would give {2 * total * bytes_per_number:,} B; one moment only, {trainable * bytes_per_number:,} B")
 
 
-@exercise("07", "adam_state_prediction")
-def check_adam_state_prediction(answer, measured: int, trainable: int, total: int, tensors: int) -> Verdict:
-    """Predict-then-measure: AdamW's state bytes after one step with the lower layers frozen (within 1 %)."""
-    return check_prediction(answer, measured, "adam_state_prediction",
-                            adam_state_explanation(measured, trainable, total, tensors), rtol=0.01)

@@ -6,9 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import CourseError
-from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
-from .stats import Interval, mean_ci, paired_difference
+from ..core.errors import CourseError
+from ..core.stats import Interval, mean_ci, paired_difference
 
 METRICS = {"macro_f1": "macro-F1", "val_macro_f1": "validation macro-F1", "accuracy": "accuracy",
            "trainable": "trainable params", "trainable_pct": "trainable %", "lr": "learning rate",
@@ -18,47 +17,12 @@ METRICS = {"macro_f1": "macro-F1", "val_macro_f1": "validation macro-F1", "accur
            "forgetting.general_acc": "general-task accuracy", "forgetting.general_acc_change": "general-task change"}
 
 
-# Centre of each strategy's rate search at the small budgets (smoke, cpu: ~100 steps need higher rates than the
-# published ones); the search tries 1/3, 1 and 3 × this on validation. gpu: each strategy's published rate.
-SMALL_BUDGET_LR = {"full": 2e-4, "freeze": 2e-4, "gradual": 2e-4, "discriminative": 2e-4, "ulmfit": 2e-4,
-                   "head_only": 3e-3, "prompt_tuning": 3e-2, "prompt_tuning_text": 3e-2, "p_tuning": 1e-2,
-                   "prefix_tuning": 1e-2, "lora": 1e-2}
 
 
-def default_rate(strategy: str, profile: str) -> float:
-    """The centre of a strategy's rate search: SMALL_BUDGET_LR at smoke/cpu, the published rate at gpu."""
-    from .engine.finetune import suggested_lr
-
-    return suggested_lr(strategy) if profile == "gpu" else SMALL_BUDGET_LR[strategy]
 
 
-def read_rate(rates_csv: Path, strategy: str, profile: str) -> tuple[float, str]:
-    """The rate chosen on validation for `strategy` (from the rate search's CSV), or its default when the CSV
-    does not exist or has no row for it; returns (rate, where it came from)."""
-    if rates_csv.is_file():
-        rates = pd.read_csv(rates_csv)
-        chosen = rates[(rates["strategy"] == strategy) & rates["chosen"]]
-        if len(chosen):
-            return float(chosen["lr"].iloc[0]), f"chosen on validation ({rates_csv.name})"
-    return default_rate(strategy, profile), "default: no rate search for it"
 
 
-def choose_rates(search: pd.DataFrame) -> pd.DataFrame:
-    """From a rate search's runs (report.csv rows: strategy, lr, val_macro_f1), every candidate with its validation
-    score and `chosen` = the best rate per strategy; a strategy whose candidates tie keeps the smallest rate."""
-    ok = search[search["status"] == "ok"] if "status" in search else search
-    if ok.empty or "val_macro_f1" not in ok:
-        raise CourseError("the rate search has no finished runs with val_macro_f1: run sweeps/rates.yaml first")
-    if "test_scored" in ok and ok["test_scored"].astype(str).str.lower().eq("true").any():
-        raise CourseError("a rate-search run scored the test split: run the search with test=False")
-    table = (ok.groupby(["strategy", "lr"], as_index=False)["val_macro_f1"].mean()
-             .sort_values(["strategy", "lr"]).reset_index(drop=True))
-    best = table.sort_values(["val_macro_f1", "lr"], ascending=[False, True]).groupby("strategy").head(1).index
-    table["chosen"] = table.index.isin(best)
-    runs = ok.groupby("strategy").size()
-    if runs.nunique() > 1:
-        raise CourseError(f"unequal search budgets (runs per strategy: {runs.to_dict()}): give each the same grid")
-    return table
 
 
 def setting_name(strategy: str, k: Any, adapted: Any) -> str:
@@ -169,48 +133,12 @@ def decision_guide(summary: pd.DataFrame, paired: pd.DataFrame, tfidf_f1: float,
     return lines
 
 
-@exercise("09", "mean_over_seeds")
-def check_mean_over_seeds(answer: float | None, frame: pd.DataFrame, setting: str) -> Verdict:
-    """Exercise: the mean test macro-F1 of one setting over its seeds."""
-    expected = frame.loc[frame["setting"] == setting, "macro_f1"].mean()
-    return check_close(answer, expected, "mean_over_seeds", f"select the rows of {setting!r} "
-                       "(frame[frame['setting'] == …]) and average their macro_f1", atol=1e-6)
 
 
-@exercise("09", "cheapest_above_tfidf")
-def check_cheapest_above_tfidf(answer: str | None, summary: pd.DataFrame, tfidf_f1: float) -> Verdict:
-    """Exercise: the setting with the fewest trainable parameters among those that beat TF-IDF."""
-    above = summary[summary["macro_f1"] > tfidf_f1]
-    expected = above["trainable"].idxmin() if len(above) else "none"
-    return check_equal(answer, expected, "cheapest_above_tfidf", "keep the rows whose macro_f1 is above the "
-                       "TF-IDF score, then take idxmin() of their trainable column")
 
 
-@exercise("09", "pareto")
-def check_pareto(answer: list | None, summary: pd.DataFrame) -> Verdict:
-    """Exercise: the settings on the quality vs trainable-parameters Pareto front."""
-    return check_equal(sorted(answer) if answer is not None else None, sorted(pareto_front(summary)), "pareto",
-                       "a setting is on the front if no other one has both higher (or equal) macro-F1 and fewer "
-                       "(or equal) trainable parameters, strictly better in one")
 
 
 RANKED = ("full", "lora", "prompt_tuning_text")  # the strategies whose order the learner predicts (notebook 09)
 
 
-@exercise("09", "ranking_prediction")
-def check_ranking_prediction(prediction: list[str] | None, summary: pd.DataFrame) -> Verdict:
-    """Predict-then-measure: the order of full fine-tuning, LoRA and text-initialised prompt tuning by macro-F1."""
-    present = [s for s in RANKED if s in summary.index]
-    table = summary.loc[present].sort_values("macro_f1", ascending=False)
-    measured = table.index.tolist()
-    spread = table["macro_f1"].max() - table["macro_f1"].min()
-    std = float(table["macro_f1_std"].max()) if "macro_f1_std" in table else float("nan")
-    listing = ", ".join(f"{name} {row.macro_f1:.3f}" for name, row in table.iterrows())
-    verdict = ("smaller than the seed-to-seed standard deviation: on this budget the order is not evidence, "
-               "the methods are level" if spread < std else "larger than the seed-to-seed standard deviation")
-    full = ("" if "full" not in measured else " Training every parameter paid off here." if measured[0] == "full"
-            else " Training every parameter did not buy quality on this budget.")
-    explanation = (f"Measured (mean macro-F1 over seeds): {listing}. The whole spread, {spread:.3f}, is {verdict} "
-                   f"(largest std {std:.3f}).{full}")
-    guess = list(prediction) if isinstance(prediction, (list, tuple)) else prediction
-    return check_prediction(guess, measured, "ranking_prediction", explanation)

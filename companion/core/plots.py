@@ -25,7 +25,6 @@ def plain_log_axis(ax: Any, axis: str = "x", ticks: Sequence[float] | None = Non
 
 def span_ticks(values: Sequence[float], count: int = 5) -> list[float]:
     """About `count` log-spaced tick values across the range of `values`, rounded to two significant digits."""
-    import math
 
     low, high = min(values), max(values)
     if not 0 < low < high:

@@ -13,11 +13,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import CourseError
-from .exercises import Verdict, check_close, check_equal, check_prediction, exercise
-from .models import count_parameters
-from .paths import cache_dir
-from .engine.training import TrainConfig, TrainResult, train
+from ..core.errors import CourseError
+from ..core.models import count_parameters
+from ..core.paths import cache_dir
+from ..engine.training import TrainConfig, TrainResult, train
 
 MODES = ("full", "embeddings")
 
@@ -217,44 +216,18 @@ def adapted_path(name: str) -> Path:
     return target
 
 
-@exercise("05", "forgetting_pct")
-def check_forgetting_pct(answer: float | None, before: float, after: float) -> bool:
-    """Exercise: forgetting as the relative rise of general perplexity, in percent."""
-    return check_close(answer, 100.0 * (after / before - 1.0), "forgetting_pct",
-                       "100 * (general perplexity after / general perplexity before - 1)", rtol=1e-4, atol=1e-3)
 
 
-@exercise("05", "embedding_params")
-def check_embedding_params(answer: int | None, model: nn.Module) -> bool:
-    """Exercise: how many weights embedding-only tuning trains (the embedding matrix; tied output counted once)."""
-    expected = model.get_input_embeddings().weight.numel()
-    return check_equal(answer, expected, "embedding_params", "vocabulary size × hidden size, both in model.config "
-                       "(vocab_size, hidden_size); the tied output layer is the same tensor, so count it once")
 
 
-@exercise("05", "replay_blocks")
-def check_replay_blocks(answer: int | None, n_blocks: int, fraction: float) -> bool:
-    """Exercise: how many general blocks a replay stream of n_blocks holds at a given fraction."""
-    return check_equal(answer, round(fraction * n_blocks), "replay_blocks",
-                       "the stream keeps its length; round(fraction × number of blocks) of them are general text")
 
 
-@exercise("05", "step_time_ratio")
-def check_step_time_ratio(prediction: float | None, embedding_seconds: float, full_seconds: float) -> Verdict:
-    """Exercise (predict, then measure): embedding-only training time as a share of full training time."""
-    return check_prediction(prediction, embedding_seconds / full_seconds, "step_time_ratio",
-                            "Within 40 % counts (timings vary by machine). To reach the input embeddings, "
-                            "backpropagation still computes the gradient of every layer's activations; what a frozen "
-                            "layer saves is the gradient of its "
-                            "weights and their AdamW update. With forward ≈ 1 unit and backward ≈ 2 (activations + "
-                            "weights), expect about (1 + 1 + share of the trained weights) / 3; the optimiser step, "
-                            "memory traffic and the machine move the measured value around that.", rtol=0.4)
 
 
 # ---------------------------------------------------------------- 05's adapted SmolLM2, cached for later notebooks
 def dapt_eval_sets(tokenizer, dataset, block_size: int, eval_blocks: int | None) -> dict[str, torch.Tensor]:
     """Notebook 05's held-out blocks: medical validation text (domain) and WikiText-2 test paragraphs (general)."""
-    from .data import load_wikitext2
+    from ..core.data import load_wikitext2
 
     return {"domain": token_blocks(tokenizer, dataset["validation"]["text"], block_size, eval_blocks),
             "general": token_blocks(tokenizer, load_wikitext2()["test"]["text"], block_size, eval_blocks)}
@@ -272,11 +245,11 @@ def adapted_smollm2(profile: str, data: str = "medical_abstracts", model_name: s
     import os
     import re
 
-    from .adapt_cache import cached_artifact, file_digest, texts_digest
-    from .data import load_text_classification
-    from .device import PRECISION_ENV, pick_device, pick_precision
-    from .models import load_model, load_tokenizer, resolve_model
-    from .profiles import resolve_profile, settings
+    from ..core.cache import cached_artifact, file_digest, texts_digest
+    from ..core.data import load_text_classification
+    from ..core.device import PRECISION_ENV, pick_device, pick_precision
+    from ..core.models import load_model, load_tokenizer, resolve_model
+    from ..core.profiles import resolve_profile, settings
 
     profile = resolve_profile(profile)
     cfg = settings(profile, DAPT_SETTINGS, **overrides)
@@ -321,5 +294,5 @@ def adaptation_record(folder: str | Path) -> dict:
     """The record an adapted model was saved with: settings, perplexity table (step, set) and loss history."""
     path = Path(folder) / "adaptation.json"
     if not path.exists():
-        raise CourseError(f"{folder} has no adaptation.json: build it with companion.adaptation.adapted_smollm2")
+        raise CourseError(f"{folder} has no adaptation.json: build it with companion.lessons.n05_adaptation.adapted_smollm2")
     return json.loads(path.read_text(encoding="utf-8"))
