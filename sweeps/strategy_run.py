@@ -68,7 +68,7 @@ else:
 lr = lr * lr_scale
 print(f"strategy {strategy}{' (adapted encoder)' if adapted else ''} · lr {lr:.2g} ({lr_source}) · "
       f"test scored: {test}")
-dataset = load_text_classification(data, text_column, label_column, seed=42)  # one split for every run and seed
+dataset = load_text_classification(data, text_column, label_column)  # one fixed split per data set
 encoder = model_name
 if adapted:
     from companion.core.errors import CourseError
@@ -76,7 +76,7 @@ if adapted:
 
     if model_name != "minilm":
         raise CourseError("adapted=True adapts the embedded MiniLM only: use model_name minilm (or adapted=False)")
-    encoder = str(adapted_minilm(PROFILE, data, text_column, label_column, split_seed=42))  # this notebook's split
+    encoder = str(adapted_minilm(PROFILE, data, text_column, label_column))  # adapted on the same training split
 task = make_task(dataset, encoder, cfg["max_length"], cfg["train_size"], seed)  # the model is resolved here, once
 # embedding drift and the general-task probe, against the original MiniLM (so adaptation's own forgetting counts)
 probe = (forgetting_probe(task, general_sentences(cfg["forgetting_sentences"], seed=0), profile=PROFILE,

@@ -24,6 +24,9 @@ from .paths import DATA_DIR, cache_dir
 DATA_ENV = "COURSE_DATA_DIR"
 SPLITS = ("train", "validation", "test")
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+# One split per data set, whatever a run's own seed: every notebook, sweep run and seed sees the same train /
+# validation / test texts, so results pair across notebooks and seeds vary only what trains.
+SPLIT_SEED = 42
 
 
 def registry() -> dict:
@@ -102,7 +105,7 @@ def drop_conflicting_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict
     return kept, report
 
 
-def split_frame(frame: pd.DataFrame, label_names: list[str], seed: int = 42,
+def split_frame(frame: pd.DataFrame, label_names: list[str], seed: int = SPLIT_SEED,
                 val_size: float = 0.15, test_size: float = 0.15) -> DatasetDict:
     """Stratified, seeded train/validation/test split of a (text, label) frame into a DatasetDict."""
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
@@ -124,7 +127,7 @@ def split_frame(frame: pd.DataFrame, label_names: list[str], seed: int = 42,
     return DatasetDict(parts)
 
 
-def load_medical_abstracts(seed: int = 42, val_size: float = 0.15, test_size: float = 0.15) -> DatasetDict:
+def load_medical_abstracts(seed: int = SPLIT_SEED, val_size: float = 0.15, test_size: float = 0.15) -> DatasetDict:
     """The 2,888 medical abstracts, conflicting duplicates removed, split stratified (report in `.report`)."""
     raw = pd.read_csv(data_file("medical_abstracts", "medical_tc_test.csv"))
     names = pd.read_csv(data_file("medical_abstracts", "medical_tc_labels.csv"))
@@ -304,9 +307,10 @@ def check_data(source: str, text_column: str = "text", label_column: str = "labe
 
 
 def load_text_classification(source: str, text_column: str = "text", label_column: str = "label",
-                             seed: int = 42, val_size: float = 0.15, test_size: float = 0.15) -> DatasetDict:
-    """A learner's own labelled texts (local file or hub id when online) as the same split DatasetDict; the
-    report (`.report`) counts the rows dropped as empty, unlabelled, repeated or conflicting."""
+                             seed: int = SPLIT_SEED, val_size: float = 0.15, test_size: float = 0.15) -> DatasetDict:
+    """A learner's own labelled texts (local file or hub id when online), or the registered `medical_abstracts`, as
+    a stratified train / validation / test DatasetDict, split with SPLIT_SEED unless `seed` is given; the report
+    (`.report`) counts the rows dropped as empty, unlabelled, repeated or conflicting."""
     if source == "medical_abstracts":
         return load_medical_abstracts(seed, val_size, test_size)
     frame, label_names, report = prepare_texts(source, text_column, label_column, val_size, test_size)

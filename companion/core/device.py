@@ -71,12 +71,18 @@ def pick_precision(precision: str = "auto", profile: str = "cpu", device: torch.
     return "bf16" if device.type == "cpu" and cpu_bf16_native() else "fp32"
 
 
+def training_precision(precision: str = "auto", profile: str = "cpu", device: torch.device | None = None) -> str:
+    """The precision a run at `profile` trains in: `precision` if explicit, else COURSE_PRECISION if set, else the
+    device's choice (pick_precision)."""
+    if precision == "auto":
+        precision = os.environ.get(PRECISION_ENV) or "auto"
+    return pick_precision(precision, profile, device)
+
+
 def use_precision(precision: str = "auto", profile: str = "cpu", device: torch.device | None = None) -> str:
     """Set the precision that `auto` means in training for this process (COURSE_PRECISION overrides auto)."""
     global _chosen
-    if precision == "auto":
-        precision = os.environ.get(PRECISION_ENV) or "auto"
-    _chosen = pick_precision(precision, profile, device)
+    _chosen = training_precision(precision, profile, device)
     return _chosen
 
 

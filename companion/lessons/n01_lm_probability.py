@@ -61,6 +61,14 @@ def token_log_probs(model: torch.nn.Module, tokenizer, text: str) -> pd.DataFram
                          "prob": log_probs.exp().numpy(), "log_prob": log_probs.numpy()})
 
 
+def token_nlls(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The causal-LM loss per position, unreduced: logits[:, t] predicts labels[:, t + 1] (the model shifts by one,
+    as its own `.loss` does); a label of -100 is not scored and gives 0. Shape (batch, length - 1), in nats."""
+    flat = F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100,
+                           reduction="none")  # (tokens, vocab) rows: as exact as the model's own loss
+    return flat.view(labels.shape[0], -1)
+
+
 @torch.no_grad()
 def model_loss(model: torch.nn.Module, tokenizer, text: str) -> float:
     """The model's own loss (mean next-token NLL, labels = input ids, start token prepended) on one text."""
@@ -91,10 +99,9 @@ def sentence_nlls(model: torch.nn.Module, tokenizer, texts: list[str], max_token
         for j, r in enumerate(chunk):
             ids[j, : len(r)], mask[j, : len(r)] = r, 1
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
-        labels = ids.masked_fill(mask == 0, -100)[:, 1:]
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels, ignore_index=-100, reduction="none")
-        nll_sums += nll.sum(1).tolist()
-        counts += (labels != -100).sum(1).tolist()
+        labels = ids.masked_fill(mask == 0, -100)
+        nll_sums += token_nlls(logits, labels).sum(1).tolist()
+        counts += (labels[:, 1:] != -100).sum(1).tolist()
     return pd.DataFrame({"text": list(texts), "tokens": counts, "nll_sum": nll_sums})
 
 
@@ -142,9 +149,7 @@ def strided_perplexity(model: torch.nn.Module, tokenizer, texts: str | list[str]
         window = ids[:, begin:end].to(device)
         labels = window.clone()
         labels[:, : -(end - prev_end)] = -100  # context only: those tokens were scored by an earlier window
-        logits = model(input_ids=window).logits.float()
-        loss = F.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum")
-        nll_sum += float(loss)
+        nll_sum += float(token_nlls(model(input_ids=window).logits, labels).sum())
         scored += int((labels[0, 1:] != -100).sum())
         prev_end = end
     return {"perplexity": math.exp(nll_sum / scored), "nll": nll_sum / scored, "tokens": scored,

@@ -17,6 +17,7 @@ from ..core.errors import CourseError
 from ..core.models import count_parameters
 from ..core.paths import cache_dir
 from ..engine.training import TrainConfig, TrainResult, train
+from .n01_lm_probability import token_nlls
 
 MODES = ("full", "embeddings")
 
@@ -60,21 +61,9 @@ def replay_mix(domain: torch.Tensor, general: torch.Tensor, fraction: float, see
     return mixed[torch.randperm(len(mixed), generator=g)]
 
 
-@torch.no_grad()
 def blocks_perplexity(model: nn.Module, blocks: torch.Tensor, batch_size: int = 8) -> float:
     """Perplexity over fixed token blocks: exp of the mean next-token NLL of every predicted token."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    nll, count = 0.0, 0
-    for start in range(0, len(blocks), batch_size):
-        x = blocks[start:start + batch_size].to(device)
-        logits = model(input_ids=x).logits.float()
-        loss = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), x[:, 1:].flatten(), reduction="sum")
-        nll += float(loss)
-        count += x[:, 1:].numel()
-    model.train(was_training)
-    return math.exp(nll / count)
+    return math.exp(float(block_losses(model, blocks, batch_size).mean()))  # every block predicts as many tokens
 
 
 @torch.no_grad()
@@ -86,9 +75,7 @@ def block_losses(model: nn.Module, blocks: torch.Tensor, batch_size: int = 8) ->
     out = []
     for start in range(0, len(blocks), batch_size):
         x = blocks[start:start + batch_size].to(device)
-        logits = model(input_ids=x).logits.float()
-        loss = nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
-        out.append(loss.mean(dim=1).cpu())
+        out.append(token_nlls(model(input_ids=x).logits, x).mean(dim=1).cpu())
     model.train(was_training)
     return torch.cat(out)
 
@@ -242,23 +229,20 @@ def adapted_smollm2(profile: str, data: str = "medical_abstracts", model_name: s
     record (`adaptation.json`: settings, perplexities, losses) under the cache's artifacts; rebuilt only when the
     model files, the training texts or the settings change. `trained`: (model, result) of that very run made by
     the caller (notebook 05), saved instead of training again when the cache is stale."""
-    import os
     import re
 
     from ..core.cache import cached_artifact, file_digest, texts_digest
     from ..core.data import load_text_classification
-    from ..core.device import PRECISION_ENV, pick_device, pick_precision
+    from ..core.device import pick_device, training_precision
     from ..core.models import load_model, load_tokenizer, resolve_model
     from ..core.profiles import resolve_profile, settings
 
     profile = resolve_profile(profile)
     cfg = settings(profile, DAPT_SETTINGS, **overrides)
     device = pick_device()
-    asked = (os.environ.get(PRECISION_ENV) or "auto") if precision == "auto" else precision
-    mixed = pick_precision(asked, profile, device)  # what notebook 05's cc.start picks for `auto`
+    mixed = training_precision(precision, profile, device)  # what notebook 05's cc.start picks for `auto`
     model_path = resolve_model(model_name)
-    dataset = load_text_classification(data, text_column, label_column,
-                                       seed=seed if data != "medical_abstracts" else 42)
+    dataset = load_text_classification(data, text_column, label_column)
     tokenizer = load_tokenizer(model_path)
     train_blocks = token_blocks(tokenizer, dataset["train"]["text"], cfg["block_size"], cfg["train_blocks"])
     fingerprint = {"recipe": "05 full continued pretraining v1", "profile": profile, "settings": cfg, "seed": seed,

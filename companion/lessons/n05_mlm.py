@@ -188,16 +188,12 @@ def budget(profile: str) -> dict:
     return dict(BUDGETS[resolved], profile=resolved)
 
 
-def adaptation_texts(cfg: dict, data: str, text_column: str, label_column: str,
-                     seed: int = 0, split_seed: int | None = None) -> tuple[list[str], list[str]]:
-    """General warm-up texts (WikiText-2 validation) and domain training texts (the data's train split, split as
-    the caller splits it: `split_seed`, else as the notebooks do, 42 for the medical abstracts and `seed` for
-    other data), so the adaptation never sees the caller's validation or test texts."""
+def adaptation_texts(cfg: dict, data: str, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
+    """General warm-up texts (WikiText-2 validation) and domain training texts (the data's training split, the one
+    split every notebook uses), so the adaptation never sees a validation or test text."""
     from ..core.data import load_text_classification, load_wikitext2
 
-    if split_seed is None:
-        split_seed = seed if data != "medical_abstracts" else 42
-    dataset = load_text_classification(data, text_column, label_column, seed=split_seed)
+    dataset = load_text_classification(data, text_column, label_column)
     domain = list(dataset["train"]["text"])
     general = list(load_wikitext2()["validation"]["text"])
     return general[:cfg["warm_texts"]], domain[:cfg["train_texts"]]
@@ -239,22 +235,20 @@ def build_adapted(folder: Path, cfg: dict, general: list[str], domain: list[str]
 
 def adapted_minilm(profile: str, data: str = "medical_abstracts", text_column: str = "text",
                    label_column: str = "label", seed: int = 0, precision: str = "auto", rebuild: bool = False,
-                   progress: bool = True, split_seed: int | None = None) -> Path:
+                   progress: bool = True) -> Path:
     """The MiniLM encoder after masked-LM DAPT on `data`'s training texts: built with `profile`'s budget when the
     cache has no fresh copy, else the cached folder (load it with load_model(path, "classifier", num_labels=…)).
     `seed` is the adaptation's own seed: keep 0 so that fine-tuning runs over several seeds share one encoder."""
-    import os
     import re
 
     from ..core.cache import cached_artifact, file_digest, texts_digest
-    from ..core.device import PRECISION_ENV, pick_device, pick_precision
+    from ..core.device import pick_device, training_precision
     from ..core.models import resolve_model
 
     cfg = budget(profile)
     device = pick_device()
-    asked = (os.environ.get(PRECISION_ENV) or "auto") if precision == "auto" else precision
-    cfg["mixed_precision"] = pick_precision(asked, cfg["profile"], device)  # what a notebook's cc.start picks
-    general, domain = adaptation_texts(cfg, data, text_column, label_column, seed, split_seed)
+    cfg["mixed_precision"] = training_precision(precision, cfg["profile"], device)  # what a notebook's cc.start picks
+    general, domain = adaptation_texts(cfg, data, text_column, label_column)
     fingerprint = {"recipe": f"05 masked-LM DAPT v{MLM_VERSION}", "budget": cfg, "seed": seed,
                    "device": device.type, "model": file_digest([resolve_model("minilm")]),
                    "train_texts": texts_digest(domain), "warm_texts": texts_digest(general)}

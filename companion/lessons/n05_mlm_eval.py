@@ -11,6 +11,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from .n01_lm_probability import token_nlls
 from .n02_cross_entropy import IGNORE_INDEX, mask_tokens
 from ..core.errors import CourseError
 from .n05_mlm import MaskedLM, encode_texts, special_mask
@@ -139,8 +140,7 @@ def causal_lm_loss(model, tokenizer, texts: Sequence[str], max_length: int = 64)
     total, count = 0.0, 0
     for text in texts:
         ids = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)["input_ids"].to(device)
-        loss = model(input_ids=ids, labels=ids).loss
-        total, count = total + float(loss) * (ids.shape[1] - 1), count + ids.shape[1] - 1
+        total, count = total + float(token_nlls(model(input_ids=ids).logits, ids).sum()), count + ids.shape[1] - 1
     return total / count
 
 

@@ -72,7 +72,7 @@ pd.Series(cfg, name=PROFILE).to_frame()
 # we leave it in for perplexity (it costs the model a few tokens) and drop it from word statistics.
 
 # %%
-dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
+dataset = load_text_classification(data, text_column, label_column)  # one fixed split per data set
 wiki = load_wikitext2()
 domain_texts = list(dataset["train"]["text"])
 general_texts = list(wiki["validation"]["text"]) + list(wiki["test"]["text"])

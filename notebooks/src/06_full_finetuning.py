@@ -94,7 +94,7 @@ pd.Series(cfg, name="setting").to_frame()
 # bag-of-words model (TF-IDF + logistic regression, scikit-learn defaults) trained on the *whole* texts.
 
 # %%
-dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
+dataset = load_text_classification(data, text_column, label_column)  # one fixed split per data set
 if cfg["eval_size"]:
     dataset = type(dataset)({s: (p if s == "train" else p.select(range(min(cfg["eval_size"], len(p)))))
                              for s, p in dataset.items()})

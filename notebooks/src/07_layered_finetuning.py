@@ -83,7 +83,7 @@ if lr is None and PROFILE == "cpu":  # the rate the strategy sweep's search chos
     cfg["lr"], rate_source = read_rate(Path(rates_csv), "freeze", PROFILE)
 else:
     rate_source = "given" if lr is not None else "profile default"
-dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
+dataset = load_text_classification(data, text_column, label_column)  # one fixed split per data set
 if cfg["eval_size"]:
     dataset = type(dataset)({s: (p if s == "train" else p.select(range(min(cfg["eval_size"], len(p)))))
                              for s, p in dataset.items()})

@@ -98,7 +98,7 @@ cfg = cc.settings(PROFILE, {
             "full_lr": 5e-5, "rates": 3, "seeds": 5, "batch_size": 32, "task_epochs": 4, "domain_per_class": 500,
             "domain_test_per_class": 300},
 }, epochs=epochs, max_length=max_length, train_size=train_size, prompt_lengths=prompt_lengths, prompt_lr=prompt_lr)
-dataset = load_text_classification(data, text_column, label_column, seed=seed if data != "medical_abstracts" else 42)
+dataset = load_text_classification(data, text_column, label_column)  # one fixed split per data set
 if cfg["eval_size"]:
     dataset = type(dataset)({s: (p if s == "train" else p.select(range(min(cfg["eval_size"], len(p)))))
                              for s, p in dataset.items()})
