@@ -30,7 +30,7 @@ def _data(max_length: int, n: int):
     """Tokenised medical training texts (no padding), a tokenizer and the number of labels."""
     from companion.core.data import load_medical_abstracts
     from companion.core.models import load_tokenizer
-    from companion.engine.training import tokenize_dataset
+    from companion.engine.batches import tokenize_dataset
 
     ds = load_medical_abstracts()
     tokenizer = load_tokenizer("minilm")
@@ -72,7 +72,8 @@ def run_variant(variant: str, steps: int, batch: int, max_length: int, seed: int
 
     import companion as cc
     from companion.core.device import pick_precision
-    from companion.engine.training import TrainConfig, padding_collator, train
+    from companion.engine.training import TrainConfig, train
+    from companion.engine.batches import padding_collator
 
     if threads > 0:
         torch.set_num_threads(threads)

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> dict | None:
     from companion.core.errors import CourseError
     from companion.engine.finetune import make_task, new_classifier
     from companion.engine.strategies import prepare_strategy
-    from companion.engine.training import TrainConfig, padding_collator, train
+    from companion.engine.training import TrainConfig, train
+    from companion.engine.batches import padding_collator
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.global_batch % world or args.train_size % args.global_batch:

@@ -80,42 +80,34 @@ def test_pick_precision_auto_forced_and_rejected(monkeypatch):
         dev.pick_precision("fp16")
 
 
-def test_start_sets_and_prints_the_precision(monkeypatch, capsys):
+def test_the_precision_is_a_function_of_profile_device_and_request(monkeypatch, capsys):
+    """No process-global state: cc.start prints what the profile trains in, and the protocol carries it."""
     import companion.core.device as dev
+    from companion.engine.protocol import protocol
 
-    monkeypatch.setattr(dev, "_chosen", None)
     monkeypatch.delenv("COURSE_FORCE_PROFILE", raising=False)
     monkeypatch.delenv(dev.PRECISION_ENV, raising=False)
+    monkeypatch.setattr(dev, "cpu_bf16_native", lambda cpuinfo=None: True)
     cc.start("cpu", precision="bf16")
-    assert dev.current_precision() == "bf16" and "training precision: bf16 autocast" in capsys.readouterr().out
+    assert "training precision: bf16 autocast" in capsys.readouterr().out
+    assert dev.training_precision("auto", "cpu") == "bf16" and dev.training_precision("auto", "smoke") == "fp32"
+    assert protocol("cpu").config(1e-4, 0, 100).mixed_precision == "bf16"
+    assert dev.default_precision() == "fp32"  # no profile (library use, unit tests): float32 on CPUs
     monkeypatch.setenv(dev.PRECISION_ENV, "fp32")  # the variable overrides `auto` for a whole run
     cc.start("cpu")
-    assert dev.current_precision() == "fp32" and "training precision: fp32" in capsys.readouterr().out
-    monkeypatch.setattr(dev, "_chosen", None)
-    monkeypatch.delenv(dev.PRECISION_ENV)
-    monkeypatch.setattr(dev, "cpu_bf16_native", lambda cpuinfo=None: True)
-    assert dev.current_precision() == "fp32"  # no profile chosen (library use, unit tests): float32 on CPUs
-    cc.start("cpu")
-    assert dev.current_precision() == "bf16"  # the cpu profile on a CPU with native bf16
-    cc.start("smoke")
-    assert dev.current_precision() == "fp32"
+    assert "training precision: fp32" in capsys.readouterr().out
+    assert dev.training_precision("auto", "cpu") == "fp32" and protocol("cpu").config(1e-4, 0, 100).mixed_precision == "fp32"
+    assert not hasattr(dev, "_chosen")
 
 
-def test_make_accelerator_switches_precision_in_one_process(monkeypatch):
-    """accelerate keeps one precision per process; make_accelerator lets one process train in both, in turn."""
-    import companion.core.device as dev
-    from companion.engine.training import make_accelerator
+def test_autocast_runs_products_in_bf16_only_when_asked():
+    from companion.core.device import autocast
 
-    assert make_accelerator("bf16").mixed_precision == "bf16"
-    assert make_accelerator("fp32").mixed_precision == "no"
-    monkeypatch.setattr(dev, "_chosen", "bf16")
-    bf16 = make_accelerator()  # auto: the precision cc.start chose
-    assert bf16.mixed_precision == "bf16" and bf16.device.type == "cpu"
     layer = torch.nn.Linear(4, 4)
-    with bf16.autocast():
+    with autocast("bf16", torch.device("cpu")):
         assert layer(torch.randn(2, 4)).dtype == torch.bfloat16
-    monkeypatch.setattr(dev, "_chosen", None)
-    assert make_accelerator("fp32").mixed_precision == "no"
+    with autocast("fp32", torch.device("cpu")):
+        assert layer(torch.randn(2, 4)).dtype == torch.float32
 
 
 def test_device_report_names_the_training_precision():

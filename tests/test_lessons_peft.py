@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from companion import load_model, load_tokenizer
-from companion.lessons.n08_soft_prompts import batches, domain_identification, evaluate_task_prompt, folder_bytes, train_task_prompt
+from companion.engine.training import TrainConfig
+from companion.lessons.n08_soft_prompts import (TaskPrompt, batches, domain_identification, evaluate_task_prompt, folder_bytes,
+                                              train_task_prompt)
 from companion.checks.n08 import check_storage_ratio
 from companion.core.rates import choose_rate, rate_grid, runs_over_seeds
 
@@ -79,16 +81,17 @@ def test_training_moves_only_the_task_prompt_and_head(shared):
     head = nn.Linear(384, 2)
     other = model.prompt_encoder["b"].embedding.weight.detach().clone()
     prompt = model.prompt_encoder["a"].embedding.weight.detach().clone()
-    losses = train_task_prompt(model, "a", head, tok, texts, labels, epochs=3, lr=3e-2, batch_size=8,
-                               max_length=24)
-    assert len(losses) == 6 and losses[-1] < losses[0]
+    task = TaskPrompt(model, "a", head)
+    losses = train_task_prompt(task, tok, texts, labels, TrainConfig(epochs=3, lr=3e-2, batch_size=8, progress=False,
+                                                                     mixed_precision="fp32"), max_length=24)
+    assert len(losses) == 6 and losses[-1] < losses[0]  # one loss per step: the engine's history
     assert not torch.equal(prompt, model.prompt_encoder["a"].embedding.weight)  # task a's prompt trained
     assert torch.equal(other, model.prompt_encoder["b"].embedding.weight)  # task b's prompt untouched
     assert all(torch.equal(before[k], v) for k, v in backbone.state_dict().items())  # frozen backbone
-    scores = evaluate_task_prompt(model, "a", head, tok, texts, labels, max_length=24)
+    scores = evaluate_task_prompt(task, tok, texts, labels, max_length=24)
     assert scores["accuracy"] > 0.5 and len(scores["preds"]) == len(texts)
-    evaluate_task_prompt(model, "b", nn.Linear(384, 3), tok, texts, [0] * len(texts), max_length=24)
-    assert evaluate_task_prompt(model, "a", head, tok, texts, labels, max_length=24)["preds"] == scores["preds"]
+    evaluate_task_prompt(TaskPrompt(model, "b", nn.Linear(384, 3)), tok, texts, [0] * len(texts), max_length=24)
+    assert evaluate_task_prompt(task, tok, texts, labels, max_length=24)["preds"] == scores["preds"]
 
 
 def test_folder_bytes(tmp_path):

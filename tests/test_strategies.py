@@ -9,8 +9,10 @@ from datasets import DatasetDict
 from companion import CourseError, count_parameters, load_model, load_tokenizer
 from companion.engine.strategies import STRATEGIES, prepare_strategy
 from companion.engine.finetune import make_task, run_strategy
-from companion.engine.layered import UpperStack, cache_lower_features, collate_features, discriminative_groups, freeze_lower, gradual_unfreezing, model_parts, parameter_shares, trainable_parts
-from companion.engine.training import TrainConfig, padding_collator, tokenize_dataset
+from companion.engine.layered import (UpperStack, cache_lower_features, collate_features, discriminative_groups,
+                                      freeze_lower, gradual_unfreezing, model_parts, parameter_shares, trainable_parts)
+from companion.engine.training import TrainConfig
+from companion.engine.batches import padding_collator, tokenize_dataset
 
 D, LAYERS, LABELS, TOKENS, RANK, MLP = 384, 6, 5, 4, 4, 128  # MiniLM's width and depth; the options below
 HEAD = D * LABELS + LABELS  # the new classifier (peft trains it too)

@@ -6,7 +6,8 @@ import torch
 from datasets import DatasetDict
 
 from companion import load_model, load_tokenizer
-from companion.engine.training import LengthGroupedBatches, TrainConfig, linear_warmup_decay, padding_collator, tokenize_dataset, train
+from companion.engine.batches import LengthGroupedBatches, padding_collator, tokenize_dataset
+from companion.engine.training import TrainConfig, linear_warmup_decay, train
 
 
 @pytest.fixture(scope="module")
@@ -71,53 +72,42 @@ def test_warmup_then_linear_decay():
     assert rates == pytest.approx([0.0, 0.5, 1.0, 0.75, 0.5, 0.25])
 
 
-def _hand_written_loop(model, data, collate, epochs: int, lr: float, batch_size: int, seed: int) -> list[float]:
-    """The loop notebook 06 writes out, step for step: the package's `train` must give the same losses."""
-    import torch.nn.functional as F
+def test_balanced_class_weights_are_the_weighted_cross_entropy(tiny):
+    """class_weights="balanced": each example's loss weighted by n / (classes × n_c), as a weighted mean."""
+    from companion.engine.training import class_weights, weighted_loss
 
-    from companion.engine.training import evaluate, fused_ok, make_accelerator, make_loader, param_groups
-
-    torch.manual_seed(seed)
-    accelerator = make_accelerator("no")
-    loader = make_loader(data["train"], collate, batch_size, shuffle=True, seed=seed)
-    val_loader = make_loader(data["validation"], collate, 64, shuffle=False)
-    batches = loader.batch_sampler
-    groups = param_groups(model, lr, weight_decay=0.01)
-    optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused_ok(groups, accelerator.device))
-    total = len(loader) * epochs
-    scheduler = linear_warmup_decay(optimizer, int(0.1 * total), total)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    val_loader = accelerator.prepare(val_loader)
-    losses = []
-    for epoch in range(epochs):
-        batches.set_epoch(epoch)
-        model.train()
-        for batch in loader:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = F.cross_entropy(logits, batch["labels"])
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(loss.item())
-        evaluate(model, val_loader, accelerator)
-    return losses
+    weights = class_weights([0, 0, 0, 1], 3)
+    assert weights.tolist() == pytest.approx([4 / 9, 4 / 3, 0.0])  # an absent class weighs 0
+    logits, labels = torch.randn(4, 3), torch.tensor([0, 0, 0, 1])
+    per_example = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    by_hand = (weights[labels] * per_example).sum() / weights[labels].sum()
+    assert float(weighted_loss(logits, labels, weights)) == pytest.approx(float(by_hand), rel=1e-6)
+    plain, weighted = _run(tiny, class_weights="none", seed=2), _run(tiny, class_weights="balanced", seed=2)
+    assert plain.history["loss"].tolist() != weighted.history["loss"].tolist()
+    with pytest.raises(Exception, match="unknown class_weights"):
+        _run(tiny, class_weights="inverse")
 
 
-def test_train_is_the_hand_written_loop(tiny):
-    import copy
+def test_patience_waits_for_the_plateau_to_be_left(tiny):
+    """A run whose best score never rises above the plateau (here: unreachable) is not stopped early."""
+    stuck = _run(tiny, epochs=4, patience=1, lr=0.0, plateau=1.01)
+    assert stuck.epochs_run == 4 and not stuck.stopped_early and stuck.left_plateau is False
+    stopped = _run(tiny, epochs=4, patience=1, lr=0.0, plateau=-1.0)
+    assert stopped.epochs_run == 2 and stopped.stopped_early and stopped.left_plateau is True
 
-    data, collate = tiny
-    torch.manual_seed(0)
-    model = load_model("minilm", "classifier", num_labels=5)
-    twin = copy.deepcopy(model)
-    ours = _hand_written_loop(model, data, collate, epochs=2, lr=1e-4, batch_size=8, seed=1)
-    config = TrainConfig(epochs=2, batch_size=8, lr=1e-4, seed=1, patience=None, log_every=1, progress=False,
-                         mixed_precision="no")
-    package = train(twin, data["train"], data["validation"], collate, config).history.query("split == 'train'")
-    assert len(ours) == len(package) == 6
-    assert max(abs(a - b) for a, b in zip(ours, package["loss"])) < 1e-5
+
+def test_epochs_none_means_enough_for_the_step_budget(tiny):
+    result = _run(tiny, epochs=None, max_steps=7, patience=None)  # 3 steps per epoch: 3 epochs, cut at step 7
+    assert result.steps == 7 and result.epochs_run == 3 and result.max_steps == 7 and not result.stopped_early
+    with pytest.raises(Exception, match="needs epochs or max_steps"):
+        _run(tiny, epochs=None)
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step_and_the_rate(tiny):
+    from companion.core.errors import CourseError
+
+    with pytest.raises(CourseError, match=r"at step 2 \(learning rate 1e\+30\)"):
+        _run(tiny, lr=1e30, max_grad_norm=0.0, epochs=3)
 
 
 def test_custom_evaluation_every_few_steps(tiny):

@@ -17,7 +17,6 @@ PRECISION_ENV = "COURSE_PRECISION"  # overrides `auto` for a whole run, e.g. COU
 # (Intel Xeon, 1.70×) and AVX512-BF16 (AMD EPYC, 2.1× less CPU time per MiniLM step); AVX2-only CPUs emulate bf16
 # and are slower with it.
 FAST_CPU_BF16 = ("amx_bf16", "avx512_bf16")
-_chosen: str | None = None  # the precision set by use_precision() (cc.start), else None
 
 
 def pick_device(prefer: str = "auto") -> torch.device:
@@ -79,21 +78,17 @@ def training_precision(precision: str = "auto", profile: str = "cpu", device: to
     return pick_precision(precision, profile, device)
 
 
-def use_precision(precision: str = "auto", profile: str = "cpu", device: torch.device | None = None) -> str:
-    """Set the precision that `auto` means in training for this process (COURSE_PRECISION overrides auto)."""
-    global _chosen
-    _chosen = training_precision(precision, profile, device)
-    return _chosen
-
-
-def current_precision() -> str:
-    """What `auto` means in training now: what cc.start / use_precision chose; before that (library use, unit
-    tests) COURSE_PRECISION if set, else bf16 on CUDA and fp32 on every CPU."""
-    if _chosen is not None:
-        return _chosen
+def default_precision() -> str:
+    """What `auto` means where no profile says more (library use, unit tests): COURSE_PRECISION if set, else bf16 on
+    a CUDA card that has it, else fp32 (every CPU)."""
     if os.environ.get(PRECISION_ENV):
         return pick_precision(os.environ[PRECISION_ENV])
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def autocast(precision: str, device: torch.device):
+    """A context in which matrix products run in bf16 when `precision` is bf16 (torch.autocast), else a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def describe_precision(precision: str, device: torch.device | None = None) -> str:
@@ -127,7 +122,7 @@ def device_report(device: torch.device | None = None) -> dict:
     info = {
         "device": device.type,
         "dtype": str(pick_dtype(device)).replace("torch.", ""),
-        "training_precision": describe_precision(current_precision(), device),
+        "training_precision": describe_precision(default_precision(), device),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .device import describe_precision, pick_device, seed_everything, use_precision
+from .device import describe_precision, pick_device, seed_everything, training_precision
 from .errors import CourseError
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -68,7 +68,7 @@ def start(profile: str = "auto", seed: int = 0, precision: str = "auto") -> tupl
 
     resolved = resolve_profile(profile)
     device = pick_device()
-    print("training precision:", describe_precision(use_precision(precision, resolved, device), device))
+    print("training precision:", describe_precision(training_precision(precision, resolved, device), device))
     quiet_libraries()
     seed_everything(seed)
     sns.set_theme(style="whitegrid")

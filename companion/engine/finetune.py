@@ -11,7 +11,7 @@ strategy's row in `strategies.STRATEGIES`), `fit` (train, then predict the test 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from datasets import DatasetDict
@@ -19,11 +19,13 @@ from torch import nn
 
 from ..core.errors import CourseError
 from ..core.models import count_parameters, load_model, load_tokenizer, resolve_model
+from .batches import eval_loader, padding_collator, tokenize_dataset
 from .forgetting import Probe, make_probe, probe_sizes
 from .layered import Prepared, UpperStack, cache_lower_features, collate_features
-from .metrics import classification_metrics, predicts_one_class
+from .metrics import classification_metrics, majority_baseline, predicts_one_class, training_check
+from .protocol import Protocol
 from .strategies import check_strategy, prepare_strategy
-from .training import TrainConfig, TrainResult, eval_loader, padding_collator, predict, tokenize_dataset, train
+from .training import TrainConfig, TrainResult, predict, run_precision, train
 
 
 # ---------------------------------------------------------------- the task: resolved and tokenised once
@@ -37,20 +39,30 @@ class Task:
     num_labels: int
     id2label: dict[int, str] | None
     max_length: int
+    truncation: str = "head"
 
 
 def subset(dataset: DatasetDict, train_size: int | None, seed: int = 0) -> DatasetDict:
-    """The same splits with the training split cut to `train_size` examples (a seeded random sample)."""
-    if train_size is None or train_size >= len(dataset["train"]):
+    """The same splits with the training split cut to `train_size` examples: a seeded sample stratified by label
+    (every class keeps its share, so a small sample still holds every class)."""
+    train = dataset["train"]
+    if train_size is None or train_size >= len(train):
         return dataset
+    from sklearn.model_selection import train_test_split
+
+    labels = list(train["label"])
+    counts = {label: labels.count(label) for label in set(labels)}
+    stratify = labels if min(counts.values()) >= 2 and train_size >= len(counts) else None
+    keep, _ = train_test_split(list(range(len(train))), train_size=train_size, random_state=seed, stratify=stratify)
     parts = dict(dataset)
-    parts["train"] = dataset["train"].shuffle(seed=seed).select(range(train_size))
+    parts["train"] = train.select(sorted(keep))
     return DatasetDict(parts)
 
 
 def make_task(dataset: DatasetDict, model_name: str = "minilm", max_length: int = 64, train_size: int | None = None,
-              seed: int = 0, tokenizer=None) -> Task:
-    """Resolve the model once, load its tokenizer (unless given), cut the training split, tokenise every split."""
+              seed: int = 0, tokenizer=None, truncation: str = "head") -> Task:
+    """Resolve the model once, load its tokenizer (unless given), cut the training split, tokenise every split
+    (`truncation`: keep the head of a long text, or its head and tail)."""
     missing = [split for split in ("train", "validation", "test") if split not in dataset]
     if missing:
         raise CourseError(f"the data set has no {', '.join(missing)} split: load it with "
@@ -60,8 +72,15 @@ def make_task(dataset: DatasetDict, model_name: str = "minilm", max_length: int 
     dataset = subset(dataset, train_size, seed)
     names = getattr(dataset["train"].features["label"], "names", None)
     num_labels = len(names) if names else len(set(dataset["train"]["label"]))
-    return Task(model_name, path, tokenizer, tokenize_dataset(dataset, tokenizer, max_length), num_labels,
-                dict(enumerate(names)) if names else None, max_length)
+    return Task(model_name, path, tokenizer, tokenize_dataset(dataset, tokenizer, max_length, truncation=truncation),
+                num_labels, dict(enumerate(names)) if names else None, max_length, truncation)
+
+
+def task_for(dataset: DatasetDict, model_name: str, protocol: Protocol, seed: int, tokenizer=None) -> Task:
+    """The task a run under `protocol` trains on: its training subset (sampled with the run's seed), length and
+    truncation."""
+    return make_task(dataset, model_name, protocol.max_length, protocol.train_size, seed, tokenizer,
+                     protocol.truncation)
 
 
 def new_classifier(task: Task) -> nn.Module:
@@ -107,10 +126,18 @@ def fit(prepared: Prepared, task: Task, config: TrainConfig, use_cache: bool = T
                   for name, split in task.data.items()}
         cache_seconds = time.perf_counter() - start
         trainee, collate = UpperStack(prepared.model, prepared.frozen), collate_features
+    if config.plateau is None:  # early stopping waits until validation beats always guessing the majority class
+        config = replace(config, plateau=majority_plateau(task))
     result = train(trainee, splits["train"], splits["validation"], collate, config,
                    groups=prepared.groups(config.lr, config.weight_decay), on_epoch_start=prepared.hook)
-    scored = predict(trainee, eval_loader(splits["test"], collate, config.eval_batch_size)) if test else None
+    scored = predict(trainee, eval_loader(splits["test"], collate, config.eval_batch_size),
+                     precision=run_precision(config.mixed_precision)) if test else None
     return Fitted(result, scored, cached, cache_seconds)
+
+
+def majority_plateau(task: Task) -> float:
+    """Validation macro-F1 of always predicting the training split's most frequent class."""
+    return majority_baseline(task.data["train"]["labels"], task.data["validation"]["labels"])["macro_f1"]
 
 
 def measure(prepared: Prepared, fitted: Fitted, task: Task, probe: Probe | None = None) -> dict[str, Any]:
@@ -120,10 +147,16 @@ def measure(prepared: Prepared, fitted: Fitted, task: Task, probe: Probe | None 
                                                                                         "accuracy": None}
     params = count_parameters(prepared.model)  # gradual unfreezing: what was trainable by the end
     result = fitted.result
+    check = training_check("the model", test["labels"], test["preds"], task.data["train"]["labels"]) \
+        if fitted.test else None
     return {
         "cached": fitted.cached, "macro_f1": scores["macro_f1"], "accuracy": scores["accuracy"],
         "val_macro_f1": result.best.get("macro_f1"), "val_accuracy": result.best.get("accuracy"),
         "one_class": predicts_one_class(test["preds"]) if fitted.test else None,
+        "trained": None if check is None else check.trained,
+        "classes_predicted": None if check is None else check.classes_predicted,
+        "majority_macro_f1": None if check is None else check.majority_macro_f1,
+        "stopped_early": result.stopped_early, "left_plateau": result.left_plateau, "max_steps": result.max_steps,
         "trainable": int(params["trainable"]), "total": int(params["total"]),
         "trainable_pct": float(params["trainable_pct"]),
         "train_seconds": result.train_seconds, "cache_seconds": fitted.cache_seconds,
@@ -152,8 +185,9 @@ def run_strategy(name: str, task: Task, config: TrainConfig, probe: Probe | None
     prepared = prepare_strategy(name, new_classifier(task), **options)
     fitted = fit(prepared, task, config, use_cache, test)
     row = {"strategy": name, "model_name": task.model_name, "seed": config.seed, "k": prepared.frozen,
-           "lr": config.lr, "epochs": config.epochs, "max_length": task.max_length,
-           "train_size": len(task.data["train"]), **measure(prepared, fitted, task, probe)}
+           "lr": config.lr, "epochs": config.epochs, "max_length": task.max_length, "truncation": task.truncation,
+           "class_weights": config.class_weights, "train_size": len(task.data["train"]),
+           **measure(prepared, fitted, task, probe)}
     row["seconds"] = time.perf_counter() - start
     if keep_model:
         row["model"] = prepared.model

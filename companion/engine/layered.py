@@ -195,7 +195,7 @@ def cache_lower_features(model: nn.Module, data, collate: Callable, k: int, batc
     """Run embeddings + the lowest k layers once (eval mode) and keep each example's unpadded hidden states."""
     from transformers.masking_utils import create_bidirectional_mask
 
-    from .training import make_loader
+    from .batches import make_loader
 
     base = model.base_model
     was_training = model.training

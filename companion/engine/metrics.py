@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
@@ -53,19 +54,41 @@ def predicts_one_class(preds: Sequence[int]) -> bool:
     return len(set(np.asarray(preds).tolist())) <= 1
 
 
-def assert_trained(name: str, preds: Sequence[int], macro_f1: float, majority_f1: float, strict: bool = True) -> str:
-    """Fail loudly if a model predicts one class only or does not beat the majority baseline (peft issue 2642).
+@dataclass(frozen=True)
+class TrainingCheck:
+    """Did a classifier train? Only if it predicts more than one class and its macro-F1 beats always guessing the
+    majority class (peft issue 2642: a run can end "ok" having learned nothing)."""
+    name: str
+    macro_f1: float
+    majority_macro_f1: float
+    classes_predicted: int
+    classes: int
 
-    `strict=False` (tiny smoke runs, which cannot learn) reports the problem instead of raising.
-    """
-    if not strict:
-        try:
-            return assert_trained(name, preds, macro_f1, majority_f1)
-        except AssertionError as err:
-            return f"not enforced in this tiny run: {err}"
-    if predicts_one_class(preds):
-        raise AssertionError(f"{name} predicts only class {int(np.asarray(preds)[0])} for every input: it did not "
-                             f"train. Soft prompts need large learning rates (1e-2…3e-1) and enough steps.")
-    if macro_f1 <= majority_f1:
-        raise AssertionError(f"{name} macro-F1 {macro_f1:.3f} does not beat the majority class ({majority_f1:.3f})")
-    return f"{name}: trained ({len(set(np.asarray(preds).tolist()))} classes predicted, macro-F1 {macro_f1:.3f} > {majority_f1:.3f})"
+    @property
+    def trained(self) -> bool:
+        """True when the predictions cover more than one class and beat the majority class's macro-F1."""
+        return self.classes_predicted > 1 and self.macro_f1 > self.majority_macro_f1
+
+    def line(self) -> str:
+        """One unmistakable line: trained, or COLLAPSED with the likely causes and what to change."""
+        if self.trained:
+            return (f"did it train? yes: {self.name} predicts {self.classes_predicted} of {self.classes} classes, "
+                    f"macro-F1 {self.macro_f1:.3f} > majority class {self.majority_macro_f1:.3f}")
+        what = ("one class for every text" if self.classes_predicted <= 1
+                else f"{self.classes_predicted} of {self.classes} classes")
+        return (f"COLLAPSED: {self.name} predicts {what} and its macro-F1 {self.macro_f1:.3f} does not beat the "
+                f"majority class ({self.majority_macro_f1:.3f}): it did not learn the task. Likely causes: a "
+                f"learning rate chosen for other data or too small (-p lr, or run the rate search), too few steps "
+                f"(-p epochs), or unbalanced classes (-p class_weights balanced)")
+
+    def to_json(self) -> dict:
+        """The check as stored in a result JSON (`training_checks`), `trained` included."""
+        return asdict(self) | {"trained": self.trained}
+
+
+def training_check(name: str, labels: Sequence[int], preds: Sequence[int], train_labels: Sequence[int]
+                   ) -> TrainingCheck:
+    """The did-it-train check of predictions against labels, with the majority class of the training labels."""
+    majority = majority_baseline(train_labels, labels)["macro_f1"]
+    return TrainingCheck(name, classification_metrics(labels, preds)["macro_f1"], majority,
+                         len(set(np.asarray(preds).tolist())), len(set(np.asarray(labels).tolist())))

@@ -1,8 +1,10 @@
 """The course's one training loop, built on `accelerate` (CPU, one GPU, or `accelerate launch` on several).
 
-It trains classifiers (notebooks 06-09) and continues the pretraining of a causal LM (notebook 05). Dynamic padding,
-length-grouped batches, warm-up + linear decay, gradient clipping, evaluation each epoch (or every few steps) with
-early stopping, a history table, and the costs: wall time, samples/s, peak memory, parameters.
+It trains classifiers (notebooks 06-09), continues the pretraining of a causal LM (05), warms and adapts a masked-LM
+head (05) and trains soft prompts for several tasks on one model (08). AdamW with warm-up + linear decay, gradient
+clipping, bf16 autocast where the hardware has it, optional class-weighted cross-entropy, evaluation each epoch (or
+every few steps) with early stopping that waits until the model has learned something, a history table, and the
+costs: wall time, samples/s, peak memory, parameters.
 """
 from __future__ import annotations
 
@@ -10,32 +12,37 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.device import current_precision, pick_device, pick_precision
-from .metrics import classification_metrics
+from ..core.device import autocast, default_precision, pick_device, pick_precision
+from ..core.errors import CourseError
 from ..core.models import count_parameters
+from .batches import labels_of, make_loader
+from .metrics import classification_metrics
+
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclass
 class TrainConfig:
     """Settings of one training run (a sweep varies these)."""
-    epochs: int = 3  # passes over the training data
+    epochs: int | None = 3  # most passes over the training data; None: as many as `max_steps` needs
     batch_size: int = 32  # examples per optimiser step
     lr: float = 5e-5  # peak learning rate (after warm-up)
     weight_decay: float = 0.01  # AdamW decoupled weight decay (not on biases and LayerNorm)
     warmup_ratio: float = 0.1  # share of the steps with a linear warm-up
     max_grad_norm: float = 1.0  # gradient clipping threshold (global L2 norm)
-    patience: int | None = 2  # stop after this many epochs without a better validation score
+    patience: int | None = 2  # stop after this many evaluations without a better score (counted once the warm-up
+    #                           has ended and the best score is above `plateau`); None: never stop early
     max_steps: int | None = None  # stop after this many optimiser steps (None: all epochs)
     eval_batch_size: int = 64  # examples per evaluation batch
     group_by_length: bool = True  # batch similar lengths together (less padding)
-    mixed_precision: str = "auto"  # auto (device.current_precision: what cc.start picked), fp32 (or no), bf16
+    mixed_precision: str = "auto"  # fp32, bf16 or auto (COURSE_PRECISION, else bf16 on CUDA cards that have it)
     metric: str = "macro_f1"  # validation metric for early stopping and the best checkpoint
     seed: int = 0  # seeds shuffling and dropout
     log_every: int = 5  # record the training loss every this many steps
@@ -46,6 +53,9 @@ class TrainConfig:
     eval_at_start: bool = False  # also evaluate before the first step (recorded at step 0)
     greater_is_better: bool = True  # False for a metric such as perplexity or loss
     warmup_steps: int | None = None  # warm-up steps; None: warmup_ratio of the steps
+    class_weights: str = "none"  # none, or balanced: cross-entropy weighted by n / (classes × n_class) of training
+    plateau: float | None = None  # a score that means "not learned yet" (the majority class's macro-F1): early
+    #                               stopping waits until the best score is above it
 
 
 @dataclass
@@ -64,96 +74,17 @@ class TrainResult:
     config: dict[str, Any] = field(default_factory=dict)
     examples: int = 0  # training examples (sequences) seen
     memory_added_mb: float = 0.0  # peak minus the memory held when training started (what this run added)
+    max_steps: int = 0  # the budget: the step cap the run could have reached
+    stopped_early: bool = False  # early stopping ended the run before the cap (it converged on validation)
+    left_plateau: bool | None = None  # the best score rose above `plateau` (None: no plateau given)
 
     def summary(self) -> dict[str, Any]:
         """The scalar results as a JSON-friendly dict (no history table)."""
         return {"best": self.best, "best_epoch": self.best_epoch, "epochs_run": self.epochs_run,
-                "steps": self.steps, "seconds": round(self.seconds, 2), "train_seconds": round(self.train_seconds, 2),
-                "samples_per_s": round(self.samples_per_s, 2), "peak_memory_mb": round(self.peak_memory_mb, 1),
-                "params": self.params}
-
-
-class LengthGroupedBatches:
-    """Batch sampler: shuffle, cut into mega-batches of 50 batches, sort each by length, split, shuffle the batches.
-
-    Similar lengths share a batch, so dynamic padding adds few pad tokens; the order changes with `set_epoch`.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, shuffle: bool = True,
-                 group: bool = True, mega: int = 50):
-        self.lengths, self.batch_size, self.seed = list(lengths), batch_size, seed
-        self.shuffle, self.group, self.mega, self.epoch = shuffle, group, mega, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use a different (but seeded) order in each epoch."""
-        self.epoch = epoch
-
-    def batches(self) -> list[list[int]]:
-        """The list of index batches for the current epoch."""
-        n = len(self.lengths)
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
-            order = torch.randperm(n, generator=gen).tolist()
-        else:
-            order = list(range(n))
-        if self.group:
-            size = self.batch_size * self.mega
-            chunks = [order[i:i + size] for i in range(0, n, size)]
-            order = [i for chunk in chunks for i in sorted(chunk, key=lambda j: -self.lengths[j])]
-        batches = [order[i:i + self.batch_size] for i in range(0, n, self.batch_size)]
-        if self.shuffle and self.group:  # a small data set fits one mega-batch: vary the batch order per epoch
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
-        return batches
-
-    def __iter__(self):
-        return iter(self.batches())
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
-
-
-def tokenize_dataset(dataset, tokenizer, max_length: int = 128, text_column: str = "text",
-                     label_column: str = "label"):
-    """Tokenise once (no padding: the collator pads each batch); keep input_ids, attention_mask, labels."""
-    def encode(batch):
-        enc = tokenizer(batch[text_column], truncation=True, max_length=max_length)
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": batch[label_column]}
-
-    from datasets.utils.logging import disable_progress_bar, enable_progress_bar, is_progress_bar_enabled
-
-    keep = ("input_ids", "attention_mask", "labels")
-    shown = is_progress_bar_enabled()
-    disable_progress_bar()  # tokenising takes a second: no progress bars cluttering the notebook
-    try:
-        mapped = dataset.map(encode, batched=True, load_from_cache_file=False)
-    finally:
-        if shown:
-            enable_progress_bar()
-    if hasattr(mapped, "keys"):  # DatasetDict
-        return mapped.remove_columns([c for c in next(iter(mapped.values())).column_names if c not in keep])
-    return mapped.remove_columns([c for c in mapped.column_names if c not in keep])
-
-
-def lengths_of(data) -> list[int]:
-    """Sequence length of every example (tokenised dataset, list of cached features or of token blocks)."""
-    if hasattr(data, "column_names"):
-        return [len(ids) for ids in data["input_ids"]]
-    return [len(item["attention_mask"]) if isinstance(item, dict) else len(item) for item in data]
-
-
-def make_loader(data, collate: Callable, batch_size: int, shuffle: bool, seed: int = 0, group: bool = True):
-    """A DataLoader over length-grouped (train) or sorted-by-length (evaluation) batches."""
-    from torch.utils.data import DataLoader
-
-    sampler = LengthGroupedBatches(lengths_of(data), batch_size, seed=seed, shuffle=shuffle, group=group)
-    return DataLoader(data, batch_sampler=sampler, collate_fn=collate)
-
-
-def padding_collator(tokenizer) -> Callable:
-    """transformers' DataCollatorWithPadding: pad each batch to its own longest sequence."""
-    from transformers import DataCollatorWithPadding
-
-    return DataCollatorWithPadding(tokenizer, return_tensors="pt")
+                "steps": self.steps, "max_steps": self.max_steps, "stopped_early": self.stopped_early,
+                "left_plateau": self.left_plateau, "seconds": round(self.seconds, 2),
+                "train_seconds": round(self.train_seconds, 2), "samples_per_s": round(self.samples_per_s, 2),
+                "peak_memory_mb": round(self.peak_memory_mb, 1), "params": self.params}
 
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float, only_trainable: bool = True) -> list[dict]:
@@ -191,6 +122,18 @@ def train_mode(model: nn.Module) -> None:
             module.eval()
 
 
+def class_weights(labels: list[int], classes: int) -> torch.Tensor:
+    """Balanced class weights n / (classes × n_c) from training labels (sklearn's "balanced"); 0 for an absent class."""
+    counts = torch.bincount(torch.as_tensor(labels), minlength=classes).double()
+    weights = len(labels) / (classes * counts.clamp(min=1))
+    return torch.where(counts > 0, weights, torch.zeros_like(weights)).float()
+
+
+def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy of a batch, each example weighted by its class's weight (a weighted mean, as torch computes it)."""
+    return nn.functional.cross_entropy(logits.float(), labels, weight=weights)
+
+
 class MemoryMeter:
     """Peak memory of the run: CUDA max allocated, else the process's resident set size (sampled)."""
 
@@ -218,55 +161,68 @@ class MemoryMeter:
         return max(0.0, self.peak_mb() - self.start)
 
 
-def make_accelerator(mixed_precision: str = "auto"):
-    """An Accelerator in the run's precision (bf16 autocast or full; `auto`: device.current_precision()).
+def make_accelerator():
+    """An Accelerator that places the model and batches (precision is the loop's own autocast).
 
     On a machine without a GPU it asks for the CPU, so processes started by `accelerate launch --multi_gpu` or
     `torchrun` join one gloo group (data-parallel training on CPU cores); alone, it is the usual CPU run.
     """
     from accelerate import Accelerator
-    from accelerate.state import AcceleratorState, PartialState
-    from accelerate.utils import DistributedType
 
-    chosen = current_precision() if mixed_precision == "auto" else pick_precision(mixed_precision)
-    wanted = "bf16" if chosen == "bf16" else "no"
-    alone = PartialState._shared_state.get("distributed_type") == DistributedType.NO
-    if AcceleratorState._shared_state.get("_mixed_precision", wanted) != wanted and alone:
-        AcceleratorState._reset_state()  # accelerate keeps one precision per process; one process may switch
-    return Accelerator(mixed_precision=wanted, cpu=pick_device().type == "cpu")
+    return Accelerator(cpu=pick_device().type == "cpu")
+
+
+def run_precision(mixed_precision: str) -> str:
+    """The precision a config asks for: `auto` is default_precision() (COURSE_PRECISION, bf16 on CUDA, else fp32)."""
+    return default_precision() if mixed_precision == "auto" else pick_precision(mixed_precision)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, accelerator=None) -> dict[str, Any]:
+def predict(model: nn.Module, loader, accelerator=None, precision: str = "fp32") -> dict[str, Any]:
     """Mean loss, predictions and labels over a loader (in the loader's order), in eval mode."""
     model.eval()
     losses, preds, labels = [], [], []
+    device = accelerator.device if accelerator is not None else next(model.parameters()).device
     for batch in loader:
-        out = model(**batch)
-        logits, y = out.logits, batch["labels"]
+        with autocast(precision, device):
+            logits = model(**batch).logits.float()
+        y = batch["labels"]
         if accelerator is not None:
             logits, y = accelerator.gather_for_metrics((logits.contiguous(), y))
-        losses.append(float(nn.functional.cross_entropy(logits.float(), y, reduction="sum")))
+        losses.append(float(nn.functional.cross_entropy(logits, y, reduction="sum")))
         preds += logits.argmax(-1).tolist()
         labels += y.tolist()
     return {"loss": sum(losses) / max(1, len(labels)), "preds": preds, "labels": labels}
 
 
-def evaluate(model: nn.Module, loader, accelerator=None) -> dict[str, float]:
-    """Loss, accuracy and macro-F1 on a loader."""
-    out = predict(model, loader, accelerator)
-    return {"loss": out["loss"], **classification_metrics(out["labels"], out["preds"])}
+def evaluate(model: nn.Module, loader, accelerator=None, precision: str = "fp32") -> dict[str, float]:
+    """Loss, accuracy, macro-F1 and the number of distinct classes predicted, on a loader."""
+    out = predict(model, loader, accelerator, precision)
+    return {"loss": out["loss"], **classification_metrics(out["labels"], out["preds"]),
+            "classes_predicted": len(set(out["preds"]))}
 
 
 class BestTracker:
-    """The best validation scores so far, their epoch and (optionally) weights, and evaluations since it improved."""
+    """The best validation scores so far, their epoch and (optionally) weights, and evaluations since it improved.
 
-    def __init__(self, metric: str, greater_is_better: bool = True, keep_weights: bool = True):
-        self.metric, self.greater, self.keep = metric, greater_is_better, keep_weights
+    Only evaluations that `count` (after the warm-up, and once the best score left the plateau) use up patience."""
+
+    def __init__(self, metric: str, greater_is_better: bool = True, keep_weights: bool = True,
+                 plateau: float | None = None):
+        self.metric, self.greater, self.keep, self.plateau = metric, greater_is_better, keep_weights, plateau
         self.scores: dict[str, float] | None = None
         self.epoch, self.state, self.stale = -1.0, None, 0
 
-    def update(self, scores: dict[str, float], epoch: float, model: nn.Module) -> None:
+    def left_plateau(self) -> bool:
+        """Whether the best score so far is beyond the plateau (always, without one)."""
+        if self.plateau is None:
+            return True
+        if self.scores is None:
+            return False
+        value = self.scores[self.metric]
+        return value > self.plateau if self.greater else value < self.plateau
+
+    def update(self, scores: dict[str, float], epoch: float, model: nn.Module, count: bool = True) -> None:
         """Record one evaluation; keep a copy of the weights when the metric improved."""
         if self.metric not in scores:
             return
@@ -275,38 +231,70 @@ class BestTracker:
             self.scores, self.epoch, self.stale = scores, epoch, 0
             if self.keep:
                 self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
+        elif count and self.left_plateau():
             self.stale += 1
+
+
+@dataclass
+class Schedule:
+    """The step budget of a run: steps per epoch, epochs, total steps and warm-up steps."""
+    per_epoch: int
+    epochs: int
+    total: int
+    warmup: int
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, per_epoch: int) -> "Schedule":
+        """`epochs=None` means as many epochs as `max_steps` needs; the total is capped by max_steps."""
+        if cfg.epochs is None and cfg.max_steps is None:
+            raise CourseError("TrainConfig needs epochs or max_steps (or both): give the run a budget")
+        epochs = cfg.epochs if cfg.epochs is not None else max(1, math.ceil(cfg.max_steps / max(1, per_epoch)))
+        total = per_epoch * epochs if cfg.max_steps is None else min(cfg.max_steps, per_epoch * epochs)
+        warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
+        return cls(per_epoch, epochs, total, warmup)
+
+
+def check_finite(losses: list[torch.Tensor], first_step: int, lr: float) -> None:
+    """Stop with a clear error at the first non-finite training loss (one device sync per call, not per step)."""
+    values = torch.stack(losses).float()
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        step = first_step + int(bad[0])
+        raise CourseError(f"the training loss became {float(values[int(bad[0])])} at step {step} (learning rate "
+                          f"{lr:.3g}): the run diverged. Use a smaller learning rate (-p lr), or fp32 precision")
 
 
 def train(model: nn.Module, train_data, val_data, collate: Callable, config: TrainConfig | None = None,
           groups: list[dict] | None = None, on_epoch_start: Callable[[int, nn.Module], None] | None = None,
           evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None) -> TrainResult:
-    """Train `model` (a loss from `model(**batch)`: class labels, or causal-LM labels = input ids) with AdamW.
+    """Train `model` (a loss from `model(**batch)`: class labels, or causal-LM / masked-LM labels) with AdamW.
 
     `groups`: AdamW parameter groups (default: all trainable at `config.lr`); `on_epoch_start(epoch, model)`: a hook
     (gradual unfreezing); `evaluate_fn(model)`: validation scores (default: loss, accuracy, macro-F1 on `val_data`),
     after each epoch or every `eval_every` steps. Trains in place; keeps the best evaluation's weights if asked."""
     cfg = config or TrainConfig()
+    if cfg.class_weights not in CLASS_WEIGHTS:
+        raise CourseError(f"unknown class_weights {cfg.class_weights!r}: use one of {', '.join(CLASS_WEIGHTS)}")
     torch.manual_seed(cfg.seed)
-    accelerator = make_accelerator(cfg.mixed_precision)
+    precision, accelerator = run_precision(cfg.mixed_precision), make_accelerator()
     train_loader = make_loader(train_data, collate, cfg.batch_size, True, cfg.seed, cfg.group_by_length)
     val_loader = None if evaluate_fn is not None else make_loader(val_data, collate, cfg.eval_batch_size, False)
     sampler = train_loader.batch_sampler
+    labels = labels_of(train_data) if cfg.class_weights == "balanced" else None
     groups = groups or param_groups(model, cfg.lr, cfg.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=fused_ok(groups, accelerator.device))
     model, prepared_optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     # the step budget counts this process's batches (after `prepare` splits them across processes), and the
     # schedule steps once per optimiser step: the same schedule on 1 process or N
-    total = len(train_loader) * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps, len(train_loader) * cfg.epochs)
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else int(cfg.warmup_ratio * total)
-    scheduler = linear_warmup_decay(optimizer, warmup, total)
+    plan = Schedule.of(cfg, len(train_loader))
+    scheduler = linear_warmup_decay(optimizer, plan.warmup, plan.total)
     optimizer = prepared_optimizer
     if val_loader is not None:
         val_loader = accelerator.prepare(val_loader)
-        evaluate_fn = lambda m: evaluate(m, val_loader, accelerator)  # noqa: E731
-    memory, best = MemoryMeter(accelerator.device), BestTracker(cfg.metric, cfg.greater_is_better, cfg.restore_best)
-    history, running, step, seen, eval_seconds = [], [], 0, 0, 0.0
+        evaluate_fn = lambda m: evaluate(m, val_loader, accelerator, precision)  # noqa: E731
+    memory = MemoryMeter(accelerator.device)
+    best = BestTracker(cfg.metric, cfg.greater_is_better, cfg.restore_best, cfg.plateau)
+    history, running, step, seen, eval_seconds, weights, unchecked = [], [], 0, 0, 0.0, None, []
 
     def validate(epoch: float) -> None:
         """Evaluate (in eval mode), record a validation row, update the best scores."""
@@ -318,20 +306,28 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
         memory.sample()
         history.append({"step": step, "epoch": epoch, "split": "validation", **scores,
                         "train_loss": float(torch.stack(running).float().mean()) if running else float("nan")})
-        best.update(scores, epoch, accelerator.unwrap_model(model))
+        best.update(scores, epoch, accelerator.unwrap_model(model), count=step >= plan.warmup)
 
     start = time.perf_counter()
     if cfg.eval_at_start:
         validate(0)
-    bar = tqdm(total=total, desc=cfg.desc, mininterval=10, disable=not cfg.progress or not accelerator.is_local_main_process)
-    for epoch in range(cfg.epochs):
+    bar = tqdm(total=plan.total, desc=cfg.desc, mininterval=10,
+               disable=not cfg.progress or not accelerator.is_local_main_process)
+    for epoch in range(plan.epochs):
         if on_epoch_start is not None:
             on_epoch_start(epoch, accelerator.unwrap_model(model))
         sampler.set_epoch(epoch)
         train_mode(model)
         running = []
         for batch in train_loader:
-            loss = model(**batch).loss
+            with autocast(precision, accelerator.device):
+                out = model(**batch)
+            if labels is not None:
+                weights = class_weights(labels, out.logits.shape[-1]).to(out.logits.device) if weights is None \
+                    else weights
+                loss = weighted_loss(out.logits, batch["labels"], weights)
+            else:
+                loss = out.loss
             accelerator.backward(loss)
             if cfg.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -341,21 +337,31 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
             step += 1
             seen += len(batch["labels"]) * accelerator.num_processes
             running.append(loss.detach())  # kept on the device: no GPU sync per step
+            unchecked.append(running[-1])
             if step % cfg.log_every == 0 or step == 1:
+                check_finite(unchecked, step - len(unchecked) + 1, cfg.lr)
+                unchecked, recent = [], running[-cfg.log_every:]
                 memory.sample()
-                recent = float(torch.stack(running[-cfg.log_every:]).float().mean())
-                history.append({"step": step, "epoch": epoch + step_fraction(step, len(train_loader)),
-                                "split": "train", "loss": recent, "lr": scheduler.get_last_lr()[0]})
-                bar.set_postfix(loss=f"{recent:.3f}", epoch=epoch + 1)
+                value = float(torch.stack(recent).float().mean())
+                history.append({"step": step, "epoch": epoch + step_fraction(step, plan.per_epoch),
+                                "split": "train", "loss": value, "lr": scheduler.get_last_lr()[0]})
+                bar.set_postfix(loss=f"{value:.3f}", epoch=epoch + 1)
             bar.update(1)
-            if step >= total:
+            if step >= plan.total:
                 break
             if cfg.eval_every and step % cfg.eval_every == 0:
-                validate(epoch + step_fraction(step, len(train_loader)))
+                validate(epoch + step_fraction(step, plan.per_epoch))
+                if cfg.patience is not None and best.stale >= cfg.patience:
+                    break
                 train_mode(model)
-        if cfg.eval_every is None or step >= total or epoch == cfg.epochs - 1:
-            validate(epoch + 1 if cfg.eval_every is None else epoch + step_fraction(step, len(train_loader)))
-        if step >= total or (cfg.patience is not None and best.stale >= cfg.patience):
+        if unchecked:
+            check_finite(unchecked, step - len(unchecked) + 1, cfg.lr)
+            unchecked = []
+        stopped = cfg.patience is not None and best.stale >= cfg.patience
+        if not stopped and (cfg.eval_every is None or step >= plan.total or epoch == plan.epochs - 1):
+            validate(epoch + 1 if cfg.eval_every is None else epoch + step_fraction(step, plan.per_epoch))
+            stopped = cfg.patience is not None and best.stale >= cfg.patience
+        if step >= plan.total or stopped:
             break
     bar.close()
     unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
@@ -367,21 +373,11 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
     return TrainResult(history=pd.DataFrame(history), best=best.scores or {}, best_epoch=best.epoch,
                        epochs_run=epoch + 1, steps=step, seconds=seconds, train_seconds=train_seconds,
                        samples_per_s=seen / max(train_seconds, 1e-9), peak_memory_mb=memory.peak_mb(),
-                       memory_added_mb=memory.added_mb(),
-                       params=count_parameters(unwrapped), config=asdict(cfg), examples=seen)
+                       memory_added_mb=memory.added_mb(), params=count_parameters(unwrapped), config=asdict(cfg),
+                       examples=seen, max_steps=plan.total, stopped_early=step < plan.total,
+                       left_plateau=None if cfg.plateau is None else best.left_plateau())
 
 
 def step_fraction(step: int, steps_per_epoch: int) -> float:
     """Fraction of the current epoch done after `step` optimiser steps (for plotting against epochs)."""
     return ((step - 1) % steps_per_epoch + 1) / steps_per_epoch
-
-
-def eval_loader(data, collate: Callable, batch_size: int = 64):
-    """An evaluation DataLoader (batches sorted by length) for a held-out split."""
-    return make_loader(data, collate, batch_size, shuffle=False)
-
-
-
-
-
-

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..core.device import current_precision
+from ..core.device import autocast
 from ..engine.metrics import classification_metrics
-from ..core.errors import CourseError
+from ..core.errors import (CourseError)
 
 # hand-chosen words for the five medical classes (index = label id): the medical data set's own verbalizer
 MEDICAL_VERBALIZER = ["cancer", "digestive", "neurological", "cardiovascular", "general"]
@@ -128,14 +128,15 @@ def shared_prefix(token_lists: Sequence[Sequence[int]]) -> int:
     return max(n, 0)
 
 
-def scoring_precision(device: torch.device):
-    """bf16 autocast when the course chose bf16 for this process (cc.start), else a no-op context."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=current_precision() == "bf16")
+def scoring_precision(device: torch.device, precision: str = "fp32"):
+    """bf16 autocast when `precision` is bf16 (what the profile trains in: cc.protocol(...).precision), else a no-op."""
+    return autocast(precision, device)
 
 
 @torch.inference_mode()
 def next_token_logprobs(model: nn.Module, tokenizer, prompts: Sequence[str], token_ids: Sequence[int],
-                        batch_size: int = 16, min_prefix: int = 16, progress: bool = False) -> torch.Tensor:
+                        batch_size: int = 16, min_prefix: int = 16, progress: bool = False,
+                        precision: str = "fp32") -> torch.Tensor:
     """log P(token | prompt) of the next token for every prompt and token id: [n_prompts, n_ids], float32.
 
     Batched with left padding, only the last position's logits computed; a prefix shared by every prompt (the
@@ -146,7 +147,7 @@ def next_token_logprobs(model: nn.Module, tokenizer, prompts: Sequence[str], tok
     n_prefix = shared_prefix(encoded)
     cache = None
     if n_prefix >= min_prefix:
-        with scoring_precision(device):
+        with scoring_precision(device, precision):
             prefix_ids = torch.tensor([encoded[0][:n_prefix]], device=device)
             cache = model(input_ids=prefix_ids, use_cache=True).past_key_values
     else:
@@ -166,7 +167,7 @@ def next_token_logprobs(model: nn.Module, tokenizer, prompts: Sequence[str], tok
             past.batch_repeat_interleave(len(suffixes))
             mask = torch.cat([torch.ones(len(suffixes), n_prefix, dtype=mask.dtype, device=device), mask], 1)
             extra["past_key_values"] = past
-        with scoring_precision(device):
+        with scoring_precision(device, precision):
             logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=1,
                            **extra).logits
         rows.append(logits[:, -1].float().log_softmax(-1)[:, wanted].cpu())
@@ -194,12 +195,12 @@ def label_logprobs(model: nn.Module, tokenizer, prompts: Sequence[str], words: S
 
 def hard_prompt_eval(model: nn.Module, tokenizer, texts: Sequence[str], labels: Sequence[int], template: str,
                      verbalizer: Sequence[str], demos: Sequence[tuple[str, str]] = (), words: int = 32,
-                     batch_size: int = 16, progress: bool = False) -> dict:
+                     batch_size: int = 16, progress: bool = False, precision: str = "fp32") -> dict:
     """Predict the best-scoring label word (first token) for every text: accuracy, macro-F1, predictions, seconds."""
     start = time.perf_counter()
     prompts = [build_prompt(template, t, demos, words) for t in texts]
     scores = next_token_logprobs(model, tokenizer, prompts, first_token_ids(tokenizer, verbalizer), batch_size,
-                                 progress=progress)
+                                 progress=progress, precision=precision)
     preds = scores.argmax(-1).tolist()
     return {**classification_metrics(list(labels), preds), "preds": preds, "seconds": time.perf_counter() - start,
             "texts": len(texts)}
@@ -207,7 +208,7 @@ def hard_prompt_eval(model: nn.Module, tokenizer, texts: Sequence[str], labels: 
 
 def template_search(model: nn.Module, tokenizer, texts: Sequence[str], labels: Sequence[int],
                     templates: dict[str, str], verbalizers: dict[str, list[str]], words: int = 32,
-                    batch_size: int = 16, progress: bool = False) -> pd.DataFrame:
+                    batch_size: int = 16, progress: bool = False, precision: str = "fp32") -> pd.DataFrame:
     """Score every template × verbalizer on (validation) data with one forward pass per template and text;
     best macro-F1 first."""
     names = list(verbalizers)
@@ -216,7 +217,7 @@ def template_search(model: nn.Module, tokenizer, texts: Sequence[str], labels: S
     rows = []
     for t_name, template in tqdm(templates.items(), desc="templates", disable=not progress, mininterval=5):
         prompts = [build_prompt(template, t, words=words) for t in texts]
-        scores = next_token_logprobs(model, tokenizer, prompts, union, batch_size)  # every verbalizer's words at once
+        scores = next_token_logprobs(model, tokenizer, prompts, union, batch_size, precision=precision)  # all words
         for v_name in names:
             preds = scores[:, [column[i] for i in first_token_ids(tokenizer, verbalizers[v_name])]].argmax(-1).tolist()
             metrics = classification_metrics(list(labels), preds)
@@ -231,9 +232,3 @@ def search_spread(table: pd.DataFrame) -> dict:
     f1 = table["macro_f1"]
     return {"best": float(f1.max()), "median": float(f1.median()), "worst": float(f1.min()), "combinations": len(f1),
             "templates": int(table["template"].nunique()), "verbalizers": int(table["verbalizer"].nunique())}
-
-
-
-
-
-

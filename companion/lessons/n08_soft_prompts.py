@@ -1,21 +1,22 @@
-"""Notebook 08's soft prompts: rates chosen on validation, seeds with intervals, and multi-task prompts.
+"""Notebook 08's soft prompts on one frozen model for several tasks, and what a task costs on disk.
 
-Rates: every method gets the same number of candidate rates (a geometric grid around its usual rate), each trained
-once at the first seed and scored on validation macro-F1; the chosen rate then trains at the other seeds.
-Multi-task: each task is a peft prompt-tuning adapter (its virtual-token table) on a shared `peft`
-feature-extraction model, plus a small linear head read from the `[CLS]` position; `set_adapter(name)` swaps it.
+Each task is a peft prompt-tuning adapter (its virtual-token table) on a shared `peft` feature-extraction model,
+plus a small linear head read from the `[CLS]` position; `set_adapter(name)` swaps it. A `TaskPrompt` wraps one
+task so that the course's one training loop (`companion.engine.training.train`) trains it.
 """
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
+from dataclasses import replace
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from ..engine.metrics import classification_metrics
+from ..engine.training import TrainConfig
 
 
 def folder_bytes(path: str | os.PathLike) -> int:
@@ -57,55 +58,71 @@ def cls_logits(model: nn.Module, head: nn.Module, batch: dict, num_virtual_token
     return head(hidden[:, num_virtual_tokens])
 
 
-def batches(tokenizer, texts: Sequence[str], labels: Sequence[int], batch_size: int, max_length: int,
-            shuffle: bool = False, seed: int = 0) -> list[dict]:
-    """Tokenised, padded batches (input_ids, attention_mask, labels); shuffled once with `seed` if asked."""
-    order = list(range(len(texts)))
-    if shuffle:
-        random.Random(seed).shuffle(order)
+class TaskPrompt(nn.Module):
+    """One task on a shared peft model: its prompt table (adapter) switched on, and its head on `[CLS]`; returns the
+    loss and logits like a classifier, so the course's one training loop trains it."""
+
+    def __init__(self, model: nn.Module, adapter: str, head: nn.Module):
+        super().__init__()
+        self.model, self.adapter, self.head = model, adapter, head
+        self.n_virtual = model.peft_config[adapter].num_virtual_tokens
+
+    def trainable(self) -> list[nn.Parameter]:
+        """This task's numbers: its prompt table and its head (the backbone and other tasks' prompts stay put)."""
+        return list(self.model.prompt_encoder[self.adapter].parameters()) + list(self.head.parameters())
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None):
+        """Logits of the task (and their cross-entropy with labels)."""
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        self.model.set_adapter(self.adapter)
+        logits = cls_logits(self.model, self.head, {"input_ids": input_ids, "attention_mask": attention_mask},
+                            self.n_virtual)
+        loss = None if labels is None else nn.functional.cross_entropy(logits.float(), labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def encoded(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int) -> list[dict]:
+    """Tokenised examples (input_ids, attention_mask, labels) for the training engine."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
+    return [{"input_ids": ids, "attention_mask": mask, "labels": int(y)}
+            for ids, mask, y in zip(enc["input_ids"], enc["attention_mask"], labels)]
+
+
+def batches(tokenizer, texts: Sequence[str], labels: Sequence[int], batch_size: int, max_length: int) -> list[dict]:
+    """Tokenised, padded evaluation batches in the given order (input_ids, attention_mask, labels)."""
     out = []
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(list(texts[start:start + batch_size]), truncation=True, max_length=max_length, padding=True,
                         return_tensors="pt")
         out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                    "labels": torch.tensor([labels[i] for i in idx])})
+                    "labels": torch.tensor(list(labels[start:start + batch_size]))})
     return out
 
 
-def train_task_prompt(model: nn.Module, adapter: str, head: nn.Module, tokenizer, texts: Sequence[str],
-                      labels: Sequence[int], *, epochs: int, lr: float, batch_size: int, max_length: int,
-                      seed: int = 0) -> list[float]:
-    """Train one task's prompt table and head (the encoder stays frozen); returns the loss of every step."""
-    model.set_adapter(adapter)
-    params = list(model.prompt_encoder[adapter].parameters()) + list(head.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr)
-    n = model.peft_config[adapter].num_virtual_tokens
-    model.train()
-    head.train()
-    losses = []
-    for epoch in range(epochs):
-        for batch in batches(tokenizer, texts, labels, batch_size, max_length, shuffle=True, seed=seed + epoch):
-            loss = nn.functional.cross_entropy(cls_logits(model, head, batch, n), batch["labels"])
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
-    model.eval()
-    head.eval()
-    return losses
+def train_task_prompt(task: TaskPrompt, tokenizer, texts: Sequence[str], labels: Sequence[int],
+                      config: TrainConfig, max_length: int) -> list[float]:
+    """Train one task's prompt table and head with the course's training loop (the backbone stays frozen); returns
+    the training loss at every step."""
+    from ..engine.batches import padding_collator
+    from ..engine.training import train
+
+    config = replace(config, log_every=1, patience=None, restore_best=False)
+    result = train(task, encoded(tokenizer, texts, labels, max_length), None, padding_collator(tokenizer), config,
+                   groups=[{"params": task.trainable(), "lr": config.lr, "weight_decay": 0.0}],
+                   evaluate_fn=lambda _: {})
+    task.eval()
+    return result.history.query("split == 'train'")["loss"].tolist()
 
 
 @torch.no_grad()
-def evaluate_task_prompt(model: nn.Module, adapter: str, head: nn.Module, tokenizer, texts: Sequence[str],
-                         labels: Sequence[int], batch_size: int = 64, max_length: int = 64) -> dict:
+def evaluate_task_prompt(task: TaskPrompt, tokenizer, texts: Sequence[str], labels: Sequence[int],
+                         batch_size: int = 64, max_length: int = 64) -> dict:
     """Accuracy and macro-F1 of one task with its prompt switched on (`set_adapter`) and its head."""
-    model.set_adapter(adapter)
-    model.eval()
-    n = model.peft_config[adapter].num_virtual_tokens
+    task.eval()
     preds: list[int] = []
     for batch in batches(tokenizer, texts, labels, batch_size, max_length):
-        preds += cls_logits(model, head, batch, n).argmax(-1).tolist()
+        preds += task(batch["input_ids"], batch["attention_mask"]).logits.argmax(-1).tolist()
     return {**classification_metrics(list(labels), preds), "preds": preds}
 
 

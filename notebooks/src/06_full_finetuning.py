@@ -47,7 +47,9 @@ from companion.checks.n06 import check_linear_cka
 from companion.engine.forgetting import general_sentences, linear_cka, representation_drift
 from companion.engine.forgetting import article_probe, probe_sizes
 from companion.engine.metrics import classification_metrics, confusion_table, majority_baseline, tfidf_baseline
-from companion.engine.training import MemoryMeter, TrainConfig, eval_loader, evaluate, fused_ok, linear_warmup_decay, make_accelerator, make_loader, padding_collator, param_groups, predict, tokenize_dataset, train
+from companion.engine.training import (MemoryMeter, TrainConfig, evaluate, fused_ok, linear_warmup_decay,
+                                       make_accelerator, param_groups, predict, train)
+from companion.engine.batches import eval_loader, make_loader, padding_collator, tokenize_dataset
 from companion.checks.n06 import check_lr_at_step, check_overfit_epoch, check_total_steps
 
 
