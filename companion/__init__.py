@@ -29,10 +29,12 @@ from .core.models import count_parameters, load_model, load_tokenizer  # noqa: E
 from .batch.params import check_values  # noqa: E402
 from .core.profiles import by_profile, resolve_profile, settings, start  # noqa: E402
 from .core.results import save_results  # noqa: E402
+from .engine.metrics import training_check  # noqa: E402
+from .engine.protocol import protocol  # noqa: E402
 
 __version__ = "0.1.0"
 install_notebook_handler()  # in Jupyter, a CourseError shows as one clear line, not a long traceback
 
 __all__ = ["CourseError", "by_profile", "check_values", "count_parameters", "device_report", "load_model",
-           "load_tokenizer", "pick_device", "pick_dtype", "resolve_profile", "save_results", "seed_everything",
-           "settings", "start"]
+           "load_tokenizer", "pick_device", "pick_dtype", "protocol", "resolve_profile", "save_results",
+           "seed_everything", "settings", "start", "training_check"]

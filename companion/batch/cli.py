@@ -50,7 +50,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_rates(args: argparse.Namespace) -> int:
-    """Choose each strategy's rate from a rate search's report (validation macro-F1) and write the rates CSV."""
+    """The rate search: run a rate-search YAML until every best rate is bracketed, or choose from a report.csv."""
+    if str(args.source).endswith((".yaml", ".yml")):
+        from .rates import search
+
+        return search(args.source, args.out, runs=args.runs, jobs=args.jobs, force=args.force)
     import pandas as pd
 
     from ..core.rates import choose_rates
@@ -58,11 +62,11 @@ def cmd_rates(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CourseError(f"{out} exists: pass --force to replace it")
-    table = choose_rates(pd.read_csv(Path(args.report)))
+    table = choose_rates(pd.read_csv(Path(args.source)))
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     for row in table[table["chosen"]].itertuples():
-        print(f"{row.strategy}: lr {row.lr:.2g} (validation macro-F1 {row.val_macro_f1:.3f})")
+        print(f"{row.setting}: lr {row.lr:.2g} (validation macro-F1 {row.val_macro_f1:.3f}, {row.position})")
     print(f"rates: {out}")
     return 0
 
@@ -133,9 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="report.csv + plots + report.md from a run folder")
     report.add_argument("rundir", help="the --out folder of a sweep (or of runs)")
     report.set_defaults(func=cmd_report)
-    rates = sub.add_parser("rates", help="choose each strategy's rate from a rate search (validation only)")
-    rates.add_argument("report", help="report.csv of the rate search (make rates runs sweeps/rates.yaml)")
+    rates = sub.add_parser("rates", help="the rate search on validation: run a rate-search YAML (extended until the "
+                                         "best rate of every setting is bracketed), or choose from its report.csv")
+    rates.add_argument("source", help="a rate-search YAML (sweeps/rates.yaml) or the report.csv of one")
     rates.add_argument("--out", required=True, help="the rates CSV, e.g. sweeps/results/rates-cpu.csv")
+    rates.add_argument("--runs", help="the search's run folder (default: the YAML's out)")
+    rates.add_argument("--jobs", type=int, help="parallel runs (default: the YAML's jobs)")
     rates.add_argument("--force", action="store_true", help="replace an existing rates CSV")
     rates.set_defaults(func=cmd_rates)
     student = sub.add_parser("student", help="student notebooks: solution cells removed, outputs cleared")

@@ -96,7 +96,7 @@ def _declared(notebook: str, mtime: float) -> dict[str, dict[str, Any]]:
     info = {p.name: p._asdict() for p in PythonTranslator.inspect(cells[0])} if cells else {}  # the run's kernel
     declared = {}
     for name, p in info.items():
-        match = re.search(r"one of:\s*([\w\-., ]+)", p["help"] or "")
+        match = re.search(r"one of:\s*([\w\-.+, ]+)", p["help"] or "")
         choices = [c.strip() for c in match.group(1).split(",") if c.strip()] if match else None
         declared[name] = {"type": p["inferred_type_name"], "default": p["default"], "help": p["help"],
                           "choices": choices, "range": parse_range(p["help"])}
@@ -141,7 +141,7 @@ def _problem(name: str, value: Any, spec: dict[str, Any]) -> str | None:
     """What is wrong with one value (type, choice or range), or None."""
     if not _type_ok(value, spec["type"]):
         return f"{name}={value!r} is not of type {spec['type']}"
-    if spec["choices"] and value not in spec["choices"]:
+    if spec["choices"] and value not in spec["choices"] and not (value is None and spec["type"].startswith("Optional")):
         return f"{name}={value!r} is not one of {spec['choices']}"
     interval = spec.get("range")
     if interval is not None and value is not None:

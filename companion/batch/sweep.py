@@ -21,7 +21,8 @@ from ..core.paths import NOTEBOOKS_DIR
 from .runner import find_notebook, is_finished, read_status
 from ..core.results import write_json_atomic
 
-TOP_KEYS = ("name", "description", "out", "jobs", "seeds", "params", "resources", "notebooks")
+TOP_KEYS = ("name", "description", "out", "jobs", "seeds", "params", "resources", "notebooks",
+            "rates")  # rates: the self-extending rate search's factor and extensions (companion rates)
 ENTRY_KEYS = ("notebook", "name", "params", "grid", "seeds")
 PLAN_FILE = "sweep.json"
 

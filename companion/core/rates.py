@@ -1,29 +1,29 @@
-"""Learning rates chosen on validation: candidate grids, the choice of the best rate, the rate search's table."""
+"""Learning rates chosen on validation: one rule for the best rate, grids that bracket it, and the rate search's
+table (`companion rates`). The same rule serves a search run by a sweep and one run inside a notebook.
+
+The rule: start from a few rates spaced by a constant factor around a strategy's default; keep the best validation
+macro-F1 (a tie keeps the smaller rate); while the best is the smallest or the largest rate tried, add the next rate
+beyond it, up to a stated number of extensions on each side. A rate whose search hit that cap is reported as such.
+"""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import pandas as pd
 
 from .errors import CourseError
 
+POSITIONS = ("interior", "lowest tried", "highest tried")
 
-def choose_rates(search: pd.DataFrame) -> pd.DataFrame:
-    """From a rate search's runs (report.csv rows: strategy, lr, val_macro_f1), every candidate with its validation
-    score and `chosen` = the best rate per strategy; a strategy whose candidates tie keeps the smallest rate."""
-    ok = search[search["status"] == "ok"] if "status" in search else search
-    if ok.empty or "val_macro_f1" not in ok:
-        raise CourseError("the rate search has no finished runs with val_macro_f1: run sweeps/rates.yaml first")
-    if "test_scored" in ok and ok["test_scored"].astype(str).str.lower().eq("true").any():
-        raise CourseError("a rate-search run scored the test split: run the search with test=False")
-    table = (ok.groupby(["strategy", "lr"], as_index=False)["val_macro_f1"].mean()
-             .sort_values(["strategy", "lr"]).reset_index(drop=True))
-    best = table.sort_values(["val_macro_f1", "lr"], ascending=[False, True]).groupby("strategy").head(1).index
-    table["chosen"] = table.index.isin(best)
-    runs = ok.groupby("strategy").size()
-    if runs.nunique() > 1:
-        raise CourseError(f"unequal search budgets (runs per strategy: {runs.to_dict()}): give each the same grid")
-    return table
+
+def setting_name(strategy: str, k: Any = None, adapted: Any = False) -> str:
+    """A run's setting label: the strategy, `freeze k=4` for frozen layers, `adapted + full` for the adapted encoder."""
+    if str(adapted).lower() in ("true", "1", "yes"):
+        return f"adapted + {strategy}"
+    if strategy == "freeze" and k is not None and k == k:  # k == k: not NaN (a CSV's empty cell)
+        return f"freeze k={int(k)}"
+    return strategy
 
 
 def rate_grid(centre: float, n: int, factor: float = 3.0) -> list[float]:
@@ -33,21 +33,81 @@ def rate_grid(centre: float, n: int, factor: float = 3.0) -> list[float]:
     return [float(centre * factor ** (i - (n - 1) / 2)) for i in range(n)]
 
 
-def choose_rate(train: Callable[[float, int], dict[str, Any]], rates: Sequence[float], seed: int
-                ) -> tuple[float, dict[str, Any], list[dict[str, float]]]:
-    """Train once per rate at `seed`, keep the best validation macro-F1 (ties: the first, smallest rate).
+def best_rate(records: pd.DataFrame) -> float:
+    """The rate with the best validation macro-F1 (columns lr, val_macro_f1; mean over repeats); ties: the smaller."""
+    table = records.groupby("lr", as_index=False)["val_macro_f1"].mean()
+    return float(table.sort_values(["val_macro_f1", "lr"], ascending=[False, True])["lr"].iloc[0])
 
-    `train(lr, seed)` returns a run with "val_macro_f1"; returns (rate, its run, one record per rate)."""
-    runs = [(lr, train(lr, seed)) for lr in rates]
-    records = [{"lr": lr, "val_macro_f1": float(run["val_macro_f1"])} for lr, run in runs]
-    best = max(range(len(runs)), key=lambda i: (records[i]["val_macro_f1"], -i))
-    return runs[best][0], runs[best][1], records
+
+def position(records: pd.DataFrame) -> str:
+    """Where the best rate lies among those tried: interior, lowest tried or highest tried."""
+    best, rates = best_rate(records), sorted(set(records["lr"]))
+    if len(rates) > 1 and math.isclose(best, rates[0]):
+        return "lowest tried"
+    if len(rates) > 1 and math.isclose(best, rates[-1]):
+        return "highest tried"
+    return "interior"
+
+
+def next_rate(records: pd.DataFrame, start: Sequence[float], factor: float = 3.0, extensions: int = 3) -> float | None:
+    """The next rate to try: one `factor` beyond the best when the best is at an edge of the rates tried and fewer
+    than `extensions` rates beyond the `start` grid lie on that side; None when the best is bracketed or capped."""
+    where, rates = position(records), sorted(set(records["lr"]))
+    if where == "lowest tried":
+        used = sum(lr < min(start) * (1 - 1e-9) for lr in rates)
+        return None if used >= extensions else float(rates[0] / factor)
+    if where == "highest tried":
+        used = sum(lr > max(start) * (1 + 1e-9) for lr in rates)
+        return None if used >= extensions else float(rates[-1] * factor)
+    return None
+
+
+def search_rate(train: Callable[[float], float], centre: float, factor: float = 3.0, candidates: int = 3,
+                extensions: int = 3) -> pd.DataFrame:
+    """Run a rate search in this process: `train(lr)` returns a validation macro-F1. Starts from `candidates` rates
+    around `centre`, extends while the best is at an edge (up to `extensions` per side); every rate tried, with
+    `chosen` and the best rate's `position` (an edge only when the cap was hit)."""
+    start = rate_grid(centre, candidates, factor)
+    records = pd.DataFrame([{"lr": lr, "val_macro_f1": float(train(lr))} for lr in start])
+    while (lr := next_rate(records, start, factor, extensions)) is not None:
+        records = pd.concat([records, pd.DataFrame([{"lr": lr, "val_macro_f1": float(train(lr))}])], ignore_index=True)
+    return mark_chosen(records.sort_values("lr").reset_index(drop=True))
+
+
+def mark_chosen(records: pd.DataFrame) -> pd.DataFrame:
+    """Add `chosen` (the best rate by the one rule) and `position` (where it lies) to one setting's candidates."""
+    best = best_rate(records)
+    return records.assign(chosen=[math.isclose(lr, best) for lr in records["lr"]], position=position(records))
+
+
+def choose_rates(search: pd.DataFrame) -> pd.DataFrame:
+    """From a rate search's runs (report.csv rows: setting or strategy, lr, val_macro_f1), every candidate of every
+    setting with its validation score, `chosen` and the chosen rate's `position`; refuses runs that scored test."""
+    ok = search[search["status"] == "ok"] if "status" in search else search
+    if ok.empty or "val_macro_f1" not in ok:
+        raise CourseError("the rate search has no finished runs with val_macro_f1: run `companion rates search` first")
+    if "test_scored" in ok and ok["test_scored"].astype(str).str.lower().eq("true").any():
+        raise CourseError("a rate-search run scored the test split: run the search with test=False")
+    key = "setting" if "setting" in ok else "strategy"
+    table = (ok.groupby([key, "lr"], as_index=False)["val_macro_f1"].mean()
+             .sort_values([key, "lr"]).reset_index(drop=True))
+    return pd.concat([mark_chosen(group) for _, group in table.groupby(key, sort=True)], ignore_index=True) \
+        .rename(columns={key: "setting"})
+
+
+def chosen_rate(rates: pd.DataFrame, setting: str) -> float | None:
+    """The chosen rate of one setting in a rate table (choose_rates' output), or None when it has none."""
+    key = "setting" if "setting" in rates else "strategy"
+    rows = rates[(rates[key] == setting) & rates["chosen"].astype(str).str.lower().eq("true")]
+    return float(rows["lr"].iloc[0]) if len(rows) else None
 
 
 def runs_over_seeds(train: Callable[[float, int], dict[str, Any]], rates: Sequence[float], seeds: Sequence[int]
                     ) -> dict[str, Any]:
-    """Choose the rate on validation at the first seed, then train at the other seeds with it.
-
-    Returns the chosen rate, the search records and the runs of every seed (the search's run for the first)."""
-    lr, first, search = choose_rate(train, rates, seeds[0])
-    return {"lr": lr, "search": search, "runs": [first] + [train(lr, s) for s in seeds[1:]]}
+    """Choose the rate on validation at the first seed, then train at the other seeds with it (a small in-notebook
+    comparison; the course's comparisons use a selection seed that is not compared: `search_rate`)."""
+    first = {lr: train(lr, seeds[0]) for lr in rates}
+    records = pd.DataFrame([{"lr": lr, "val_macro_f1": float(run["val_macro_f1"])} for lr, run in first.items()])
+    lr = best_rate(records)
+    return {"lr": lr, "search": records.to_dict("records"),
+            "runs": [first[lr]] + [train(lr, s) for s in seeds[1:]]}

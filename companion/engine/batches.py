@@ -67,13 +67,25 @@ def encode_texts(tokenizer, texts: Sequence[str], max_length: int, truncation: s
     if truncation == "head":
         enc = tokenizer(list(texts), truncation=True, max_length=max_length)
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-    room = max_length - tokenizer.num_special_tokens_to_add()
+    prefix, suffix = special_frame(tokenizer)
+    room = max_length - len(prefix) - len(suffix)
     if room < 2:
         raise CourseError(f"max_length={max_length} leaves no room for a head and a tail: use at least "
-                          f"{tokenizer.num_special_tokens_to_add() + 2}")
-    ids = [tokenizer.build_inputs_with_special_tokens(head_and_tail(row, room, room // 4))
-           for row in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+                          f"{len(prefix) + len(suffix) + 2}")
+    rows = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
+    ids = [prefix + head_and_tail(row, room, room // 4) + suffix for row in rows]
     return {"input_ids": ids, "attention_mask": [[1] * len(row) for row in ids]}
+
+
+def special_frame(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a text's own tokens (BERT: [CLS] … [SEP])."""
+    framed = tokenizer("x", add_special_tokens=True)["input_ids"]
+    bare = tokenizer("x", add_special_tokens=False)["input_ids"]
+    for i in range(len(framed) - len(bare) + 1):
+        if framed[i:i + len(bare)] == bare:
+            return list(framed[:i]), list(framed[i + len(bare):])
+    raise CourseError(f"cannot find where {type(tokenizer).__name__} puts a text among its special tokens: use "
+                      f"truncation='head'")
 
 
 def tokenize_dataset(dataset, tokenizer, max_length: int = 128, text_column: str = "text",

@@ -16,6 +16,7 @@ import pandas as pd
 from torch import nn
 
 from ..core.errors import CourseError
+from ..core.rates import chosen_rate
 from .layered import (Prepared, prepare_discriminative, prepare_freeze, prepare_full, prepare_gradual,
                       prepare_head_only, prepare_ulmfit)
 from .peft_configs import (prepare_lora, prepare_p_tuning, prepare_prefix_tuning, prepare_prompt_tuning,
@@ -88,12 +89,19 @@ def default_rate(strategy: str, profile: str) -> float:
     return row.lr if profile == "gpu" else row.small_budget_lr
 
 
-def read_rate(rates_csv: Path, strategy: str, profile: str) -> tuple[float, str]:
-    """The rate chosen on validation for `strategy` (from the rate search's CSV), or its default when the CSV
-    does not exist or has no row for it; returns (rate, where it came from)."""
-    if rates_csv.is_file():
-        rates = pd.read_csv(rates_csv)
-        chosen = rates[(rates["strategy"] == strategy) & rates["chosen"]]
-        if len(chosen):
-            return float(chosen["lr"].iloc[0]), f"chosen on validation ({rates_csv.name})"
-    return default_rate(strategy, profile), "default: no rate search for it"
+def rate_for(rates_csv: Path, setting: str, strategy: str, profile: str, data: str = "medical_abstracts"
+             ) -> tuple[float, str]:
+    """The rate chosen on validation for `setting` by the rate search whose table is `rates_csv`, when that search ran
+    on the same data; else the strategy's default. Returns (rate, where it came from, in words)."""
+    default = default_rate(strategy, profile)
+    if not rates_csv.is_file():
+        return default, f"the default for {strategy}: no rate search at {rates_csv.name}"
+    rates = pd.read_csv(rates_csv)
+    searched = set(rates["data"].astype(str)) if "data" in rates else {"medical_abstracts"}
+    if data not in searched:
+        return default, (f"the default for {strategy}, NOT chosen on validation: {rates_csv.name} was searched on "
+                         f"{', '.join(sorted(searched))}; run the rate search on this data (make decide DATA=…)")
+    lr = chosen_rate(rates[rates["data"].astype(str) == data] if "data" in rates else rates, setting)
+    if lr is None:
+        return default, f"the default for {strategy}: {rates_csv.name} has no search for {setting}"
+    return lr, f"chosen on validation ({rates_csv.name})"
