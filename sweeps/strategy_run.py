@@ -37,7 +37,7 @@ class_weights: Optional[str] = None  # one of: none, balanced; None means the pr
 epochs: Optional[int] = None  # range: [1, inf); the epoch cap; None means the protocol's
 num_virtual_tokens: int = 20  # range: [1, inf); soft-prompt length for prompt tuning, p-tuning and prefix tuning
 lora_r: int = 8  # range: [1, inf); LoRA rank
-label: Optional[str] = None  # the setting's name in reports and rate tables; None means the strategy's (freeze k=4, …)
+label: Optional[str] = None  # the setting's name in reports and rate tables; None means the strategy and its options, e.g. freeze k 4
 
 # %%
 from pathlib import Path
