@@ -70,7 +70,7 @@ dataset = load_text_classification(data, text_column, label_column)  # one fixed
 encoder = model_name
 if adapted:
     from companion.core.errors import CourseError
-    from companion.lessons.n05_mlm import adapted_minilm
+    from companion.lessons.n05_mlm_recipe import adapted_minilm
 
     if model_name != "minilm":
         raise CourseError("adapted=True adapts the embedded MiniLM only: use model_name minilm (or adapted=False)")

@@ -33,15 +33,15 @@ def rate_grid(centre: float, n: int, factor: float = 3.0) -> list[float]:
     return [float(centre * factor ** (i - (n - 1) / 2)) for i in range(n)]
 
 
-def best_rate(records: pd.DataFrame) -> float:
-    """The rate with the best validation macro-F1 (columns lr, val_macro_f1; mean over repeats); ties: the smaller."""
-    table = records.groupby("lr", as_index=False)["val_macro_f1"].mean()
-    return float(table.sort_values(["val_macro_f1", "lr"], ascending=[False, True])["lr"].iloc[0])
+def best_rate(records: pd.DataFrame, score: str = "val_macro_f1") -> float:
+    """The rate with the highest score (columns lr and `score`; the mean over repeats); ties: the smaller rate."""
+    table = records.groupby("lr", as_index=False)[score].mean()
+    return float(table.sort_values([score, "lr"], ascending=[False, True])["lr"].iloc[0])
 
 
-def position(records: pd.DataFrame) -> str:
+def position(records: pd.DataFrame, score: str = "val_macro_f1") -> str:
     """Where the best rate lies among those tried: interior, lowest tried or highest tried."""
-    best, rates = best_rate(records), sorted(set(records["lr"]))
+    best, rates = best_rate(records, score), sorted(set(records["lr"]))
     if len(rates) > 1 and math.isclose(best, rates[0]):
         return "lowest tried"
     if len(rates) > 1 and math.isclose(best, rates[-1]):
@@ -49,10 +49,11 @@ def position(records: pd.DataFrame) -> str:
     return "interior"
 
 
-def next_rate(records: pd.DataFrame, start: Sequence[float], factor: float = 3.0, extensions: int = 3) -> float | None:
+def next_rate(records: pd.DataFrame, start: Sequence[float], factor: float = 3.0, extensions: int = 3,
+              score: str = "val_macro_f1") -> float | None:
     """The next rate to try: one `factor` beyond the best when the best is at an edge of the rates tried and fewer
     than `extensions` rates beyond the `start` grid lie on that side; None when the best is bracketed or capped."""
-    where, rates = position(records), sorted(set(records["lr"]))
+    where, rates = position(records, score), sorted(set(records["lr"]))
     if where == "lowest tried":
         used = sum(lr < min(start) * (1 - 1e-9) for lr in rates)
         return None if used >= extensions else float(rates[0] / factor)
@@ -64,20 +65,20 @@ def next_rate(records: pd.DataFrame, start: Sequence[float], factor: float = 3.0
 
 def search_rate(train: Callable[[float], float], centre: float, factor: float = 3.0, candidates: int = 3,
                 extensions: int = 3) -> pd.DataFrame:
-    """Run a rate search in this process: `train(lr)` returns a validation macro-F1. Starts from `candidates` rates
-    around `centre`, extends while the best is at an edge (up to `extensions` per side); every rate tried, with
-    `chosen` and the best rate's `position` (an edge only when the cap was hit)."""
+    """Run a rate search in this process: `train(lr)` returns a validation score, higher is better (a macro-F1, or
+    minus a loss). Starts from `candidates` rates around `centre`, extends while the best is at an edge (up to
+    `extensions` per side); every rate tried (lr, score), with `chosen` and the best rate's `position`."""
     start = rate_grid(centre, candidates, factor)
-    records = pd.DataFrame([{"lr": lr, "val_macro_f1": float(train(lr))} for lr in start])
-    while (lr := next_rate(records, start, factor, extensions)) is not None:
-        records = pd.concat([records, pd.DataFrame([{"lr": lr, "val_macro_f1": float(train(lr))}])], ignore_index=True)
-    return mark_chosen(records.sort_values("lr").reset_index(drop=True))
+    records = pd.DataFrame([{"lr": lr, "score": float(train(lr))} for lr in start])
+    while (lr := next_rate(records, start, factor, extensions, "score")) is not None:
+        records = pd.concat([records, pd.DataFrame([{"lr": lr, "score": float(train(lr))}])], ignore_index=True)
+    return mark_chosen(records.sort_values("lr").reset_index(drop=True), "score")
 
 
-def mark_chosen(records: pd.DataFrame) -> pd.DataFrame:
+def mark_chosen(records: pd.DataFrame, score: str = "val_macro_f1") -> pd.DataFrame:
     """Add `chosen` (the best rate by the one rule) and `position` (where it lies) to one setting's candidates."""
-    best = best_rate(records)
-    return records.assign(chosen=[math.isclose(lr, best) for lr in records["lr"]], position=position(records))
+    best = best_rate(records, score)
+    return records.assign(chosen=[math.isclose(lr, best) for lr in records["lr"]], position=position(records, score))
 
 
 def choose_rates(search: pd.DataFrame) -> pd.DataFrame:

@@ -110,10 +110,12 @@ def tokenize_dataset(dataset, tokenizer, max_length: int = 128, text_column: str
 
 
 def lengths_of(data) -> list[int]:
-    """Sequence length of every example (tokenised dataset, list of cached features or of token blocks)."""
+    """Sequence length of every example (tokenised dataset, list of cached features or of token blocks); 1 for an
+    example that is not a sequence (a stored vector)."""
     if hasattr(data, "column_names"):
         return [len(ids) for ids in data["input_ids"]]
-    return [len(item["attention_mask"]) if isinstance(item, dict) else len(item) for item in data]
+    return [(len(item["attention_mask"]) if "attention_mask" in item else 1) if isinstance(item, dict) else len(item)
+            for item in data]
 
 
 def labels_of(data) -> list[int] | None:

@@ -1,36 +1,26 @@
-"""Masked-LM domain-adaptive pretraining of the classifier's encoder (notebook 05, section 7).
+"""Masked-LM domain-adaptive pretraining (DAPT) of the classifier's encoder (notebook 05, section 7).
 
 The embedded MiniLM ships without its masked-LM head, so we write BERT's head by hand (transform + decoder tied to
-the word embeddings), warm it up on general text with the encoder frozen, then continue masked-LM training of the
-whole model on the domain's training texts with the course's one training engine. `adapted_minilm` caches the
-adapted encoder (loadable as a classifier by notebook 06 and the sweep).
+the word embeddings) and warm it with the encoder frozen: the encoder runs once over masked texts, and the head
+trains on the stored hidden states at the masked positions until its held-out loss stops falling (thousands of
+cheap steps). The head is then frozen. DAPT trains the encoder alone (masked LM with BERT's 80/10/10 rule, fresh
+masks every batch) on the domain's training texts at a rate chosen on held-out domain text; a control run trains
+the same encoder for as many steps on general text. Any change measured with the frozen head belongs to the encoder.
+`adapted_minilm` caches the adapted encoder, the control encoder and the warmed head (notebook 06 and the strategy
+sweep load the adapted encoder as a classifier).
 """
 from __future__ import annotations
 
-import json
-import math
-from pathlib import Path
 from typing import Callable, Sequence
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .n02_cross_entropy import IGNORE_INDEX, mask_tokens
-from ..core.errors import CourseError
 from ..engine.training import TrainConfig, TrainResult, train
+from .n02_cross_entropy import IGNORE_INDEX
 
-MLM_VERSION = 1  # bump when the training recipe changes: cached adapted encoders are then rebuilt
-HEAD_FILE, WARM_HEAD_FILE = "mlm_head.safetensors", "warm_head.safetensors"
-BUDGETS = {  # warm-up (head only, general text) and DAPT (whole model, domain training texts) per profile
-    "smoke": {"warm_steps": 3, "dapt_steps": 3, "batch_size": 4, "max_length": 32, "warm_lr": 1e-3, "lr": 1e-4,
-              "warm_texts": 24, "train_texts": 24, "mask_prob": 0.15},
-    "cpu": {"warm_steps": 60, "dapt_steps": 60, "batch_size": 16, "max_length": 64, "warm_lr": 2e-3, "lr": 1e-4,
-            "warm_texts": 1000, "train_texts": None, "mask_prob": 0.15},
-    "gpu": {"warm_steps": 500, "dapt_steps": 1500, "batch_size": 32, "max_length": 256, "warm_lr": 1e-3,
-            "lr": 5e-5, "warm_texts": None, "train_texts": None, "mask_prob": 0.15},
-}
+HEAD_FILE = "mlm_head.safetensors"
 
 
 class MLMHead(nn.Module):
@@ -49,6 +39,10 @@ class MLMHead(nn.Module):
         """Vocabulary scores for hidden states (..., hidden) → (..., vocab)."""
         x = self.LayerNorm(F.gelu(self.dense(hidden)))
         return x @ self.decoder_weight.T + self.bias
+
+    def own_parameters(self) -> list[nn.Parameter]:
+        """The head's own weights (dense, LayerNorm, bias): the tied decoder belongs to the encoder."""
+        return [p for name, p in self.named_parameters() if name != "decoder_weight"]
 
 
 class MaskedLM(nn.Module):
@@ -74,11 +68,19 @@ class MaskedLM(nn.Module):
         return MaskedLMOutput(loss=loss, logits=logits)
 
 
-def base_masked_lm(name: str = "minilm") -> tuple[MaskedLM, object]:
-    """The encoder `name` with a fresh (untrained) MLMHead, and its tokenizer."""
-    from ..core.models import load_model, load_tokenizer
+class HeadOnStates(nn.Module):
+    """The head alone, fed the encoder's stored hidden states at masked positions (the warm-up's model)."""
 
-    return MaskedLM(load_model(name, "encoder")), load_tokenizer(name)
+    def __init__(self, head: MLMHead):
+        super().__init__()
+        self.head = head
+
+    def forward(self, hidden_states: torch.Tensor, labels: torch.Tensor):
+        """Vocabulary logits of the stored states and their cross-entropy with the masked tokens."""
+        from transformers.modeling_outputs import MaskedLMOutput
+
+        logits = self.head(hidden_states)
+        return MaskedLMOutput(loss=F.cross_entropy(logits.float(), labels), logits=logits)
 
 
 def library_masked_lm(model: MaskedLM, path: str):
@@ -110,149 +112,141 @@ def special_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, tokenize
     return torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids)) | (attention_mask == 0)
 
 
-def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[dict[str, list[int]]]:
-    """Tokenised texts (truncated to max_length) as a list of {input_ids, attention_mask} for the engine."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
-    return [{"input_ids": ids, "attention_mask": mask} for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
+def bert_masking(input_ids: torch.Tensor, special: torch.Tensor, mask_token_id: int, vocab_size: int,
+                 mask_prob: float = 0.15, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT's masking: choose each non-special token with probability `mask_prob`; of the chosen, 80 % become
+    [MASK], 10 % a random token, 10 % stay; labels keep the chosen tokens' ids and -100 elsewhere. The random draws
+    are those of transformers' DataCollatorForLanguageModeling, in its order, so one seeded generator gives the
+    collator's masks exactly."""
+    probability = torch.full(input_ids.shape, mask_prob).masked_fill(special.bool(), 0.0)
+    chosen = torch.bernoulli(probability, generator=generator).bool()
+    labels = input_ids.masked_fill(~chosen, IGNORE_INDEX)
+    inputs = input_ids.clone()
+    replaced = torch.bernoulli(torch.full(input_ids.shape, 0.8), generator=generator).bool() & chosen
+    inputs[replaced] = mask_token_id
+    randomised = torch.bernoulli(torch.full(input_ids.shape, 0.5), generator=generator).bool() & chosen & ~replaced
+    words = torch.randint(vocab_size, input_ids.shape, dtype=torch.long, generator=generator)
+    inputs[randomised] = words[randomised]
+    return inputs, labels
+
+
+def windows(tokenizer, texts: Sequence[str], max_length: int, limit: int | None = None) -> list[dict[str, list[int]]]:
+    """Each text cut into consecutive windows of at most max_length tokens (special tokens included), so the
+    whole text is read, not only its opening: a list of {input_ids, attention_mask} for the engine."""
+    room = max_length - tokenizer.num_special_tokens_to_add()
+    out: list[dict[str, list[int]]] = []
+    for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]:
+        for start in range(0, len(ids), room):
+            piece = [tokenizer.cls_token_id] + ids[start:start + room] + [tokenizer.sep_token_id]
+            out.append({"input_ids": piece, "attention_mask": [1] * len(piece)})
+            if limit is not None and len(out) >= limit:
+                return out
+    return out
 
 
 def mlm_collator(tokenizer, mask_prob: float = 0.15, seed: int = 0) -> Callable[[list[dict]], dict]:
-    """Pad a batch and mask it with notebook 02's `mask_tokens` (fresh masks each batch: dynamic masking)."""
+    """Pad a batch and mask it with `bert_masking` (fresh masks each batch: dynamic masking, as RoBERTa)."""
     generator = torch.Generator().manual_seed(seed)
 
     def collate(items: list[dict]) -> dict[str, torch.Tensor]:
-        batch = tokenizer.pad(items, return_tensors="pt")
+        batch = tokenizer.pad([{k: item[k] for k in ("input_ids", "attention_mask")} for item in items],
+                              return_tensors="pt")
         special = special_mask(batch["input_ids"], batch["attention_mask"], tokenizer)
-        ids, labels = mask_tokens(batch["input_ids"], tokenizer.mask_token_id, special, mask_prob, generator)
+        ids, labels = bert_masking(batch["input_ids"], special, tokenizer.mask_token_id, len(tokenizer), mask_prob,
+                                   generator)
         return {"input_ids": ids, "attention_mask": batch["attention_mask"], "labels": labels}
 
     return collate
 
 
-def mlm_config(n_texts: int, steps: int, batch_size: int, lr: float, seed: int = 0, desc: str = "masked LM",
-               progress: bool = True, mixed_precision: str = "auto") -> TrainConfig:
-    """The engine's settings for a step budget: enough epochs, 10 % warm-up, no evaluation until the end."""
-    per_epoch = math.ceil(n_texts / batch_size)
-    return TrainConfig(epochs=math.ceil(steps / per_epoch), batch_size=batch_size, lr=lr, weight_decay=0.01,
-                       warmup_steps=max(1, steps // 10), patience=None, max_steps=steps, group_by_length=True,
-                       mixed_precision=mixed_precision, metric="", greater_is_better=False, seed=seed, log_every=1,
-                       restore_best=False, progress=progress, desc=desc, eval_every=steps, eval_at_start=False)
+def fixed_masks(tokenizer, items: list[dict], mask_prob: float = 0.15, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """One masked copy of each window, drawn once from `seed` (the same masks before and after training); a window
+    that drew no mask gets its first word piece masked, so every window has a loss."""
+    generator, masked = torch.Generator().manual_seed(seed), []
+    for item in items:
+        ids, attention = torch.tensor(item["input_ids"])[None], torch.tensor(item["attention_mask"])[None]
+        special = special_mask(ids, attention, tokenizer)
+        inputs, labels = bert_masking(ids, special, tokenizer.mask_token_id, len(tokenizer), mask_prob, generator)
+        if (labels == IGNORE_INDEX).all():
+            first = int((~special[0]).nonzero()[0])
+            inputs[0, first], labels[0, first] = tokenizer.mask_token_id, ids[0, first]
+        masked.append({"input_ids": inputs[0], "attention_mask": attention[0], "labels": labels[0]})
+    return masked
 
 
-def set_encoder_frozen(model: MaskedLM, frozen: bool) -> None:
-    """Freeze (or unfreeze) the encoder, and with it the tied decoder; frozen modules stay in eval mode."""
-    for p in model.encoder.parameters():
+def padded(items: list[dict[str, torch.Tensor]], device: torch.device) -> dict[str, torch.Tensor]:
+    """Pad masked windows into one batch (labels with -100)."""
+    return {k: torch.nn.utils.rnn.pad_sequence([m[k] for m in items], batch_first=True,
+                                               padding_value=IGNORE_INDEX if k == "labels" else 0).to(device)
+            for k in ("input_ids", "attention_mask", "labels")}
+
+
+@torch.no_grad()
+def masked_states(encoder: nn.Module, masked: list[dict[str, torch.Tensor]], batch_size: int = 64
+                  ) -> list[dict[str, torch.Tensor]]:
+    """Run the encoder once over fixed masked windows; keep the hidden state and the true token of every masked
+    position: the head's warm-up data (one item per masked token)."""
+    encoder.eval()
+    device, out = next(encoder.parameters()).device, []
+    for start in range(0, len(masked), batch_size):
+        batch = padded(masked[start:start + batch_size], device)
+        hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        chosen = batch["labels"] != IGNORE_INDEX
+        out += [{"hidden_states": h, "labels": y} for h, y in zip(hidden[chosen].float().cpu(),
+                                                                   batch["labels"][chosen].cpu())]
+    return out
+
+
+def stack_states(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Collate stored states into a batch."""
+    return {"hidden_states": torch.stack([i["hidden_states"] for i in items]),
+            "labels": torch.stack([i["labels"] for i in items])}
+
+
+def warm_head(head: MLMHead, train_states: list[dict], val_states: list[dict], config: TrainConfig) -> TrainResult:
+    """Train the head's own weights on stored states (the encoder, and with it the tied decoder, untouched) with the
+    course's training loop, scoring the held-out states every `config.eval_every` steps; the best weights are kept."""
+    model, val = HeadOnStates(head), stack_states(val_states)
+
+    def held_out(m: nn.Module) -> dict[str, float]:
+        with torch.no_grad():
+            return {"loss": float(m(**{k: v.to(next(m.parameters()).device) for k, v in val.items()}).loss)}
+
+    head.decoder_weight.requires_grad_(False)
+    try:
+        return train(model, train_states, None, stack_states, config,
+                     groups=[{"params": head.own_parameters(), "lr": config.lr, "weight_decay": 0.0}],
+                     evaluate_fn=held_out)
+    finally:
+        head.decoder_weight.requires_grad_(True)
+
+
+def freeze_head(model: MaskedLM, frozen: bool) -> None:
+    """Freeze (or thaw) the head's own weights; the tied decoder is the encoder's word-embedding table, not frozen."""
+    for p in model.head.own_parameters():
         p.requires_grad_(not frozen)
-    model.encoder._course_frozen = frozen
 
 
-def train_mlm(model: MaskedLM, tokenizer, texts: Sequence[str], steps: int, batch_size: int, lr: float,
-              max_length: int, mask_prob: float = 0.15, seed: int = 0, head_only: bool = False,
-              desc: str = "masked LM", progress: bool = True, mixed_precision: str = "auto") -> TrainResult:
-    """Masked-LM training with the course's engine: the head alone (encoder frozen) or the whole model."""
-    if steps < 1 or not texts:
-        raise CourseError("masked-LM training needs steps >= 1 and at least one text")
-    set_encoder_frozen(model, head_only)
-    data = encode_texts(tokenizer, texts, max_length)
-    config = mlm_config(len(data), steps, batch_size, lr, seed, desc, progress, mixed_precision)
+@torch.no_grad()
+def masked_loss(model: MaskedLM, masked: list[dict[str, torch.Tensor]], batch_size: int = 64) -> float:
+    """Mean cross-entropy over every masked token of fixed masked windows (the DAPT's held-out score)."""
+    model.eval()
+    device, total, count = next(model.parameters()).device, 0.0, 0
+    for start in range(0, len(masked), batch_size):
+        batch = padded(masked[start:start + batch_size], device)
+        out = model(**batch)
+        n = int((batch["labels"] != IGNORE_INDEX).sum())
+        total, count = total + float(out.loss) * n, count + n
+    return total / max(1, count)
+
+
+def dapt(model: MaskedLM, tokenizer, train_items: list[dict], val_masked: list[dict] | None, config: TrainConfig,
+         mask_prob: float = 0.15) -> TrainResult:
+    """Masked-LM training of the encoder alone (the head frozen) with dynamic BERT masking; the held-out masked
+    loss (if `val_masked`) is scored every `config.eval_every` steps and the best weights kept."""
+    freeze_head(model, True)
     try:
-        return train(model, data, None, mlm_collator(tokenizer, mask_prob, seed), config,
-                     evaluate_fn=lambda m: {})
+        return train(model, train_items, None, mlm_collator(tokenizer, mask_prob, config.seed), config,
+                     evaluate_fn=lambda m: {"loss": masked_loss(m, val_masked)} if val_masked else {})
     finally:
-        set_encoder_frozen(model, False)
-
-
-def head_state(model: MaskedLM) -> dict[str, torch.Tensor]:
-    """The head's own weights (the tied decoder lives in the encoder and is saved with it)."""
-    return {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items() if k != "decoder_weight"}
-
-
-def load_masked_lm(encoder_path: str, head_file: Path) -> MaskedLM:
-    """An encoder (embedded name or folder) with a saved head's weights."""
-    from safetensors.torch import load_file
-
-    from ..core.models import load_model
-
-    model = MaskedLM(load_model(encoder_path, "encoder"))
-    model.head.load_state_dict(load_file(str(head_file)), strict=False)
-    return model.eval()
-
-
-def budget(profile: str) -> dict:
-    """The warm-up / DAPT budget of a profile (`auto` resolves to cpu or gpu)."""
-    from ..core.profiles import resolve_profile
-
-    resolved = resolve_profile(profile)
-    if resolved not in BUDGETS:
-        raise CourseError(f"unknown profile {profile!r}: use one of auto, {', '.join(BUDGETS)}")
-    return dict(BUDGETS[resolved], profile=resolved)
-
-
-def adaptation_texts(cfg: dict, data: str, text_column: str, label_column: str) -> tuple[list[str], list[str]]:
-    """General warm-up texts (WikiText-2 validation) and domain training texts (the data's training split, the one
-    split every notebook uses), so the adaptation never sees a validation or test text."""
-    from ..core.data import load_text_classification, load_wikitext2
-
-    dataset = load_text_classification(data, text_column, label_column)
-    domain = list(dataset["train"]["text"])
-    general = list(load_wikitext2()["validation"]["text"])
-    return general[:cfg["warm_texts"]], domain[:cfg["train_texts"]]
-
-
-def build_adapted(folder: Path, cfg: dict, general: list[str], domain: list[str], seed: int = 0,
-                  progress: bool = True) -> None:
-    """Warm the head on general text (encoder frozen), save it; DAPT the whole model on domain text; save the
-    encoder (save_pretrained), tokenizer, both heads, the loss history and a summary into `folder`."""
-    from safetensors.torch import save_file
-
-    from ..core.device import pick_device
-
-    model, tokenizer = base_masked_lm("minilm")
-    model.to(pick_device())
-    common = {"batch_size": cfg["batch_size"], "max_length": cfg["max_length"], "mask_prob": cfg["mask_prob"],
-              "seed": seed, "progress": progress, "mixed_precision": cfg.get("mixed_precision", "auto")}
-    warm = train_mlm(model, tokenizer, general, cfg["warm_steps"], lr=cfg["warm_lr"], head_only=True,
-                     desc="warm-up: head only, general text", **common)
-    save_file(head_state(model), str(folder / WARM_HEAD_FILE))
-    dapt = train_mlm(model, tokenizer, domain, cfg["dapt_steps"], lr=cfg["lr"], desc="DAPT: whole model, domain",
-                     **common)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # no 'Writing model shards' bar in notebook outputs
-    try:
-        model.encoder.save_pretrained(folder)
-    finally:
-        hf_logging.enable_progress_bar()
-    tokenizer.save_pretrained(folder)
-    save_file(head_state(model), str(folder / HEAD_FILE))
-    runs = {"warm-up": warm, "dapt": dapt}
-    pd.concat([r.history[r.history["split"] == "train"][["step", "loss", "lr"]].assign(phase=name)
-               for name, r in runs.items()]).to_csv(folder / "history.csv", index=False)
-    summary = {name: {"steps": r.steps, "seconds": round(r.seconds, 2), "sequences": r.examples,
-                      "trainable": r.params["trainable"]} for name, r in runs.items()}
-    (folder / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-
-
-def adapted_minilm(profile: str, data: str = "medical_abstracts", text_column: str = "text",
-                   label_column: str = "label", seed: int = 0, precision: str = "auto", rebuild: bool = False,
-                   progress: bool = True) -> Path:
-    """The MiniLM encoder after masked-LM DAPT on `data`'s training texts: built with `profile`'s budget when the
-    cache has no fresh copy, else the cached folder (load it with load_model(path, "classifier", num_labels=…)).
-    `seed` is the adaptation's own seed: keep 0 so that fine-tuning runs over several seeds share one encoder."""
-    import re
-
-    from ..core.cache import cached_artifact, file_digest, texts_digest
-    from ..core.device import pick_device, training_precision
-    from ..core.models import resolve_model
-
-    cfg = budget(profile)
-    device = pick_device()
-    cfg["mixed_precision"] = training_precision(precision, cfg["profile"], device)  # what a notebook's cc.start picks
-    general, domain = adaptation_texts(cfg, data, text_column, label_column)
-    fingerprint = {"recipe": f"05 masked-LM DAPT v{MLM_VERSION}", "budget": cfg, "seed": seed,
-                   "device": device.type, "model": file_digest([resolve_model("minilm")]),
-                   "train_texts": texts_digest(domain), "warm_texts": texts_digest(general)}
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(data).stem if data != "medical_abstracts" else data)
-    name = f"minilm-{slug}-mlm-dapt-{cfg['profile']}" + (f"-seed{seed}" if seed else "")
-    return cached_artifact(name, fingerprint,
-                           lambda folder: build_adapted(folder, cfg, general, domain, seed, progress), rebuild)
+        freeze_head(model, False)

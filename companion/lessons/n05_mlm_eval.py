@@ -1,9 +1,11 @@
-"""Measuring masked-LM adaptation (notebook 05, section 7): fixed masks, per-sequence losses, the before/after
-table with 95 % intervals (paired per sequence), the masking rate against transformers' collator, and the table of
-the four model families' pretraining objectives with a masked-LM and a causal-LM loss on the same text."""
+"""Measuring masked-LM adaptation (notebook 05, section 7): per-window losses on fixed masks, a unigram-frequency
+baseline on the same masks, the before / after / control table with 95 % intervals (paired per window), fill-mask
+predictions, and the table of the four model families' pretraining objectives with a masked-LM and a causal-LM loss
+on the same text."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -11,43 +13,23 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from .n01_lm_probability import token_nlls
-from .n02_cross_entropy import IGNORE_INDEX, mask_tokens
 from ..core.errors import CourseError
-from .n05_mlm import MaskedLM, encode_texts, special_mask
 from ..core.stats import Interval, mean_ci, paired_difference
-
-
-def fixed_masks(tokenizer, texts: Sequence[str], max_length: int, mask_prob: float = 0.15,
-                seed: int = 0) -> list[dict[str, torch.Tensor]]:
-    """One masked copy of each text, drawn once from `seed` (the same masks before and after training); a text
-    that drew no mask gets its first word piece masked, so every sequence has a loss."""
-    generator = torch.Generator().manual_seed(seed)
-    masked = []
-    for item in encode_texts(tokenizer, texts, max_length):
-        ids = torch.tensor(item["input_ids"])[None]
-        attention = torch.tensor(item["attention_mask"])[None]
-        special = special_mask(ids, attention, tokenizer)
-        inputs, labels = mask_tokens(ids, tokenizer.mask_token_id, special, mask_prob, generator)
-        if (labels == IGNORE_INDEX).all():
-            first = int((~special[0]).nonzero()[0])
-            inputs[0, first], labels[0, first] = tokenizer.mask_token_id, ids[0, first]
-        masked.append({"input_ids": inputs[0], "attention_mask": attention[0], "labels": labels[0]})
-    return masked
+from .n01_lm_probability import token_nlls
+from .n02_cross_entropy import IGNORE_INDEX
+from .n05_mlm import MaskedLM, fixed_masks, padded, windows
 
 
 @torch.no_grad()
 def sequence_losses(model: MaskedLM, masked: list[dict[str, torch.Tensor]], batch_size: int = 32) -> np.ndarray:
-    """Each sequence's mean cross-entropy over its masked positions (nats), in the order of `masked`."""
+    """Each window's mean cross-entropy over its masked positions (nats), in the order of `masked`."""
     model.eval()
     device = next(model.parameters()).device
     order = sorted(range(len(masked)), key=lambda i: len(masked[i]["input_ids"]))
     out = np.zeros(len(masked))
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        batch = {k: torch.nn.utils.rnn.pad_sequence([masked[i][k] for i in idx], batch_first=True,
-                                                    padding_value=IGNORE_INDEX if k == "labels" else 0).to(device)
-                 for k in ("input_ids", "attention_mask", "labels")}
+        batch = padded([masked[i] for i in idx], device)
         hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
         chosen = batch["labels"] != IGNORE_INDEX
         nll = F.cross_entropy(model.head(hidden[chosen]).float(), batch["labels"][chosen], reduction="none")
@@ -61,6 +43,21 @@ def token_loss(model: MaskedLM, masked: list[dict[str, torch.Tensor]]) -> float:
     """Mean cross-entropy over every masked token of the set (the loss a training step reports)."""
     counts = np.array([int((m["labels"] != IGNORE_INDEX).sum()) for m in masked])
     return float((sequence_losses(model, masked) * counts).sum() / counts.sum())
+
+
+def unigram_log_probs(items: list[dict], vocab_size: int, special_ids: Sequence[int]) -> torch.Tensor:
+    """log P(token) of a unigram model: token frequencies in windows (special tokens left out), add-one smoothed."""
+    counts = Counter(t for item in items for t in item["input_ids"] if t not in set(special_ids))
+    table = torch.ones(vocab_size, dtype=torch.float64)
+    for token, n in counts.items():
+        table[token] += n
+    return (table / table.sum()).log()
+
+
+def unigram_losses(log_probs: torch.Tensor, masked: list[dict[str, torch.Tensor]]) -> np.ndarray:
+    """Each window's mean −log P(token) over its masked positions under a unigram model (the same masks as
+    `sequence_losses`): what a model that ignores the context would score."""
+    return np.array([float(-log_probs[m["labels"][m["labels"] != IGNORE_INDEX]].mean()) for m in masked])
 
 
 def change_row(name: str, before: np.ndarray, after: np.ndarray) -> dict:
@@ -91,25 +88,33 @@ def change_sentence(table: pd.DataFrame, name: str, label: str) -> str:
             f"(perplexity {row['ppl_before']:.1f} → {row['ppl_after']:.1f}; change {interval})")
 
 
-def collator_mask_rate(tokenizer, texts: Sequence[str], max_length: int, mask_prob: float = 0.15,
-                       seed: int = 0) -> dict[str, float]:
-    """Share of maskable tokens chosen by `mask_tokens` and by transformers' DataCollatorForLanguageModeling on
-    the same texts, and which share of the collator's chosen tokens became [MASK] (its 80/10/10 rule)."""
-    from transformers import DataCollatorForLanguageModeling
+def interval_of(table: pd.DataFrame, name: str) -> Interval:
+    """The paired change of one row as an Interval (for comparisons and results)."""
+    row = table.loc[name]
+    return Interval(float(row["change"]), float(row["change_low"]), float(row["change_high"]), int(row["sequences"]))
 
-    items = encode_texts(tokenizer, texts, max_length)
-    batch = tokenizer.pad(items, return_tensors="pt")
-    special = special_mask(batch["input_ids"], batch["attention_mask"], tokenizer)
-    _, ours = mask_tokens(batch["input_ids"], tokenizer.mask_token_id, special, mask_prob,
-                          torch.Generator().manual_seed(seed))
-    torch.manual_seed(seed)
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mask_prob, return_tensors="pt")
-    theirs = collator([{"input_ids": i["input_ids"]} for i in items])
-    chosen = theirs["labels"] != IGNORE_INDEX
-    maskable = int((~special).sum())
-    return {"maskable_tokens": maskable, "ours": float((ours != IGNORE_INDEX).sum()) / maskable,
-            "collator": float(chosen.sum()) / maskable,
-            "collator_mask_share": float((theirs["input_ids"][chosen] == tokenizer.mask_token_id).float().mean())}
+
+def eval_masks(tokenizer, texts: Sequence[str], max_length: int, limit: int, seed: int = 0) -> list[dict]:
+    """The first `limit` windows of held-out texts, each masked once with BERT's rule from `seed`."""
+    return fixed_masks(tokenizer, windows(tokenizer, texts, max_length, limit), seed=seed)
+
+
+@torch.no_grad()
+def fill_mask(model: MaskedLM, tokenizer, sentence: str, k: int = 5) -> list[str]:
+    """The model's top-k word pieces for the one [MASK] in a sentence."""
+    model.eval()
+    enc = tokenizer(sentence, return_tensors="pt").to(next(model.parameters()).device)
+    where = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero()
+    if len(where) != 1:
+        raise CourseError(f"fill_mask needs exactly one {tokenizer.mask_token} in the sentence: {sentence!r}")
+    hidden = model.encoder(**enc).last_hidden_state[0, int(where[0])]
+    return tokenizer.convert_ids_to_tokens(model.head(hidden).topk(k).indices.tolist())
+
+
+def fill_mask_table(models: dict[str, MaskedLM], tokenizer, sentences: dict[str, str], k: int = 5) -> pd.DataFrame:
+    """Top-k predictions of each model (columns) for each sentence (rows, named by their domain)."""
+    return pd.DataFrame({name: [", ".join(fill_mask(m, tokenizer, s, k)) for s in sentences.values()]
+                         for name, m in models.items()}, index=pd.Index(list(sentences), name="sentence"))
 
 
 OBJECTIVES = [
@@ -146,8 +151,8 @@ def causal_lm_loss(model, tokenizer, texts: Sequence[str], max_length: int = 64)
 
 def same_text_losses(mlm: MaskedLM, mlm_tokenizer, lm, lm_tokenizer, texts: Sequence[str], max_length: int = 64,
                      seed: int = 0, names: tuple[str, str] = ("MiniLM + warmed head", "SmolLM2")) -> pd.DataFrame:
-    """The masked-LM loss (15 % fixed masks) and the causal-LM loss on the same texts, with token counts."""
-    masked = fixed_masks(mlm_tokenizer, texts, max_length, seed=seed)
+    """The masked-LM loss (BERT's masking, fixed) and the causal-LM loss on the same texts, with token counts."""
+    masked = fixed_masks(mlm_tokenizer, windows(mlm_tokenizer, texts, max_length, len(texts)), seed=seed)
     lm_tokens = sum(len(lm_tokenizer(t, truncation=True, max_length=max_length)["input_ids"]) - 1 for t in texts)
     return pd.DataFrame([
         {"objective": "masked LM", "model": names[0], "loss_nats": token_loss(mlm, masked),
@@ -155,9 +160,3 @@ def same_text_losses(mlm: MaskedLM, mlm_tokenizer, lm, lm_tokenizer, texts: Sequ
         {"objective": "causal LM", "model": names[1], "loss_nats": causal_lm_loss(lm, lm_tokenizer, texts, max_length),
          "predicted_tokens": lm_tokens},
     ]).set_index("objective")
-
-
-def interval_of(table: pd.DataFrame, name: str) -> Interval:
-    """The paired change of one row as an Interval (for comparisons and results)."""
-    row = table.loc[name]
-    return Interval(float(row["change"]), float(row["change_low"]), float(row["change_high"]), int(row["sequences"]))
