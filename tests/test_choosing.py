@@ -6,7 +6,7 @@ import pytest
 import companion as cc
 from companion.core.rates import choose_rates
 from companion.lessons.n09_choosing import decision_guide, load_sweep, paired_against, pareto_front, summarise
-from companion.engine.strategies import read_rate
+from companion.engine.strategies import rate_for
 from companion.lessons.n09_claims import source_claims
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -67,20 +67,18 @@ def test_source_claims_verdicts(runs):
     assert "adapting the encoder to the domain first improves the task" not in claims.index  # no adapted runs here
 
 
-def test_rates_are_chosen_on_validation_with_equal_budgets(tmp_path):
-    search = pd.DataFrame({"status": "ok", "strategy": ["full"] * 3 + ["lora"] * 3,
+def test_a_setting_reads_its_rate_chosen_on_its_own_data(tmp_path):
+    search = pd.DataFrame({"status": "ok", "setting": ["full"] * 3 + ["lora"] * 3,
                            "lr": [1e-4, 2e-4, 6e-4, 3e-3, 1e-2, 3e-2],
-                           "val_macro_f1": [0.5, 0.6, 0.55, 0.4, 0.4, 0.3], "test_scored": False})
-    table = choose_rates(search)
-    assert table[table["chosen"]].set_index("strategy")["lr"].to_dict() == {"full": 2e-4, "lora": 3e-3}  # tie: smaller
+                           "val_macro_f1": [0.5, 0.6, 0.55, 0.4, 0.45, 0.3], "test_scored": False})
+    table = choose_rates(search).assign(data="medical_abstracts", profile="cpu")
     path = tmp_path / "rates.csv"
     table.to_csv(path, index=False)
-    assert read_rate(path, "lora", "cpu") == (3e-3, "chosen on validation (rates.csv)")
-    assert read_rate(path, "p_tuning", "cpu")[1].startswith("default")
-    with pytest.raises(cc.CourseError, match="unequal search budgets"):
-        choose_rates(search.iloc[:5])
-    with pytest.raises(cc.CourseError, match="scored the test split"):
-        choose_rates(search.assign(test_scored=True))
+    assert rate_for(path, "lora", "lora", "cpu") == (1e-2, "chosen on validation (rates.csv)")
+    assert rate_for(path, "p_tuning", "p_tuning", "cpu")[1].startswith("the default for p_tuning")
+    lr, source = rate_for(path, "full", "full", "cpu", data="my.csv")  # another data set: never "chosen on validation"
+    assert lr == 2e-4 and "NOT chosen on validation" in source
+    assert rate_for(tmp_path / "none.csv", "full", "full", "cpu")[1].startswith("the default")
 
 
 def test_missing_report_is_a_clear_error(tmp_path):

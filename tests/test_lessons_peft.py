@@ -1,5 +1,5 @@
-"""Notebook 08's soft prompts: the validation rate search and seed runs; multi-task prompts on one frozen MiniLM
-encoder (data, training, swapping, storage)."""
+"""Notebook 08's soft prompts: multi-task prompts on one frozen MiniLM encoder (data, training through the one
+loop, swapping, storage)."""
 from __future__ import annotations
 
 import pytest
@@ -11,39 +11,11 @@ from companion.engine.training import TrainConfig
 from companion.lessons.n08_soft_prompts import (TaskPrompt, batches, domain_identification, evaluate_task_prompt, folder_bytes,
                                               train_task_prompt)
 from companion.checks.n08 import check_storage_ratio
-from companion.core.rates import choose_rate, rate_grid, runs_over_seeds
 
 MEDICAL = [f"Patients with chronic disease {i} received treatment and the tumour responded in the trial."
            for i in range(12)]
 GENERAL = [f"The river {i} flows through the old town, past the castle and the market square in the valley."
            for i in range(12)] + ["too short"]
-
-
-def test_rate_grid_is_geometric_around_the_centre():
-    assert rate_grid(1e-2, 3) == pytest.approx([1e-2 / 3, 1e-2, 3e-2])
-    two = rate_grid(1e-2, 2)
-    assert two[1] / two[0] == pytest.approx(3.0) and two[0] * two[1] == pytest.approx(1e-4)
-    assert rate_grid(5e-5, 1) == [5e-5]
-    with pytest.raises(ValueError):
-        rate_grid(1e-2, 0)
-
-
-def test_rate_is_chosen_on_validation_then_reused_at_every_seed():
-    calls = []
-
-    def train(lr: float, seed: int) -> dict:
-        """A fake run: validation peaks at lr 1e-2; test prefers the largest rate (must not influence the choice)."""
-        calls.append((lr, seed))
-        return {"val_macro_f1": -abs(lr - 1e-2) + seed, "macro_f1": lr, "seed": seed}
-
-    lr, run, records = choose_rate(train, [1e-3, 1e-2, 1e-1], seed=0)
-    assert lr == 1e-2 and run["seed"] == 0 and [r["lr"] for r in records] == [1e-3, 1e-2, 1e-1]
-    calls.clear()
-    out = runs_over_seeds(train, [1e-3, 1e-2, 1e-1], seeds=[5, 6, 7])
-    assert out["lr"] == 1e-2 and [r["seed"] for r in out["runs"]] == [5, 6, 7]
-    assert calls == [(1e-3, 5), (1e-2, 5), (1e-1, 5), (1e-2, 6), (1e-2, 7)]  # 3 candidates + 2 more seeds
-    tie = choose_rate(lambda lr, seed: {"val_macro_f1": 0.5}, [1e-3, 1e-2], seed=0)
-    assert tie[0] == 1e-3  # a tie keeps the first (smallest) rate
 
 
 def test_domain_identification_is_balanced_and_short():

@@ -60,3 +60,45 @@ def compare(name_a: str, name_b: str, difference: Interval, what: str = "macro-F
     a_better = (difference.mean > 0) == higher_is_better
     winner, loser = (name_a, name_b) if a_better else (name_b, name_a)
     return f"{winner} beats {loser} on {what}: difference ({name_a} − {name_b}) {difference} excludes 0"
+
+
+def equivalence(difference: Interval, margin: float) -> str:
+    """better / worse when the interval excludes 0; equivalent when the whole interval lies within ±margin (a
+    stated equivalence margin); else tied (the data cannot tell a difference from no difference)."""
+    if difference.excludes_zero():
+        return "better" if difference.mean > 0 else "worse"
+    if -margin <= difference.low and difference.high <= margin:
+        return f"equivalent within ±{margin:g}"
+    return "tied"
+
+
+def percentile_interval(samples: np.ndarray, estimate: float, n: int, level: float = 0.95) -> Interval:
+    """An Interval from bootstrap samples: the estimate with the samples' central `level` percentiles."""
+    low, high = np.percentile(samples, [50 * (1 - level), 50 * (1 + level)])
+    return Interval(float(estimate), float(low), float(high), n)
+
+
+def paired_bootstrap(labels: Sequence[int], preds_a: Sequence[int], preds_b: Sequence[int], metric,
+                     resamples: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
+    """metric(a) − metric(b) on the same test items, with a bootstrap interval over the items (resampled together,
+    so the two predictions stay paired): how much a difference on one test set could move with other test texts."""
+    y, a, b = np.asarray(labels), np.asarray(preds_a), np.asarray(preds_b)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(y), size=(resamples, len(y)))
+    samples = np.array([metric(y[i], a[i]) - metric(y[i], b[i]) for i in draws])
+    return percentile_interval(samples, metric(y, a) - metric(y, b), len(y), level)
+
+
+def change_over_items_and_seeds(before: Sequence[float], after: Sequence[Sequence[float]], resamples: int = 2000,
+                                seed: int = 0, level: float = 0.95) -> Interval:
+    """The mean change after − before of a per-item score (e.g. a probe sentence answered correctly), over runs:
+    `before` has one value per item, `after` one row per run (seed). The bootstrap resamples the runs and, within
+    them, the items, so the interval counts both the seeds' spread and the items' sampling."""
+    b, a = np.asarray(before, dtype=float), np.atleast_2d(np.asarray(after, dtype=float))
+    if a.shape[1] != len(b):
+        raise ValueError(f"after has {a.shape[1]} items per run, before has {len(b)}")
+    rng = np.random.default_rng(seed)
+    runs = rng.integers(0, len(a), size=(resamples, len(a)))
+    items = rng.integers(0, len(b), size=(resamples, len(b)))
+    samples = np.array([(a[r][:, i] - b[i]).mean() for r, i in zip(runs, items)])
+    return percentile_interval(samples, float((a - b).mean()), len(a) * len(b), level)

@@ -40,6 +40,7 @@ class Task:
     id2label: dict[int, str] | None
     max_length: int
     truncation: str = "head"
+    texts: DatasetDict | None = None  # the same splits untokenised (the training sample's texts, for baselines)
 
 
 def subset(dataset: DatasetDict, train_size: int | None, seed: int = 0) -> DatasetDict:
@@ -73,12 +74,15 @@ def make_task(dataset: DatasetDict, model_name: str = "minilm", max_length: int 
     names = getattr(dataset["train"].features["label"], "names", None)
     num_labels = len(names) if names else len(set(dataset["train"]["label"]))
     return Task(model_name, path, tokenizer, tokenize_dataset(dataset, tokenizer, max_length, truncation=truncation),
-                num_labels, dict(enumerate(names)) if names else None, max_length, truncation)
+                num_labels, dict(enumerate(names)) if names else None, max_length, truncation, dataset)
 
 
 def task_for(dataset: DatasetDict, model_name: str, protocol: Protocol, seed: int, tokenizer=None) -> Task:
-    """The task a run under `protocol` trains on: its training subset (sampled with the run's seed), length and
-    truncation."""
+    """The task a run under `protocol` trains on: its training subset (sampled with the run's seed), length,
+    truncation and evaluation sets."""
+    if protocol.eval_size is not None:
+        dataset = DatasetDict({name: part if name == "train" else part.select(range(min(protocol.eval_size, len(part))))
+                               for name, part in dataset.items()})
     return make_task(dataset, model_name, protocol.max_length, protocol.train_size, seed, tokenizer,
                      protocol.truncation)
 

@@ -16,7 +16,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from torch import nn
 
 from ..core.embeddings import sentence_embeddings
 from ..core.errors import CourseError
+from ..core.stats import Interval, change_over_items_and_seeds
 from .peft_configs import base_encoder
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -89,7 +90,18 @@ def fit_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
     predicted = classifier.predict(test_x)
     correct = predicted == test_y
     return {"accuracy": float(correct.mean()), "macro_f1": float(f1_score(test_y, predicted, average="macro")),
-            "accuracy_se": float(math.sqrt(correct.mean() * (1 - correct.mean()) / len(correct)))}
+            "accuracy_se": float(math.sqrt(correct.mean() * (1 - correct.mean()) / len(correct))),
+            "correct": correct_string(correct)}
+
+
+def correct_string(correct: np.ndarray) -> str:
+    """Which scored sentences the probe got right, as a string of 0/1 (one scalar a report's CSV keeps)."""
+    return "".join("1" if c else "0" for c in np.asarray(correct, dtype=bool))
+
+
+def correct_flags(text: str) -> list[int]:
+    """The 0/1 list of a `correct_string`."""
+    return [int(ch) for ch in str(text)]
 
 
 @dataclass
@@ -129,7 +141,8 @@ class ArticleProbe:
         return {"general_acc_before": self.reference["accuracy"], "general_acc": now["accuracy"],
                 "general_acc_change": now["accuracy"] - self.reference["accuracy"],
                 "general_f1_before": self.reference["macro_f1"], "general_f1": now["macro_f1"],
-                "general_f1_change": now["macro_f1"] - self.reference["macro_f1"]}
+                "general_f1_change": now["macro_f1"] - self.reference["macro_f1"],
+                "general_correct_before": self.reference["correct"], "general_correct": now["correct"]}
 
 
 def split_halves(labels: list[int], seed: int = 0) -> list[bool]:
@@ -220,3 +233,18 @@ def make_probe(model_path: str, tokenizer, texts: list[str], max_length: int = 6
     reference = sentence_embeddings(encoder, tokenizer, texts, max_length=max_length)
     articles = article_probe(encoder, tokenizer, **general) if general is not None else None
     return Probe(list(texts), reference, max_length, articles)
+
+
+def forgetting_change(before: str, after: Sequence[str], resamples: int = 2000, seed: int = 0) -> Interval:
+    """The general-task accuracy change after − before, with a 95 % interval that counts both the probe's sentence
+    sampling and the runs' seeds (one `general_correct` string per run): the course's one forgetting test."""
+    return change_over_items_and_seeds(correct_flags(before), [correct_flags(a) for a in after], resamples, seed)
+
+
+def forgetting_sentence(change: Interval, what: str = "fine-tuning") -> str:
+    """The one sentence every notebook prints about forgetting, chosen by the interval."""
+    if not change.excludes_zero():
+        return (f"general-task accuracy after {what}: change {change} includes 0: no loss of general ability "
+                f"beyond noise (sentences and seeds)")
+    verb = "lost" if change.mean < 0 else "gained"
+    return f"general-task accuracy after {what}: change {change} excludes 0: general ability was {verb}"

@@ -36,6 +36,7 @@ class Protocol:
     patience: int  # stop after this many scorings without a better validation macro-F1 (after the warm-up, and
     #                only once the best score is above the majority class's: a run at that plateau is not converged)
     class_weights: str  # none, or balanced: cross-entropy weighted by inverse class frequency
+    eval_size: int | None  # validation and test texts scored (the first of each split); None: all (smoke: a few)
     seeds: tuple[int, ...]  # the seeds a comparison scores
     selection_seed: int  # the seed the rate search trains with: never one of `seeds`
     rate_factor: float = 3.0  # neighbouring candidate rates differ by this factor
@@ -80,13 +81,13 @@ class Protocol:
 
 PROTOCOLS: dict[str, Protocol] = {
     "smoke": Protocol("smoke", train_size=48, max_length=24, truncation="head", batch_size=16, max_epochs=1,
-                      min_steps=1, eval_steps=25, patience=2, class_weights="balanced", seeds=(0, 1),
+                      min_steps=1, eval_steps=25, patience=2, class_weights="balanced", eval_size=32, seeds=(0, 1),
                       selection_seed=100, rate_candidates=3, rate_extensions=1),
     "cpu": Protocol("cpu", train_size=400, max_length=128, truncation="head+tail", batch_size=16, max_epochs=8,
-                    min_steps=150, eval_steps=25, patience=2, class_weights="balanced", seeds=(0, 1, 2, 3, 4),
+                    min_steps=150, eval_steps=25, patience=2, class_weights="balanced", eval_size=None, seeds=(0, 1, 2, 3, 4),
                     selection_seed=100),
     "gpu": Protocol("gpu", train_size=None, max_length=256, truncation="head+tail", batch_size=32, max_epochs=10,
-                    min_steps=300, eval_steps=50, patience=3, class_weights="balanced", seeds=(0, 1, 2, 3, 4),
+                    min_steps=300, eval_steps=50, patience=3, class_weights="balanced", eval_size=None, seeds=(0, 1, 2, 3, 4),
                     selection_seed=100),
 }
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from ..core.errors import CourseError
+from ..core.rates import setting_name
 from ..core.stats import Interval, mean_ci, paired_difference
 
 METRICS = {"macro_f1": "macro-F1", "val_macro_f1": "validation macro-F1", "accuracy": "accuracy",
@@ -25,15 +25,6 @@ METRICS = {"macro_f1": "macro-F1", "val_macro_f1": "validation macro-F1", "accur
 
 
 
-def setting_name(strategy: str, k: Any, adapted: Any) -> str:
-    """A run's setting label: the strategy, `freeze k=4` for layered runs, `adapted + full` for the adapted encoder."""
-    if str(adapted).lower() == "true":
-        return f"adapted + {strategy}"
-    if strategy == "freeze" and k == k and k is not None:
-        return f"freeze k={int(k)}"
-    return strategy
-
-
 def load_sweep(csv: str | Path) -> pd.DataFrame:
     """The finished runs of a strategy sweep (report.csv), one row per run, with a `setting` label."""
     path = Path(csv)
@@ -43,9 +34,10 @@ def load_sweep(csv: str | Path) -> pd.DataFrame:
     frame = frame[frame["status"] == "ok"].copy()
     if frame.empty or "macro_f1" not in frame:
         raise CourseError(f"{path.name} has no finished strategy runs (column macro_f1 missing)")
-    ks = frame["param.k"] if "param.k" in frame else [None] * len(frame)
-    adapted = frame["param.adapted"] if "param.adapted" in frame else [False] * len(frame)
-    frame["setting"] = [setting_name(s, k, a) for s, k, a in zip(frame["strategy"], ks, adapted)]
+    if "setting" not in frame:  # a sweep of an older unit: the label from the strategy and its options
+        ks = frame["param.k"] if "param.k" in frame else [None] * len(frame)
+        adapted = frame["param.adapted"] if "param.adapted" in frame else [False] * len(frame)
+        frame["setting"] = [setting_name(s, k, a) for s, k, a in zip(frame["strategy"], ks, adapted)]
     return frame
 
 

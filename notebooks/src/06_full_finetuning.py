@@ -5,30 +5,31 @@
 # reference point of the next notebooks. We fine-tune the MiniLM encoder to sort medical abstracts by condition.
 #
 # **In this notebook you will**
-# 1. write the **fine-tuning loop** yourself (about 30 lines on 🤗 `accelerate`: batches, forward, cross-entropy,
-#    backward, gradient clipping, optimiser and schedule step, validation each epoch, keep the best epoch), train
-#    the real model with it, and check that the companion's `train` is the same loop;
-# 2. read learning curves and compare with two baselines (majority class, TF-IDF + logistic regression);
-# 3. predict, then watch, a model **overfit** a small training set: validation loss turns up while training loss falls;
-# 4. measure the **cost** (time, samples/s, peak memory, trainable parameters) and the **forgetting**
-#    (how far the encoder's view of general English moved).
+# 1. meet the course's **experimental protocol**: the budget every compared run shares in notebooks 06–09
+#    (training texts, length, batch size, epoch cap, early stopping, class weighting, seeds), and see from a
+#    measurement how much of each abstract it reads and what that truncation costs;
+# 2. write the **fine-tuning loop** yourself (about 40 lines on 🤗 `accelerate`: batches, forward, class-weighted
+#    cross-entropy, backward, clipping, optimiser and schedule step, validation, early stopping that waits until
+#    the model has learned something), train the real model with it, and check that the companion's `train` is the
+#    same loop;
+# 3. read learning curves, compare with two baselines (majority class, TF-IDF + logistic regression tuned on
+#    validation) with an interval, and ask the first question of every run: **did it train at all?**;
+# 4. predict, then watch, a model **overfit** a small training set;
+# 5. measure the **cost** (time, samples/s, peak memory, trainable parameters) and the **forgetting** (a general
+#    task before and after, with an interval over its sentences).
 #
 # **Prerequisites**: notebooks 02 (cross-entropy of logits, its gradient) and 03 (the encoder that produces the
 # `[CLS]` vector); basic PyTorch (a module, `loss.backward()`, an optimiser step).
 #
-# **Time**: about 60 minutes of study for a person. Machine time, measured on 2 idle CPU cores (kernel start and
-# model loading included): `smoke` 19 s · `cpu` 2.6 min (training in bf16 autocast: this CPU has AVX512-BF16); slower on a busy machine. `gpu`: not timed yet
-# (`bash bench/gpu.sh` measures it).
-#
-# **Making it fit on a laptop.** The `cpu` profile does less work per step: texts are cut to `max_length` tokens
-# (the opening of a text usually carries its topic); batches group similar lengths (little padding); the budget is
-# a number of steps with early stopping on validation, so a run ends when validation stops improving; and the
-# fused AdamW kernel makes each optimiser step cheap.
+# **Time**: about 60 minutes of study for a person. Machine time on 2 idle CPU cores (kernel start and model
+# loading included) is printed by the last cell and kept in `notebooks/results/06_full_finetuning.results.json`
+# (`seconds`; BENCHMARKS.md lists every notebook's); `smoke` runs in seconds. `gpu`: `bash bench/gpu.sh`.
 
 # %%
 import copy
 import math
 import time
+from dataclasses import replace as with_changes
 from pathlib import Path
 from typing import Optional
 
@@ -39,109 +40,199 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
-from companion.engine.strategies import read_rate
+from companion.checks.n06 import check_linear_cka, check_lr_at_step, check_overfit_epoch, check_total_steps
 from companion.core.data import load_text_classification
+from companion.core.device import autocast
 from companion.core.embeddings import sentence_embeddings
-from companion.engine.finetune import make_task, run_strategy, subset
-from companion.checks.n06 import check_linear_cka
-from companion.engine.forgetting import general_sentences, linear_cka, representation_drift
-from companion.engine.forgetting import article_probe, probe_sizes
-from companion.engine.metrics import classification_metrics, confusion_table, majority_baseline, tfidf_baseline
-from companion.engine.training import (MemoryMeter, TrainConfig, evaluate, fused_ok, linear_warmup_decay,
+from companion.core.rates import search_rate
+from companion.core.stats import mean_ci, paired_bootstrap, paired_difference
+from companion.engine.batches import encode_texts, make_loader, padding_collator, tokenize_dataset
+from companion.engine.finetune import majority_plateau, run_strategy, task_for
+from companion.engine.forgetting import (article_probe, forgetting_change, forgetting_sentence, general_sentences,
+                                         linear_cka, probe_sizes, representation_drift)
+from companion.engine.metrics import (classification_metrics, confusion_table, majority_baseline, tfidf_baseline,
+                                      tfidf_tuned)
+from companion.engine.strategies import default_rate, rate_for
+from companion.engine.training import (MemoryMeter, class_weights, evaluate, fused_ok, linear_warmup_decay,
                                        make_accelerator, param_groups, predict, train)
-from companion.engine.batches import eval_loader, make_loader, padding_collator, tokenize_dataset
-from companion.checks.n06 import check_lr_at_step, check_overfit_epoch, check_total_steps
-
 
 # %% tags=["parameters"]
 profile: str = "auto"  # one of: auto, smoke, cpu, gpu
-seed: int = 0  # range: [0, 4294967295]; random seed for shuffling, dropout and the new head
+seed: int = 0  # range: [0, 4294967295]; random seed for the training sample, shuffling, dropout and the new head
 precision: str = "auto"  # one of: auto, fp32, bf16; training precision (auto: bf16 where the CPU or GPU has it natively, under cpu/gpu profiles)
 model_name: str = "minilm"  # encoder: embedded name, local folder or Hugging Face id
 data: str = "medical_abstracts"  # registered data set or a local .csv/.jsonl/.parquet file
 text_column: str = "text"  # text column of a local data file
 label_column: str = "label"  # label column of a local data file
-strategy: str = "full"  # one of: full, discriminative, lora
-epochs: Optional[int] = None  # range: [1, inf); most passes over the training data; None means enough for the profile's step budget
-lr: Optional[float] = None  # range: (0, inf); peak learning rate; None means the rate chosen on validation (rates_csv), else the profile default
+lr: Optional[float] = None  # range: (0, inf); peak learning rate; None means chosen on validation (rates_csv for its data, else a search run here)
 rates_csv: str = "../sweeps/results/rates-cpu.csv"  # the strategy sweep's validation-only rate search (make rates)
-max_length: Optional[int] = None  # range: [2, inf); tokens kept from each text; None means the profile default
-train_size: Optional[int] = None  # range: [1, inf); training examples used; None means the profile default
+lengths_csv: str = "../sweeps/results/lengths-cpu.csv"  # the length study (make lengths): test macro-F1 per length
+max_length: Optional[int] = None  # range: [8, inf); tokens kept from each text; None means the protocol's
+train_size: Optional[int] = None  # range: [1, inf); training examples; None means the protocol's
+class_weights_mode: Optional[str] = None  # one of: none, balanced; None means the protocol's
 small_size: int = 100  # range: [1, inf); training examples of the overfitting experiment
-forgetting_sentences: Optional[int] = None  # range: [1, inf); WikiText-2 sentences probing forgetting; None means the profile default
+forgetting_sentences: Optional[int] = None  # range: [1, inf); WikiText-2 sentences probing drift; None means the profile default
 
 # %%
 cc.check_values("06", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed, precision)  # resolve the profile, seed, device and precision; start a clock
-cfg = cc.settings(PROFILE, {
-    "smoke": {"epochs": None, "max_steps": 3, "patience": None, "lr": 2e-4, "max_length": 24, "train_size": 48,
-              "eval_size": 32, "small_epochs": 2, "small_lr": 2e-4, "forgetting_sentences": 16, "batch_size": 16},
-    "cpu": {"epochs": None, "max_steps": 300, "patience": 2, "lr": 2e-4, "max_length": 64, "train_size": None,
-            "eval_size": None, "small_epochs": 12, "small_lr": 3e-4, "forgetting_sentences": 200, "batch_size": 32},
-    "gpu": {"epochs": None, "max_steps": 2000, "patience": 2, "lr": 5e-5, "max_length": 256, "train_size": None,
-            "eval_size": None, "small_epochs": 15, "small_lr": 1e-4, "forgetting_sentences": 1000, "batch_size": 32},
-}, epochs=epochs, lr=lr, max_length=max_length, train_size=train_size, forgetting_sentences=forgetting_sentences)
-if lr is None and PROFILE == "cpu":  # the rate the strategy sweep's search chose on validation for full fine-tuning
-    cfg["lr"], rate_source = read_rate(Path(rates_csv), "full", PROFILE)
-else:
-    rate_source = "given" if lr is not None else "profile default"
-print("profile:", PROFILE, "| device:", device.type)
-pd.Series(cfg, name="setting").to_frame()
+protocol = cc.protocol(PROFILE, max_length=max_length, train_size=train_size, class_weights=class_weights_mode,
+                       precision=precision)
+cfg = cc.settings(PROFILE, {  # what this notebook does beyond the protocol: its demonstrations
+    "smoke": {"small_epochs": 2, "small_lr": 2e-4, "forgetting_sentences": 16, "check_examples": 24},
+    "cpu": {"small_epochs": 12, "small_lr": 3e-4, "forgetting_sentences": 200, "check_examples": 40},
+    "gpu": {"small_epochs": 15, "small_lr": 1e-4, "forgetting_sentences": 1000, "check_examples": 40},
+}, forgetting_sentences=forgetting_sentences)
+print(protocol.describe())
+deviations = {k: v for k, v in {"max_length": max_length, "train_size": train_size,
+                                "class_weights": class_weights_mode}.items() if v is not None}
+if deviations:
+    print("this run deviates from the protocol, so its numbers are not the other notebooks':", deviations)
 
 # %% [markdown]
-# ## Step 1 · Data
+# ## The protocol: one budget for every comparison
 #
-# The medical abstracts, split stratified into train / validation / test. The **test split is held out**: we
-# touch it once, at the very end. Two baselines set the bar: always predicting the most frequent class, and a
-# bag-of-words model (TF-IDF + logistic regression, scikit-learn defaults) trained on the *whole* texts.
+# Notebooks 06–09 compare ways of training. A comparison is an experiment only when its arms share a budget and
+# each arm trained until validation stopped improving, so the course fixes **one protocol per profile**
+# (`companion.engine.protocol`): which training texts (a sample drawn with the run's seed, stratified by class),
+# how many tokens of each text and which ones, the batch size, an epoch cap (raised on small data so that a run
+# gets at least `min_steps` steps), validation every epoch (or every `eval_steps` steps when an epoch is longer),
+# early stopping, and whether the loss weighs the classes. This notebook's full fine-tuning, 07's layered runs,
+# 08's prompts and 09's table all run it. Learning rates are the one thing each setting gets for itself, chosen on
+# the validation split (notebook 09, section 1).
+
+# %%
+pd.Series({k: str(v) for k, v in protocol.record().items()}, name=protocol.profile).to_frame()
+
+# %% [markdown]
+# ## Step 1 · Data, and two baselines
+#
+# The data, split stratified into train / validation / test (one fixed split for every notebook). The **test
+# split is held out**: we touch it once, at the very end. Two baselines set the bar: always predicting the most
+# frequent class, and a bag-of-words model (TF-IDF + logistic regression, class-weighted like our loss) trained on
+# the *whole* texts of the same training examples, its regularisation strength C chosen on the validation split
+# with the course's rate rule (factors of 3 around 1, extended until the best is inside the grid).
 
 # %%
 dataset = load_text_classification(data, text_column, label_column)  # one fixed split per data set
-if cfg["eval_size"]:
-    dataset = type(dataset)({s: (p if s == "train" else p.select(range(min(cfg["eval_size"], len(p)))))
-                             for s, p in dataset.items()})
 label_names = dataset["train"].features["label"].names
-train_part = subset(dataset, cfg["train_size"], seed)["train"]
-baselines = {
-    "majority class": majority_baseline(train_part["label"], dataset["test"]["label"]),
-    "TF-IDF + LR": tfidf_baseline(train_part["text"], train_part["label"], dataset["test"]["text"],
-                                  dataset["test"]["label"], seed),
-    "TF-IDF + LR (class-balanced)": tfidf_baseline(train_part["text"], train_part["label"], dataset["test"]["text"],
-                                                   dataset["test"]["label"], seed, balanced=True),
-}
-print({s: len(p) for s, p in dataset.items()}, "| training on", len(train_part))
-pd.DataFrame(baselines).T[["accuracy", "macro_f1"]].round(3)
+tokenizer = cc.load_tokenizer(model_name)
+task = task_for(dataset, model_name, protocol, seed, tokenizer)  # the protocol's training sample, tokenised once
+train_texts = task.texts["train"]  # the untokenised texts of that sample (task.texts: the splits it scores)
+baselines = {"majority class": majority_baseline(train_texts["label"], task.texts["test"]["label"]),
+             "TF-IDF + LR (class-weighted, C on validation)": tfidf_tuned(task.texts, train_texts, seed)}
+tfidf = baselines["TF-IDF + LR (class-weighted, C on validation)"]
+print({split: len(part) for split, part in task.data.items()}, "· classes:", len(label_names),
+      f"· TF-IDF's C chosen on validation: {tfidf['C']:.3g} ({tfidf['search']['position'].iloc[0]} of "
+      f"{len(tfidf['search'])} tried)")
+pd.DataFrame(baselines).T[["accuracy", "macro_f1"]].astype(float).round(3)
 
 # %% [markdown]
-# ## Step 2 · Load the model and prepare the inputs
+# ### How much of each text should the model read?
 #
-# `load_model(…, "classifier", num_labels=…)` puts a new, randomly initialised linear **head** on the pretrained
-# encoder: it maps the pooled `[CLS]` vector to one logit per class. The loss is the cross-entropy of those logits:
-# −log softmax(logits)[label] averaged over the batch, which is `F.cross_entropy(logits, labels)`. Our loop will
-# compute it explicitly from the logits; here we check once that it is the model's own `.loss`.
-#
-# We tokenise **once** and pad **per batch** (dynamic padding, `DataCollatorWithPadding`): a batch is only as
-# long as its longest text.
+# A transformer's cost grows with the number of tokens it reads, so on a laptop the protocol cuts each text.
+# The medical abstracts are long for that:
 
 # %%
-tokenizer = cc.load_tokenizer(model_name)
+lengths = pd.Series([len(ids) for ids in tokenizer(list(train_texts["text"]), verbose=False)["input_ids"]])
+print(f"tokens per training text: median {lengths.median():.0f}, 10th percentile {lengths.quantile(0.1):.0f}, "
+      f"90th {lengths.quantile(0.9):.0f}; {(lengths <= protocol.max_length).mean():.0%} fit in the protocol's "
+      f"{protocol.max_length} tokens")
+
+# %% [markdown]
+# Cutting costs something, and *which* tokens to keep matters: `head` keeps the opening, `head+tail` keeps the
+# first quarter of the room and the end of the text (Sun et al. 2019 found head + tail best for long documents:
+# conclusions often name the condition). The **length study** (`sweeps/lengths.yaml`, `make lengths`) fine-tuned
+# under this protocol at several lengths, each length at its own learning rate chosen on validation, 3 seeds each,
+# and TF-IDF read exactly the tokens the model read. Here is what it measured:
+
+# %%
+study = pd.read_csv(lengths_csv) if Path(lengths_csv).is_file() else None
+if study is not None and "data" in study and set(study["data"]) == {data}:
+    study = study[study["status"] == "ok"].assign(
+        setting=lambda f: f["max_length"].astype(int).astype(str) + " " + f["truncation"])
+    curve = study.groupby(["max_length", "truncation"]).apply(
+        lambda g: pd.Series({"macro_f1": g["macro_f1"].mean(), "low": mean_ci(g["macro_f1"]).low,
+                             "high": mean_ci(g["macro_f1"]).high, "seeds": len(g), "lr": g["lr"].iloc[0],
+                             "seconds_per_step": g["seconds_per_step"].median(),
+                             "stopped_early": g["stopped_early"].astype(bool).mean()}), include_groups=False)
+    tfidf_same_tokens = {}
+    for (length, truncation), _ in curve.iterrows():  # TF-IDF on the very tokens the model read, same sample
+        cut = lambda split: tokenizer.batch_decode(encode_texts(tokenizer, split["text"], int(length), truncation)[
+            "input_ids"], skip_special_tokens=True)  # noqa: E731
+        tfidf_same_tokens[(length, truncation)] = tfidf_baseline(cut(train_texts), train_texts["label"],
+                                                                 cut(task.texts["test"]), task.texts["test"]["label"],
+                                                                 seed, True, tfidf["C"])["macro_f1"]
+    curve["tfidf_same_tokens"] = pd.Series(tfidf_same_tokens)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    for truncation, part in curve.reset_index().groupby("truncation"):
+        axes[0].errorbar(part["max_length"], part["macro_f1"], yerr=[part["macro_f1"] - part["low"],
+                         part["high"] - part["macro_f1"]], marker="o", capsize=3, label=f"MiniLM, {truncation}")
+        axes[0].plot(part["max_length"], part["tfidf_same_tokens"], ls="--", marker="x",
+                     label=f"TF-IDF on the same tokens, {truncation}")
+        axes[1].plot(part["max_length"], part["seconds_per_step"], marker="o", label=truncation)
+    axes[0].axhline(tfidf["macro_f1"], color="grey", lw=1, label="TF-IDF, whole texts")
+    axes[0].set(xscale="log", xlabel="tokens kept per text", ylabel="test macro-F1 (mean, 95 % CI)")
+    axes[1].set(xscale="log", xlabel="tokens kept per text", ylabel="seconds per training step (sweep runs)")
+    for ax in axes:
+        ax.set_xticks(sorted(curve.reset_index()["max_length"].unique()), labels=None)
+        ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+        ax.legend(fontsize=7)
+    plt.tight_layout()
+    plt.show()
+    display_curve = curve.round(3)
+else:
+    curve, display_curve = None, "no length study for this data and profile (make lengths runs it)"
+display_curve
+
+# %%
+if curve is not None:  # what the protocol's truncation costs: its length against the best one, paired by seed
+    ours = (protocol.max_length, protocol.truncation)
+    best = curve["macro_f1"].idxmax()
+    pivot = study.pivot_table(index="seed", columns=["max_length", "truncation"], values="macro_f1")
+    if ours in pivot and best != ours:
+        cost = paired_difference(pivot[best], pivot[ours])
+        print(f"the best length measured, {best[0]} tokens ({best[1]}), minus the protocol's {ours[0]} ({ours[1]}): "
+              f"{cost} in test macro-F1; its training steps take "
+              f"{curve.loc[best, 'seconds_per_step'] / curve.loc[ours, 'seconds_per_step']:.1f}× as long")
+    elif ours in pivot:
+        print(f"the protocol's length, {ours[0]} tokens ({ours[1]}), scored best among those measured")
+    else:
+        print(f"the protocol's length {ours} was not in the study")
+
+# %% [markdown]
+# ## Step 2 · Load the model; the loss, weighted by class
+#
+# `load_model(…, "classifier", num_labels=…)` puts a new, randomly initialised linear **head** on the pretrained
+# encoder: it maps the pooled `[CLS]` vector to one logit per class. The loss is the cross-entropy of those logits,
+# −log softmax(logits)[label]. The classes are not equally frequent, and a model can score well on accuracy by
+# favouring the big ones (or, on very unbalanced data, predict the majority class for everything). The protocol
+# therefore **weighs each example by its class**: weight_c = n / (classes × n_c), so every class contributes as
+# much to the loss as a whole; the batch loss is Σ wᵢ·ℓᵢ / Σ wᵢ (a weighted mean, as `F.cross_entropy(weight=…)`
+# computes it). The choice was measured, not assumed (`bench/class_weights.py`; BENCHMARKS.md, "Class weighting").
+
+# %%
+weights = class_weights(list(task.data["train"]["labels"]), len(label_names))  # n / (classes × n_c)
+print("class weights:", {name: round(float(w), 3) for name, w in zip(label_names, weights)})
 model = cc.load_model(model_name, "classifier", num_labels=len(label_names))
 collate = padding_collator(tokenizer)
-tokens = tokenize_dataset(dataset["validation"].select(range(8)), tokenizer, max_length=cfg["max_length"])
-batch = collate([tokens[i] for i in range(8)])
+batch = collate([task.data["validation"][i] for i in range(8)])
 with torch.no_grad():
     out = model(**batch)
-by_hand = -out.logits.log_softmax(-1)[torch.arange(8), batch["labels"]].mean()
-explicit = F.cross_entropy(out.logits, batch["labels"])
-print(f"model loss {out.loss:.6f} · −log softmax by hand {by_hand:.6f} · F.cross_entropy {explicit:.6f}")
+per_example = -out.logits.log_softmax(-1)[torch.arange(8), batch["labels"]]
+w = weights[batch["labels"]]
+by_hand = (w * per_example).sum() / w.sum()
+library = F.cross_entropy(out.logits, batch["labels"], weight=weights)
+print(f"weighted loss by hand {by_hand:.6f} · F.cross_entropy(weight=…) {library:.6f} · unweighted (the model's own "
+      f".loss) {out.loss:.6f}")
 print(f"untrained head: loss ≈ ln({len(label_names)}) = {math.log(len(label_names)):.3f}, the loss of a uniform "
       f"guess over the {len(label_names)} classes")
-pd.Series(cc.count_parameters(model)).astype(int).to_frame("value")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("F.cross_entropy(logits, labels) = model's .loss (within 1e-6):", abs(float(explicit - out.loss)) < 1e-6)
-print("= −log softmax(logits)[label], averaged (within 1e-6):", abs(float(explicit - by_hand)) < 1e-6)
+print("Σ w·ℓ / Σ w = F.cross_entropy(weight=…) (within 1e-6):", abs(float(by_hand - library)) < 1e-6)
+print("unweighted F.cross_entropy = the model's own .loss (within 1e-6):",
+      abs(float(F.cross_entropy(out.logits, batch["labels"]) - out.loss)) < 1e-6)
 
 # %% [markdown]
 # **The learning-rate schedule.** The loop warms up linearly from 0 to the peak rate over the first 10 % of the
@@ -152,6 +243,7 @@ print("= −log softmax(logits)[label], averaged (within 1e-6):", abs(float(expl
 # NBVAL_CHECK_OUTPUT
 from transformers import get_linear_schedule_with_warmup
 
+
 def lr_trace(make, steps=40):
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-4)
     sched, rates = make(opt), []
@@ -161,6 +253,7 @@ def lr_trace(make, steps=40):
         sched.step()
     return torch.tensor(rates)
 
+
 ours = lr_trace(lambda o: linear_warmup_decay(o, 4, 40))
 reference = lr_trace(lambda o: get_linear_schedule_with_warmup(o, 4, 40))
 print("max |ours − transformers| =", f"{(ours - reference).abs().max().item():.1e}")
@@ -168,92 +261,125 @@ print("max |ours − transformers| =", f"{(ours - reference).abs().max().item():
 # %% [markdown]
 # ## Step 3 · Train: the loop, written out
 #
-# Here is the whole fine-tuning loop. 🤗 `accelerate` only places the model and the batches on the device (and, on
-# a GPU, runs the forward pass in bf16): the same code runs on a laptop's CPU, one GPU or several GPUs under
-# `accelerate launch`. Each step: take a batch (padded to its own longest text), compute the logits, the
-# cross-entropy, its gradient for every weight, clip the gradient's global norm to 1 (one bad batch cannot throw
-# the weights far), take an AdamW step, move the learning rate along its schedule. After each epoch: validate,
-# and keep a copy of the weights if this epoch is the best so far.
+# Here is the whole fine-tuning loop. 🤗 `accelerate` only places the model and the batches on the device (and
+# runs several processes under `accelerate launch`); bf16 autocast, where the hardware has it, runs the matrix
+# products in bfloat16. Each step: take a batch (padded to its own longest text), compute the logits, the
+# class-weighted cross-entropy, its gradient for every weight, clip the gradient's global norm to 1, take an AdamW
+# step, move the learning rate along its schedule. After each epoch: validate, keep a copy of the weights when
+# macro-F1 is the best so far, and stop once it has not improved for `patience` epochs. Two guards keep early
+# stopping honest: epochs during the warm-up do not count, and neither do epochs while the best score is still
+# at the **plateau** of always guessing the majority class — a run that has not learned anything yet is not
+# "converged", it is stuck, and stopping it there would hide the failure.
 
 # %%
-def fine_tune(model, train_data, val_data, epochs: int, lr: float, batch_size: int, seed: int = 0,
-              warmup_ratio: float = 0.1, max_grad_norm: float = 1.0, precision: str = "auto",
-              patience: int | None = None) -> dict:
-    """Fine-tune `model` in place (stop after `patience` epochs without a better validation macro-F1); return the
-    per-step losses and one validation row per epoch."""
-    torch.manual_seed(seed)  # dropout masks; the batch order has its own seeded generator
-    accelerator = make_accelerator(precision)  # CPU, or a GPU with bf16 autocast
-    train_loader = make_loader(train_data, collate, batch_size, shuffle=True, seed=seed)  # length-grouped batches
-    val_loader = make_loader(val_data, collate, 64, shuffle=False)
+def fine_tune(model, train_data, val_data, config, plateau: float) -> dict:
+    """Fine-tune `model` in place under `config` (a TrainConfig); return the per-step losses, one validation row
+    per epoch, whether early stopping ended the run, and the costs."""
+    torch.manual_seed(config.seed)  # dropout masks; the batch order has its own seeded generator
+    accelerator = make_accelerator()  # places model and batches: CPU, a GPU, or one process of several
+    train_loader = make_loader(train_data, collate, config.batch_size, shuffle=True, seed=config.seed)
+    val_loader = make_loader(val_data, collate, config.eval_batch_size, shuffle=False)
     batches = train_loader.batch_sampler
-    groups = param_groups(model, lr, weight_decay=0.01)  # no weight decay on biases and LayerNorm weights
-    optimizer = torch.optim.AdamW(groups, lr=lr, fused=fused_ok(groups, accelerator.device))
-    total = len(train_loader) * epochs
-    scheduler = linear_warmup_decay(optimizer, int(warmup_ratio * total), total)
-    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    labels = list(train_data["labels"])
+    weights = class_weights(labels, len(label_names)) if config.class_weights == "balanced" else None
+    groups = param_groups(model, config.lr, config.weight_decay)  # no weight decay on biases and LayerNorm weights
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=fused_ok(groups, accelerator.device))
+    total = len(train_loader) * config.epochs
+    warmup = int(config.warmup_ratio * total)
+    scheduler = linear_warmup_decay(optimizer, warmup, total)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
     val_loader = accelerator.prepare(val_loader)
-    memory, losses, history, best, seconds = MemoryMeter(accelerator.device), [], [], None, 0.0
-    for epoch in range(epochs):
+    memory, losses, history, seconds = MemoryMeter(accelerator.device), [], [], 0.0
+    best, best_state, stale, step = None, None, 0, 0
+    for epoch in range(config.epochs):
         batches.set_epoch(epoch)  # a new (seeded) order every epoch
         model.train()  # dropout on
         t0 = time.perf_counter()
         for batch in train_loader:
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            loss = F.cross_entropy(logits, batch["labels"])  # mean of −log softmax(logits)[label]
+            with autocast(config.mixed_precision, accelerator.device):  # bf16 products where the hardware has them
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            loss = F.cross_entropy(logits.float(), batch["labels"], weight=weights)  # Σ w·ℓ / Σ w
             accelerator.backward(loss)  # the gradient of every weight
-            accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+            accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()  # AdamW update
             scheduler.step()  # next learning rate: warm-up, then linear decay
             optimizer.zero_grad()
             losses.append(loss.item())
+            step += 1
         seconds += time.perf_counter() - t0
         memory.sample()
-        scores = evaluate(model, val_loader, accelerator)  # loss, accuracy, macro-F1 in eval mode (no dropout)
-        history.append({"epoch": epoch + 1, **scores, "train_loss": sum(losses[-len(train_loader):]) / len(train_loader)})
+        scores = evaluate(model, val_loader, accelerator, config.mixed_precision)  # eval mode: no dropout
+        history.append({"epoch": epoch + 1, **scores,
+                        "train_loss": sum(losses[-len(train_loader):]) / len(train_loader)})
         if best is None or scores["macro_f1"] > best["macro_f1"]:  # keep the best epoch's weights
-            best, best_epoch = scores, epoch
+            best, stale = scores, 0
             best_state = {k: v.detach().clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
-        if patience is not None and epoch - best_epoch >= patience:  # early stopping: no progress for a while
+        elif step >= warmup and best["macro_f1"] > plateau:  # counts only after warm-up, off the plateau
+            stale += 1
+        if config.patience is not None and stale >= config.patience:  # early stopping: no progress for a while
             break
     accelerator.unwrap_model(model).load_state_dict(best_state)
     return {"losses": losses, "history": pd.DataFrame(history), "steps_per_epoch": len(train_loader),
-            "train_seconds": seconds, "peak_memory_mb": memory.peak_mb()}
+            "stopped_early": step < total, "max_steps": total, "train_seconds": seconds,
+            "peak_memory_mb": memory.peak_mb()}
+
 
 # %% [markdown]
-# Now train the real classifier with it. The budget is a number of **steps**, not of epochs, so that it adapts to
-# the data's size: at most `max_steps` steps (rounded up to whole epochs), stopped early once validation macro-F1
-# has not improved for `patience` epochs; the best epoch's weights are kept. The learning rate is the one the
-# strategy sweep's search chose on validation for full fine-tuning (notebook 09, section 1).
+# **The learning rate.** Under the protocol every setting trains at the rate its own validation-only search
+# chose (notebook 09, section 1: candidates spaced by factors of 3, extended until the best is inside the grid,
+# trained on a seed the comparison never scores). For data other than the one the search ran on, this notebook
+# runs that search itself here, on this data's validation split, rather than borrow a rate chosen elsewhere.
 
 # %%
-splits = tokenize_dataset(subset(dataset, cfg["train_size"], seed), tokenizer, max_length=cfg["max_length"])
-steps_per_epoch = math.ceil(len(splits["train"]) / cfg["batch_size"])
-max_epochs = cfg["epochs"] or max(1, math.ceil(cfg["max_steps"] / steps_per_epoch))
-print(f"learning rate {cfg['lr']:.2g} ({rate_source}) · at most {max_epochs} epochs of {steps_per_epoch} steps"
-      + (f", stopping after {cfg['patience']} epochs without progress" if cfg["patience"] else ""))
-run = fine_tune(model, splits["train"], splits["validation"], max_epochs, cfg["lr"], cfg["batch_size"], seed,
-                patience=cfg["patience"])
+plateau = majority_plateau(task)  # validation macro-F1 of always guessing the majority class
+if lr is not None:
+    chosen_lr, rate_source = lr, "given"
+else:
+    chosen_lr, rate_source = rate_for(Path(rates_csv), "full", "full", PROFILE, data)
+    if not rate_source.startswith("chosen on validation"):  # no search on this data: search here, validation only
+        sample = task_for(dataset, model_name, protocol, protocol.selection_seed, tokenizer)
+
+        def validation_f1(rate: float) -> float:
+            """One run under the protocol at `rate` on the selection seed; its best validation macro-F1."""
+            return run_strategy("full", sample, protocol.config(rate, protocol.selection_seed,
+                                                                len(sample.data["train"]), progress=False),
+                                test=False)["val_macro_f1"]
+
+        search = search_rate(validation_f1, default_rate("full", PROFILE), protocol.rate_factor,
+                             protocol.rate_candidates, protocol.rate_extensions)
+        chosen_lr = float(search.loc[search["chosen"], "lr"].iloc[0])
+        rate_source = (f"chosen here on this data's validation split ({len(search)} rates tried, best "
+                       f"{search['position'].iloc[0]})")
+        print(search.round(4).to_string(index=False))
+config = protocol.config(chosen_lr, seed, len(task.data["train"]))
+print(f"learning rate {chosen_lr:.3g} ({rate_source}) · at most {config.epochs} epochs of "
+      f"{math.ceil(len(task.data['train']) / config.batch_size)} steps · early stopping after {config.patience} "
+      f"epochs without progress · plateau (majority class on validation) {plateau:.3f}")
+run = fine_tune(model, task.data["train"], task.data["validation"], config, plateau)
 history = run["history"]
-n_steps, samples_per_s = len(run["losses"]), len(splits["train"]) * len(history) / run["train_seconds"]
-print(f"{n_steps} steps in {run['train_seconds']:.0f} s (validation not counted) · {samples_per_s:.1f} samples/s · "
-      f"peak memory {run['peak_memory_mb']:.0f} MiB")
+n_steps, samples_per_s = len(run["losses"]), len(task.data["train"]) * len(history) / run["train_seconds"]
+ended = "early stopping" if run["stopped_early"] else f"the cap of {run['max_steps']} steps"
+print(f"{n_steps} steps in {run['train_seconds']:.0f} s (validation not counted), ended by {ended} · "
+      f"{samples_per_s:.1f} samples/s · peak memory {run['peak_memory_mb']:.0f} MiB")
 
 # %% [markdown]
 # **The companion's loop is this loop.** Notebooks 07–09 call `companion.engine.training.train`, which adds options
-# (parameter groups, hooks, early stopping, a step budget, a history table) around the same steps in the same
-# order. A tiny run from the same starting weights with the same seed (dropout on in both) must give the same loss
-# at every step:
+# (parameter groups, hooks, validation every few steps, a history table) around the same steps in the same order.
+# A short run from the same starting weights with the same seed and the same class weights (dropout on in both)
+# must give the same loss at every step:
 
 # %%
-tiny_train = tokenize_dataset(train_part.select(range(min(40, len(train_part)))), tokenizer, max_length=32)
-tiny_val = tokenize_dataset(dataset["validation"].select(range(min(16, len(dataset["validation"])))), tokenizer,
+tiny_train = tokenize_dataset(train_texts.select(range(min(cfg["check_examples"], len(train_texts)))), tokenizer,
+                              max_length=32)
+tiny_val = tokenize_dataset(task.texts["validation"].select(range(min(16, len(task.texts["validation"])))), tokenizer,
                             max_length=32)
+tiny_config = with_changes(config, epochs=2, batch_size=8, patience=None, log_every=1, progress=False,
+                           mixed_precision="fp32", plateau=None)
 torch.manual_seed(seed)
 fresh = cc.load_model(model_name, "classifier", num_labels=len(label_names))
-twin = copy.deepcopy(fresh)  # the same starting weights, head included
-ours = fine_tune(fresh, tiny_train, tiny_val, epochs=2, lr=cfg["lr"], batch_size=8, seed=seed, precision="fp32")
-package = train(twin, tiny_train, tiny_val, collate, TrainConfig(epochs=2, batch_size=8, lr=cfg["lr"], seed=seed,
-                patience=None, log_every=1, progress=False, mixed_precision="fp32"))
+twin = copy.deepcopy(fresh)
+ours = fine_tune(fresh, tiny_train, tiny_val, tiny_config, plateau=-1.0)
+package = train(twin, tiny_train, tiny_val, collate, tiny_config)
 package_losses = package.history.query("split == 'train'")["loss"].tolist()
 difference = max(abs(a - b) for a, b in zip(ours["losses"], package_losses))
 print(f"{len(ours['losses'])} steps · notebook loop vs companion.engine.training.train, per-step losses: "
@@ -273,33 +399,39 @@ print("same loss at every step (max difference < 1e-5):", difference < 1e-5)
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 train_rows = pd.DataFrame({"epoch": [(i + 1) / run["steps_per_epoch"] for i in range(n_steps)],
                            "loss": pd.Series(run["losses"]).rolling(5, min_periods=1).mean()})
-val_rows = history
 sns.lineplot(data=train_rows, x="epoch", y="loss", ax=axes[0], label="training (mean of 5 steps)")
-sns.lineplot(data=val_rows, x="epoch", y="loss", ax=axes[0], marker="o", label="validation")
-sns.lineplot(data=val_rows, x="epoch", y="macro_f1", ax=axes[1], marker="o", label="validation macro-F1")
-axes[1].axhline(baselines["TF-IDF + LR"]["macro_f1"], ls="--", c="gray", label="TF-IDF + LR (test)")
-axes[0].set(title="Loss", ylabel="cross-entropy")
+sns.lineplot(data=history, x="epoch", y="loss", ax=axes[0], marker="o", label="validation")
+sns.lineplot(data=history, x="epoch", y="macro_f1", ax=axes[1], marker="o", label="validation macro-F1")
+axes[1].axhline(plateau, ls=":", c="gray", label="majority class (validation)")
+axes[0].set(title="Loss", ylabel="cross-entropy (training: class-weighted)")
 axes[1].set(title="Quality", ylabel="macro-F1")
 axes[1].legend()
 plt.tight_layout()
 plt.show()
-val_rows[["epoch", "loss", "accuracy", "macro_f1", "train_loss"]].round(4)
+history[["epoch", "loss", "accuracy", "macro_f1", "classes_predicted", "train_loss"]].round(4)
 
 # %% [markdown]
-# ## Step 5 · Test (once)
+# ## Step 5 · Test (once), and did it train?
 #
-# The held-out test split, compared with the baselines. Macro-F1 weighs every class equally, so always guessing
-# the largest class scores badly on it whatever its accuracy.
+# The held-out test split. Macro-F1 weighs every class equally, so always guessing the largest class scores badly
+# on it whatever its accuracy. The first question about any trained classifier is whether it learned anything:
+# a run can end without an error and still predict one class for every text. The check below answers it in one
+# line (stored in the result JSON; `companion run` exits with an error when a run collapsed, unless told to accept
+# it). Then the comparison with TF-IDF, with a **paired bootstrap** interval over the test texts: resample the
+# test texts with replacement many times, score both models on each resample, and read the spread of the
+# difference — how much it could move with other test texts of the same kind.
 
 # %%
-test_out = predict(model, eval_loader(splits["test"], collate))
+test_loader = make_loader(task.data["test"], collate, 64, shuffle=False, group=False)  # in the split's order
+test_out = predict(model, test_loader, precision=config.mixed_precision)
 test_scores = classification_metrics(test_out["labels"], test_out["preds"])
-test_table = pd.DataFrame({**{k: {"accuracy": v["accuracy"], "macro_f1": v["macro_f1"]} for k, v in baselines.items()},
-                           "MiniLM full fine-tuning": test_scores}).T[["accuracy", "macro_f1"]]
-beats_tfidf = test_scores["macro_f1"] > baselines["TF-IDF + LR"]["macro_f1"]
-beats_balanced = test_scores["macro_f1"] > baselines["TF-IDF + LR (class-balanced)"]["macro_f1"]
-print("fine-tuned model beats TF-IDF + LR on macro-F1:", beats_tfidf, "· beats the class-balanced TF-IDF + LR:",
-      beats_balanced)
+check = cc.training_check("full fine-tuning", test_out["labels"], test_out["preds"], task.data["train"]["labels"])
+print(check.line())
+macro = lambda y, p: classification_metrics(y, p)["macro_f1"]  # noqa: E731
+vs_tfidf = paired_bootstrap(test_out["labels"], test_out["preds"], tfidf["preds"], macro, seed=seed)
+print(f"MiniLM full fine-tuning − TF-IDF + LR, test macro-F1: {vs_tfidf} (bootstrap over the "
+      f"{len(test_out['labels'])} test texts, one training seed; notebook 09 adds seeds)")
+verdict_tfidf = ("above" if vs_tfidf.low > 0 else "below" if vs_tfidf.high < 0 else "tied with")
 confusion = confusion_table(test_out["labels"], test_out["preds"], label_names)
 side = 1.5 + 0.9 * len(label_names)  # inches: room for every label
 fig, ax = plt.subplots(figsize=(side + 2.5, side))
@@ -309,7 +441,8 @@ ax.set_xticklabels([t.get_text().replace(" ", "\n") for t in ax.get_xticklabels(
 ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=8)
 plt.tight_layout()
 plt.show()
-test_table.round(3)
+pd.DataFrame({**{k: {"accuracy": v["accuracy"], "macro_f1": v["macro_f1"]} for k, v in baselines.items()},
+              "MiniLM full fine-tuning": test_scores}).T.astype(float).round(3)
 
 # %%
 off_diagonal = confusion.values.copy()
@@ -321,10 +454,9 @@ print(f"most frequent confusion: true {label_names[true_i]!r} predicted as {labe
 # %% [markdown]
 # ## Overfitting on small data
 #
-# With only a few labelled examples, the millions of free parameters can memorise the training set. We train on
-# `small_size` examples for `small_epochs` epochs without early stopping (at a higher rate, `small_lr`, so that it
-# happens within the budget), with the companion's copy of the loop, and watch the training and the validation
-# loss.
+# With only a few labelled examples, the millions of free parameters can memorise the training set. This
+# experiment leaves the protocol on purpose: `small_size` examples, `small_epochs` epochs **without** early
+# stopping and at a higher rate (`small_lr`), so that memorising happens within the budget and we can watch it.
 #
 # **Exercise 1 (predict, then measure).** Before running the experiment: after which epoch will the
 # validation loss be lowest? Write your guess below, run the experiment, then check it.
@@ -333,10 +465,12 @@ print(f"most frequent confusion: true {label_names[true_i]!r} predicted as {labe
 predicted_best_epoch = None  # your prediction: an integer between 1 and cfg["small_epochs"]
 
 # %%
-small_task = make_task(dataset, model_name, cfg["max_length"], seed=seed, tokenizer=tokenizer,
-                       train_size=min(small_size, cfg["train_size"] or len(dataset["train"])))
-small = run_strategy(strategy, small_task, TrainConfig(epochs=cfg["small_epochs"], lr=cfg["small_lr"], batch_size=16,
-                                                       patience=None, warmup_ratio=0.0, seed=seed))
+small_task = task_for(dataset, model_name, cc.protocol(PROFILE, train_size=min(small_size, len(train_texts)),
+                                                       max_length=protocol.max_length,
+                                                       truncation=protocol.truncation), seed, tokenizer)
+small_config = with_changes(protocol.config(cfg["small_lr"], seed, len(small_task.data["train"])),
+                            epochs=cfg["small_epochs"], patience=None, warmup_ratio=0.0, progress=False)
+small = run_strategy("full", small_task, small_config)
 small_val = pd.DataFrame(small["history"]).query("split == 'validation'")
 fig, ax = plt.subplots(figsize=(7, 3.5))
 sns.lineplot(data=small_val, x="epoch", y="train_loss", marker="o", ax=ax, label=f"training ({small['train_size']} examples)")
@@ -353,7 +487,7 @@ else:
     print(f"validation loss still falls at the last epoch ({last_epoch}): raise small_epochs to watch it turn")
 print(f"training loss ends at {small_val['train_loss'].iloc[-1]:.3f}")
 print(f"test macro-F1 with {small['train_size']} examples: {small['macro_f1']:.3f} (best epoch kept) vs "
-      f"{test_scores['macro_f1']:.3f} with {len(splits['train'])}")
+      f"{test_scores['macro_f1']:.3f} with {len(task.data['train'])}")
 
 # %%
 check_overfit_epoch(predicted_best_epoch, small_val["loss"].tolist())
@@ -365,7 +499,7 @@ check_overfit_epoch(predicted_best_epoch, small_val["loss"].tolist())
 
 # %% [markdown]
 # Early stopping on validation (the loop's `patience`) and restoring the best epoch are the standard
-# defences; more data is the real cure.
+# defences; more labelled data is the real cure.
 #
 # ## The cost, and what general English lost
 #
@@ -375,10 +509,12 @@ check_overfit_epoch(predicted_best_epoch, small_val["loss"].tolist())
 # **Forgetting.** Fine-tuning for one task moves the encoder away from what it learned in pretraining. We measure
 # it two ways. First as **lost ability on a general task**: which of a few WikiText-2 articles a sentence comes
 # from, read off the encoder's frozen sentence features by a linear probe (logistic regression fitted on half of
-# each article's sentences, scored on the other half), before and after fine-tuning. Second as **drift**: we embed
-# `forgetting_sentences` WikiText-2 sentences with the original and with the tuned encoder (mean pooling) and
-# compare: **linear CKA** (1 = the same geometry up to rotation and scale) and the **mean cosine** between each
-# sentence's two embeddings (1 = unchanged). The CKA formula, checked against the library function:
+# each article's sentences, scored on the other half), before and after fine-tuning. Its change has an interval
+# from a bootstrap over the scored sentences (and, in notebook 09, over seeds too): the course's one forgetting
+# test, printed by one function in every notebook. Second as **drift**: we embed `forgetting_sentences`
+# WikiText-2 sentences with the original and with the tuned encoder (mean pooling) and compare: **linear CKA**
+# (1 = the same geometry up to rotation and scale) and the **mean cosine** between each sentence's two embeddings.
+# The CKA formula, checked against the library function:
 #
 # $\mathrm{CKA}(X, Y) = \dfrac{\lVert Y^\top X\rVert_F^2}{\lVert X^\top X\rVert_F\,\lVert Y^\top Y\rVert_F}$ on
 # column-centred $X, Y$.
@@ -388,9 +524,10 @@ probe = general_sentences(cfg["forgetting_sentences"], seed=seed)
 original = cc.load_model(model_name, "encoder")
 general_task = article_probe(original, tokenizer, **probe_sizes(PROFILE))  # fitted and scored on the original once
 general = general_task.compare(model, tokenizer)  # the same probe on the fine-tuned encoder's features
-reference = sentence_embeddings(original, tokenizer, probe, max_length=cfg["max_length"])
-forgetting = representation_drift(model, tokenizer, probe, reference, max_length=cfg["max_length"])
-tuned = sentence_embeddings(model, tokenizer, probe, max_length=cfg["max_length"])
+general_change = forgetting_change(general["general_correct_before"], [general["general_correct"]])
+reference = sentence_embeddings(original, tokenizer, probe, max_length=protocol.max_length)
+forgetting = representation_drift(model, tokenizer, probe, reference, max_length=protocol.max_length)
+tuned = sentence_embeddings(model, tokenizer, probe, max_length=protocol.max_length)
 x, y = reference.double() - reference.double().mean(0), tuned.double() - tuned.double().mean(0)
 cka_by_hand = (y.T @ x).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm())
 print(f"CKA by hand {cka_by_hand:.6f} · companion {linear_cka(reference, tuned):.6f} · "
@@ -407,12 +544,7 @@ cost.to_frame()
 
 # %%
 moved = forgetting["cka"] < 0.99 or forgetting["cosine"] < 0.99
-se = general_task.reference["accuracy_se"]  # the probe's standard error: changes within ±2 se are noise
-change = general["general_acc_change"]
-print(f"general task: accuracy {general['general_acc_before']:.3f} → {general['general_acc']:.3f} "
-      f"({change:+.3f}; ±{2 * se:.3f} is noise at {sum(general_task.is_test)} scored sentences): "
-      + ("general ability was lost" if change < -2 * se else "general ability rose" if change > 2 * se
-         else "no change beyond noise"))
+print(forgetting_sentence(general_change, "full fine-tuning"))
 print(f"CKA {forgetting['cka']:.3f} and mean cosine {forgetting['cosine']:.3f} vs the original encoder: "
       + ("the sentence space of general English was reshaped for the task" if moved
          else "general English barely moved at this budget"))
@@ -429,8 +561,6 @@ check_total_steps(total_steps, 1859, 32, 3)
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # Solution: batches per epoch (rounded up) times the number of epochs
-import math
-
 total_steps = math.ceil(1859 / 32) * 3
 check_total_steps(total_steps, 1859, 32, 3)
 
@@ -464,47 +594,54 @@ cka_half = float((yc.T @ xc).norm() ** 2 / ((xc.T @ xc).norm() * (yc.T @ yc).nor
 check_linear_cka(cka_half, reference, half)
 
 # %% [markdown]
-# **5 (open).** Re-run with `max_length=128` (or `strategy="lora"`) and compare quality, time and forgetting.
+# **5 (open).** Re-run with `-p class_weights_mode none` on your own unbalanced data, or with `-p max_length 256`,
+# and compare quality, time and the did-it-train line.
 #
 # ## Summary
 #
+# * One protocol serves every comparison of notebooks 06–09: the same texts, length, batch size, epoch cap and
+#   early stopping, and a learning rate chosen on validation for each setting.
 # * Five steps: data (with baselines), load (a new head on a pretrained encoder), train (the loop above, about
-#   30 lines on `accelerate`, the same as `companion.engine.training.train`), validate (learning curves), test (once, on
-#   held-out data).
-# * What this run measured (printed by the next cell): quality against the baselines, the overfitting turn on a
-#   small training set, and how far general English moved.
+#   40 lines on `accelerate`, the same as `companion.engine.training.train`), validate (learning curves), test
+#   (once, on held-out data), and first of all: did it train?
+# * What this run measured (printed by the next cell): quality against the baselines with its interval, the
+#   overfitting turn on a small training set, and how far general English moved.
 
 # %%
-print(f"test macro-F1 {test_scores['macro_f1']:.3f}: "
-      f"{'above' if beats_tfidf else 'not above'} TF-IDF + LR ({baselines['TF-IDF + LR']['macro_f1']:.3f}), "
-      f"{'above' if beats_balanced else 'not above'} the class-balanced TF-IDF + LR "
-      f"({baselines['TF-IDF + LR (class-balanced)']['macro_f1']:.3f})")
+print(check.line())
+print(f"test macro-F1 {test_scores['macro_f1']:.3f}: {verdict_tfidf} TF-IDF + LR ({tfidf['macro_f1']:.3f}); "
+      f"difference {vs_tfidf}")
 print(f"with {small['train_size']} examples the validation loss was lowest after epoch {best_val_epoch} of {last_epoch}"
       + (" and rose after it: overfitting" if best_val_epoch < last_epoch else ", still falling at the end"))
+print(forgetting_sentence(general_change, "full fine-tuning"))
 print(f"{params['trainable_pct']:.0f} % of the parameters trained; CKA vs the original encoder {forgetting['cka']:.3f}")
 
 # %%
 results = {
-    "notebook": "06_full_finetuning", "profile": PROFILE, "seed": seed, "strategy": strategy, "device": device.type,
-    "model_name": model_name, "settings": cfg,
-    "test": {"macro_f1": test_scores["macro_f1"], "accuracy": test_scores["accuracy"]},
+    "notebook": "06_full_finetuning", "profile": PROFILE, "seed": seed, "device": device.type,
+    "model_name": model_name, "data": data, "protocol": protocol.record(), "settings": cfg,
+    "test": test_scores, "training_checks": [check.to_json()],
     "validation": {"macro_f1": float(history["macro_f1"].max()),
                    "accuracy": float(history.loc[history["macro_f1"].idxmax(), "accuracy"])},
     "baselines": {k: {"macro_f1": v["macro_f1"], "accuracy": v["accuracy"]} for k, v in baselines.items()},
-    "beats_tfidf": bool(beats_tfidf), "beats_tfidf_balanced": bool(beats_balanced),
+    "tfidf_C": tfidf["C"], "vs_tfidf": {"difference": vs_tfidf.mean, "low": vs_tfidf.low, "high": vs_tfidf.high,
+                                        "texts": vs_tfidf.n, "verdict": verdict_tfidf},
     "params": {"trainable": int(params["trainable"]), "total": int(params["total"]),
                "trainable_pct": float(params["trainable_pct"])},
     "train_seconds": run["train_seconds"], "samples_per_s": samples_per_s, "peak_memory_mb": run["peak_memory_mb"],
-    "steps": n_steps, "forgetting": forgetting | general, "epochs_run": len(history), "max_epochs": max_epochs,
-    "lr": cfg["lr"], "rate_source": rate_source, "general_probe_se": se,
+    "steps": n_steps, "max_steps": run["max_steps"], "stopped_early": run["stopped_early"],
+    "epochs_run": len(history), "lr": chosen_lr, "rate_source": rate_source, "plateau": plateau,
+    "forgetting": {k: v for k, v in (forgetting | general).items() if not k.startswith("general_correct")},
+    "general_change": {"mean": general_change.mean, "low": general_change.low, "high": general_change.high},
+    "length_study": None if curve is None else {f"{int(k[0])} {k[1]}": float(v) for k, v in curve["macro_f1"].items()},
     "loop_equivalence": {"steps": len(ours["losses"]), "max_loss_difference": difference, "tolerance": 1e-5,
                          "equal": bool(difference < 1e-5 and len(ours["losses"]) == len(package_losses))},
     "overfitting": {"train_size": small["train_size"], "best_val_loss_epoch": best_val_epoch,
-                    "final_val_loss": float(small_val["loss"].iloc[-1]), "final_train_loss": float(small_val["train_loss"].iloc[-1]),
-                    "test_macro_f1": small["macro_f1"]},
+                    "final_val_loss": float(small_val["loss"].iloc[-1]),
+                    "final_train_loss": float(small_val["train_loss"].iloc[-1]), "test_macro_f1": small["macro_f1"]},
     "seconds": round(time.perf_counter() - start, 1),
 }
 cc.save_results("06_full_finetuning", results)
-pd.Series({"test macro-F1": round(test_scores["macro_f1"], 3), "test accuracy": round(test_scores["accuracy"], 3),
+pd.Series({"test macro-F1": round(test_scores["macro_f1"], 3), "trained": check.trained,
            "trainable": f"{int(params['trainable']):,}", "seconds": results["seconds"],
            "CKA": round(forgetting["cka"], 3)}, name="value").to_frame()

@@ -1,0 +1,60 @@
+"""One protocol per profile: what every compared run shares, how the budget adapts to the data's size, and the
+sweeps that run it agree with it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from companion.core.errors import CourseError
+from companion.engine.protocol import PROTOCOLS, protocol
+
+SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
+
+
+def test_the_selection_seed_is_never_a_compared_seed():
+    for p in PROTOCOLS.values():
+        assert p.selection_seed not in p.seeds and len(p.seeds) >= 2
+    assert len(PROTOCOLS["cpu"].seeds) >= 5 and len(PROTOCOLS["gpu"].seeds) >= 5
+
+
+def test_the_budget_adapts_to_the_data_size():
+    cpu = protocol("cpu")
+    assert cpu.epochs(400) == cpu.max_epochs  # 25 steps an epoch: the epoch cap holds
+    small = cpu.epochs(48)  # 3 steps an epoch: more epochs, to reach min_steps
+    assert small * cpu.steps_per_epoch(48) >= cpu.min_steps > cpu.max_epochs * cpu.steps_per_epoch(48)
+    assert cpu.eval_every(400) is None and cpu.eval_every(2000) == cpu.eval_steps  # long epochs: scored more often
+
+
+def test_config_carries_the_protocol():
+    cpu = protocol("cpu")
+    config = cpu.config(lr=3e-4, seed=2, n_train=400, progress=False)
+    assert (config.lr, config.seed, config.batch_size, config.patience, config.class_weights) == (
+        3e-4, 2, cpu.batch_size, cpu.patience, cpu.class_weights)
+    assert config.epochs == cpu.epochs(400) and config.progress is False
+
+
+def test_changes_are_named_and_checked():
+    assert protocol("cpu", max_length=32, train_size=None).max_length == 32
+    assert protocol("cpu", max_length=None).max_length == PROTOCOLS["cpu"].max_length  # None: the protocol's
+    with pytest.raises(CourseError, match="unknown protocol setting"):
+        protocol("cpu", epochs=3)
+    assert "protocol `cpu`" in protocol("cpu").describe()
+
+
+@pytest.mark.parametrize("name", ["rates.yaml", "lengths-rates.yaml"])
+def test_rate_searches_use_the_selection_seed_and_the_protocols_grid(name):
+    grid = yaml.safe_load((SWEEPS / name).read_text())
+    cpu = PROTOCOLS[grid["params"]["profile"]]
+    assert grid["seeds"] == [cpu.selection_seed] and grid["params"]["test"] is False
+    assert grid["rates"] == {"factor": cpu.rate_factor, "extensions": cpu.rate_extensions}
+    for entry in grid["notebooks"]:
+        assert len(entry["grid"]["lr_scale"]) == cpu.rate_candidates
+
+
+@pytest.mark.parametrize("name", ["strategies.yaml", "lengths.yaml"])
+def test_comparisons_score_the_protocols_seeds(name):
+    grid = yaml.safe_load((SWEEPS / name).read_text())
+    assert grid["seeds"][:3] == list(PROTOCOLS[grid["params"]["profile"]].seeds)[:3]
+    assert name != "strategies.yaml" or grid["seeds"] == list(PROTOCOLS["cpu"].seeds)
