@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import random
 import time
+from functools import lru_cache
 from typing import Sequence
 
 import pandas as pd
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .device import current_precision
 from .engine.metrics import classification_metrics
-from .errors import CourseError
+from .errors import CourseError, shown
 from .exercises import check_close, check_equal, exercise
 
 # hand-chosen words for the five medical classes (index = label id): the medical data set's own verbalizer
@@ -95,6 +96,20 @@ def admissible(tokenizer, sets: dict[str, list[str]]) -> dict[str, list[str]]:
         raise CourseError("every verbalizer names two classes with words that start with the same token: "
                           "give the classes label names whose first words differ")
     return keep
+
+
+@lru_cache(maxsize=16)
+def check_label_words(lm_name: str, label_names: tuple[str, ...]) -> None:
+    """Before a run: the data's labels give at least one verbalizer whose words start with different tokens of the
+    LM (else hard prompts cannot tell the classes apart); the same sets notebook 08 builds."""
+    from .models import load_tokenizer
+
+    own = domain_words(label_names)
+    try:
+        admissible(load_tokenizer(lm_name), verbalizer_sets(label_names, {"domain words": own} if own else None))
+    except CourseError as err:
+        raise CourseError(f"the labels {shown(label_names)} cannot be turned into words for hard prompts with "
+                          f"{lm_name!r}: {err}") from None
 
 
 def build_prompt(template: str, text: str, demos: Sequence[tuple[str, str]] = (), words: int = 32) -> str:

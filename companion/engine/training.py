@@ -18,6 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..device import current_precision, pick_device, pick_precision
+from ..errors import CourseError
 from ..exercises import Verdict, check_close, check_equal, check_prediction, exercise
 from .metrics import classification_metrics
 from ..models import count_parameters
@@ -280,6 +281,16 @@ class BestTracker:
             self.stale += 1
 
 
+def stop_if_not_finite(losses: list[tuple[torch.Tensor, int, float]], peak_lr: float) -> None:
+    """Raise a CourseError naming the first (loss, step, rate) whose loss is NaN or infinite (one host sync)."""
+    finite = torch.isfinite(torch.stack([loss.float().sum() for loss, _, _ in losses]))
+    if not bool(finite.all()):
+        loss, step, rate = losses[int((~finite).nonzero()[0, 0])]
+        raise CourseError(f"training stopped: the loss is {float(loss.float().sum())} at step {step} (learning rate {rate:.3g} at "
+                          f"that step, peak {peak_lr:.3g}): the run diverged. Lower the learning rate (-p lr), or "
+                          f"check the data")
+
+
 def train(model: nn.Module, train_data, val_data, collate: Callable, config: TrainConfig | None = None,
           groups: list[dict] | None = None, on_epoch_start: Callable[[int, nn.Module], None] | None = None,
           evaluate_fn: Callable[[nn.Module], dict[str, float]] | None = None) -> TrainResult:
@@ -308,6 +319,7 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
         evaluate_fn = lambda m: evaluate(m, val_loader, accelerator)  # noqa: E731
     memory, best = MemoryMeter(accelerator.device), BestTracker(cfg.metric, cfg.greater_is_better, cfg.restore_best)
     history, running, step, seen, eval_seconds = [], [], 0, 0, 0.0
+    unchecked, check_every = [], 1 if accelerator.device.type == "cpu" else cfg.log_every  # a GPU syncs less often
 
     def validate(epoch: float) -> None:
         """Evaluate (in eval mode), record a validation row, update the best scores."""
@@ -333,6 +345,10 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
         running = []
         for batch in train_loader:
             loss = model(**batch).loss
+            unchecked.append((loss.detach(), step + 1, scheduler.get_last_lr()[0]))
+            if len(unchecked) >= check_every:  # stop at the first NaN or infinite loss, before it reaches the weights
+                stop_if_not_finite(unchecked, cfg.lr)
+                unchecked = []
             accelerator.backward(loss)
             if cfg.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -359,6 +375,8 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
         if step >= total or (cfg.patience is not None and best.stale >= cfg.patience):
             break
     bar.close()
+    if unchecked:
+        stop_if_not_finite(unchecked, cfg.lr)
     unwrapped = accelerator.unwrap_model(model, keep_fp32_wrapper=False)
     if best.state is not None and best.stale > 0:
         unwrapped.load_state_dict(best.state)
