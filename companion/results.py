@@ -45,8 +45,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:
+            err.filename = str(path)  # "no space left on device" then says where
         raise
     return path
 

@@ -43,7 +43,8 @@ def test_training_stops_at_the_first_non_finite_loss_naming_the_step_and_the_rat
     """`-p lr 1e999` trained on a NaN loss, printed a macro-F1 and died later in scikit-learn."""
     data = [{"input_ids": [1, 1], "attention_mask": [1, 1], "labels": 0} for _ in range(8)]
     config = TrainConfig(epochs=2, batch_size=1, lr=1e38, warmup_steps=0, progress=False, max_grad_norm=0)
-    with pytest.raises(CourseError, match=r"the loss is inf at step 2 \(learning rate 9.37e\+37 at that step, peak 1e\+38\)"):
+    expected = r"the loss is inf at step 2 \(learning rate 9.37e\+37 at that step, peak 1e\+38\)"
+    with pytest.raises(CourseError, match=expected):
         train(Square(), data, data[:2], _batch, config)
     result = train(Square(), data, data[:2], _batch, TrainConfig(epochs=1, batch_size=2, lr=1e-3, progress=False))
     assert result.steps == 4  # a finite run is unchanged
@@ -64,7 +65,8 @@ def test_check_stops_an_endless_loop_and_reports_it_as_that_exercises_verdict(tm
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell('profile: str = "auto"  # one of: auto, smoke, cpu, gpu',
                                   metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell('answer = None\nwhile True:\n    pass\ncheck_equal(answer, 42, "loop_answer", "6 × 7")')])
+        nbformat.v4.new_code_cell('answer = None\nwhile True:\n    pass\n'
+                                  'check_equal(answer, 42, "loop_answer", "6 × 7")')])
     nbformat.write(nb, tmp_path / "loop.ipynb")  # cells that take no time before the loop: any machine, any load
     assert check(str(tmp_path / "loop.ipynb"), timeout=2) == 1
     out = capsys.readouterr().out

@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise
-        print(f"error: no space left on device ({err.filename or 'while writing'}): free some space, or choose "
+        print(f"error: no space left on device (writing {err.filename or 'a file'}): free some space, or choose "
               f"another --out", file=sys.stderr)
         return 2
     finally:

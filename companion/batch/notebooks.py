@@ -78,7 +78,8 @@ def written_by_a_run_of(path: Path, stem: str) -> bool:
 def _written_by_a_run(path: Path) -> bool:
     """Whether an existing .ipynb is papermill's output (its metadata says so, the folder's marks or its status.json
     name it: a run killed while papermill wrote it leaves it truncated), i.e. safe to replace."""
-    if path.name in read_marks(path.parent) or _read_json(path.parent / "status.json").get("notebook_file") == path.name:
+    status = _read_json(path.parent / "status.json")
+    if path.name in read_marks(path.parent) or status.get("notebook_file") == path.name:
         return True
     return "papermill" in (_read_json(path).get("metadata") or {})
 

@@ -181,7 +181,7 @@ def _error_text(err: BaseException) -> str:
     if ename:
         return f"{ename}: {evalue} (notebook cell In [{getattr(err, 'exec_count', '?')}])"
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return f"no space left on device ({err.filename or 'while writing'}): free some space or choose another --out"
+        return f"no space left on device (writing {err.filename or 'a file'}): free some space or choose another --out"
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"{type(err).__name__}: {first[:500]}"
 

@@ -286,9 +286,10 @@ def stop_if_not_finite(losses: list[tuple[torch.Tensor, int, float]], peak_lr: f
     finite = torch.isfinite(torch.stack([loss.float().sum() for loss, _, _ in losses]))
     if not bool(finite.all()):
         loss, step, rate = losses[int((~finite).nonzero()[0, 0])]
-        raise CourseError(f"training stopped: the loss is {float(loss.float().sum())} at step {step} (learning rate {rate:.3g} at "
-                          f"that step, peak {peak_lr:.3g}): the run diverged. Lower the learning rate (-p lr), or "
-                          f"check the data")
+        value = float(loss.float().sum())
+        raise CourseError(f"training stopped: the loss is {value} at step {step} (learning rate {rate:.3g} at that "
+                          f"step, peak {peak_lr:.3g}): the run diverged. Lower the learning rate (-p lr), or check "
+                          f"the data")
 
 
 def train(model: nn.Module, train_data, val_data, collate: Callable, config: TrainConfig | None = None,
