@@ -137,3 +137,27 @@ def test_adapted_smollm2_is_built_once_per_fingerprint(tmp_path, monkeypatch, ca
     adapted_smollm2("smoke", progress=False, max_steps=1, lr=1e-3, trained=(load_model(str(path), "causal-lm"), given))
     assert "settings.lr changed" in capsys.readouterr().out  # stale: the caller's own run is saved, not retrained
     assert adaptation_record(path)["evals"] == [{"step": 1, "set": "domain", "perplexity": 9.0}]
+
+
+def test_a_damaged_cached_file_is_found_and_rebuilt(artifacts, capsys):
+    """4 MB of finite bytes written into the cached model's weights: it was loaded as "cached" (macro-F1 0.134)."""
+    from companion.adapt_cache import CONTENTS, damaged_files
+
+    calls = []
+    path = cached_artifact("m", {"v": 1}, counting_build(calls, "weights of the build"))
+    assert json.loads((path / CONTENTS).read_text()).keys() == {"model.bin"}
+    with open(path / "model.bin", "r+b") as handle:  # same size, other bytes (a bad disk, a bad copy)
+        handle.write(b"W")
+    assert damaged_files(path) == ["model.bin (changed)"]
+    capsys.readouterr()
+    again = cached_artifact("m", {"v": 1}, counting_build(calls, "weights of the build"))
+    assert len(calls) == 2 and (again / "model.bin").read_text() == "weights of the build"
+    assert "does not match what was saved (model.bin (changed)): rebuilding" in capsys.readouterr().out
+    (again / "model.bin").unlink()
+    assert damaged_files(again) == ["model.bin (missing)"]
+    cached_artifact("m", {"v": 1}, counting_build(calls))
+    (again / CONTENTS).unlink()  # an artifact of an earlier version: its files cannot be verified, so rebuilt
+    cached_artifact("m", {"v": 1}, counting_build(calls))
+    assert len(calls) == 4 and damaged_files(again) == []
+    cached_artifact("m", {"v": 1}, counting_build(calls))
+    assert len(calls) == 4 and capsys.readouterr().out.splitlines()[-1] == "cached: artifacts/m"

@@ -109,3 +109,65 @@ def test_own_csv_gives_the_same_split_shape(tmp_path):
         D.load_text_classification(str(path), text_column="text", label_column="topic")
     with pytest.raises(cc.CourseError, match="not found"):
         D.load_text_classification(str(tmp_path / "nope.csv"))
+
+
+# ---- issue 23: labels as the learner means them, no train/test leak --------------------------------------------
+
+def _labelled_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """A text,label CSV (quoted, so surrounding spaces stay)."""
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, quoting=csv.QUOTE_ALL).writerows([("text", "label"), *rows])
+    return path
+
+
+def test_labels_are_stripped_and_case_variants_are_an_error_or_merged(tmp_path, monkeypatch):
+    """"neo", "neo " and "Neo" were three classes: 06 exited 0 reporting 9 classes where the user had 3."""
+    rows = [(f"text {c} {i}", label) for c in ("neo", "cardio") for i, label in
+            enumerate([c, f"{c} ", f" {c}"] * 7)]
+    spaced = D.load_text_classification(str(_labelled_csv(tmp_path / "spaced.csv", rows)))
+    assert spaced["train"].features["label"].names == ["cardio", "neo"]
+    rows += [(f"text upper {i}", "Neo") for i in range(3)]
+    path = _labelled_csv(tmp_path / "cased.csv", rows)
+    with pytest.raises(cc.CourseError, match="labels in cased.csv differ only by case: 'Neo / neo'.*merge_label_case"):
+        D.check_data(str(path))
+    merged = D.load_text_classification(str(path), merge_case=True)
+    assert merged["train"].features["label"].names == ["cardio", "neo"]  # the most frequent spelling
+    monkeypatch.setenv(D.MERGE_CASE_ENV, "1")  # what `-p merge_label_case true` sets for the kernel
+    assert D.load_text_classification(str(path))["train"].features["label"].names == ["cardio", "neo"]
+    from companion.batch.params import check_parameters, option_environment
+    from companion.batch.runner import find_notebook
+
+    monkeypatch.delenv(D.MERGE_CASE_ENV)
+    with pytest.raises(cc.CourseError, match="differ only by case"):  # before any kernel starts
+        check_parameters(find_notebook("06"), {"data": str(path)})
+    given = check_parameters(find_notebook("06"), {"data": str(path), "merge_label_case": "true"})
+    assert given["merge_label_case"] is True and option_environment(given) == {D.MERGE_CASE_ENV: "1"}
+
+
+def test_texts_equal_up_to_spaces_and_case_are_one_text_before_the_split(tmp_path, capsys):
+    """23 of a 54-text test split had a copy in train differing only by spaces (42 ignoring case)."""
+    rows = []
+    for i in range(60):
+        label = "a" if i % 2 else "b"
+        text = f"Patient {i} presented with   symptom number {i}"
+        rows += [(text, label), (f"  {text.upper()} ", label), (text.replace("   ", " "), label)]
+    rows += [("patient 0 presented with symptom number 0", "a")]  # the same text with another label: conflicting
+    dataset = D.load_text_classification(str(_labelled_csv(tmp_path / "copies.csv", rows)))
+    assert dataset.report["exact_repeats_dropped"] == 120 and dataset.report["conflicting_texts"] == 1
+    keys = {s: {D.comparable_text(t) for t in dataset[s]["text"]} for s in dataset}
+    assert not keys["train"] & keys["test"] and not keys["train"] & keys["validation"]
+    assert sum(len(dataset[s]) for s in dataset) == 59
+    assert "copies.csv: dropped 120 repeated row(s) (the same text up to spaces and case) and 2 row(s) of 1 text(s) " \
+           "with conflicting labels, before the split; 59 rows left" in capsys.readouterr().out
+
+
+def test_swapped_text_and_label_columns_are_one_clear_error(tmp_path):
+    """The label column holding the abstracts gave an IndexError in check_classes."""
+    rows = [(label, f"an abstract about topic {i}") for i, label in enumerate(["neo", "cardio", "neuro"] * 40)]
+    path = _labelled_csv(tmp_path / "swapped.csv", rows)
+    with pytest.raises(cc.CourseError, match="are the columns swapped"):
+        D.check_data(str(path))
+    with pytest.raises(cc.CourseError, match="no rows of tiny.csv are left"):
+        D.check_classes(__import__("pandas").Series([], dtype=int), "tiny.csv")

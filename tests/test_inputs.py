@@ -155,6 +155,18 @@ def test_out_of_range_values(params, expected):
         check_values("06", {**params, "profile": "smoke"})
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), [1e-4, float("inf")]])
+def test_non_finite_numbers_are_refused_everywhere(value):
+    """`-p lr 1e999` parsed to inf and passed the range check (the loss was NaN, the run died late)."""
+    name = "frozen_layers" if isinstance(value, list) else "lr"
+    notebook = find_notebook("07") if isinstance(value, list) else NB06
+    with pytest.raises(CourseError, match="not a finite number"):
+        check_parameters(notebook, {name: value})
+    with pytest.raises(CourseError, match="not a finite number"):
+        check_values(notebook, {name: value})
+    assert float("inf") not in parse_range("range: (0, inf)") and float("nan") not in parse_range("range: (0, 1)")
+
+
 def test_every_notebook_declares_ranges_and_its_defaults_pass():
     for number in [f"{i:02d}" for i in range(10)]:
         from companion.batch.params import coerce, declared_parameters
@@ -240,7 +252,7 @@ def test_grid_value_types(grid, expected):
 
 def test_a_valid_grid_passes():
     check_grid_types({"jobs": 2, "seeds": [0, 1], "params": {"profile": "smoke"},
-                      "notebooks": [{"notebook": 6, "grid": {"strategy": ["full", "lora"]}}]}, "g.yaml")
+                      "notebooks": [{"notebook": "06", "grid": {"strategy": ["full", "lora"]}}]}, "g.yaml")
 
 
 # ---- the command line: exit 2, one 'error:' line, no traceback, within 10 s ----------------------------------------
@@ -266,3 +278,163 @@ def test_cli_errors_come_before_any_kernel(tmp_path):
             cli(*args, cwd=tmp_path)
         assert_one_error(proc, seconds, expected)
         assert not (tmp_path / "out").exists()  # nothing started, nothing written
+
+
+# ---- issue 23: errors before the kernel, sweep files, smaller ones ------------------------------------------------
+
+def _minilm_folder(tmp_path: Path) -> Path:
+    """A copy of the embedded MiniLM's folder (config, tokenizer, weights)."""
+    import shutil
+
+    from companion.models import resolve_model
+
+    folder = tmp_path / "minilm-copy"
+    shutil.copytree(resolve_model("minilm"), folder)
+    return folder
+
+
+def test_a_model_folder_without_whole_weights_is_refused_before_the_kernel(tmp_path):
+    """A folder holding only config.json, or a truncated model.safetensors, failed in cell 6 with a traceback."""
+    (tmp_path / "config-only").mkdir()
+    write(tmp_path / "config-only" / "config.json", '{"model_type": "bert"}')
+    with pytest.raises(CourseError, match="has config.json but no weights"):
+        check_model_name(str(tmp_path / "config-only"))
+    folder = _minilm_folder(tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CourseError, match="model weights model.safetensors in .* are damaged or incomplete"):
+        check_parameters(NB06, {"model_name": str(folder)})
+
+
+def test_max_length_above_the_models_positions_is_refused():
+    with pytest.raises(CourseError, match="max_length=100000 is more than model 'minilm' can read \\(512 positions\\)"):
+        check_parameters(NB06, {"max_length": 100000})
+    check_parameters(NB06, {"max_length": 512})
+    with pytest.raises(CourseError, match="minus 20 virtual tokens"):  # the soft prompt's tokens take positions too
+        check_parameters(find_notebook("08"), {"max_length": 500})
+
+
+def test_labels_that_cannot_be_verbalized_stop_notebook_08_before_the_kernel(tmp_path):
+    """Every verbalizer of labels x1 / x2 starts with the same token: 08 stopped late, in the kernel."""
+    path = write(tmp_path / "codes.csv", labelled(10, ("x1", "x2")))
+    lm = str(_minilm_folder(tmp_path))  # a tokenizer that splits x1 and x2 into x + digit
+    with pytest.raises(CourseError, match="cannot be turned into words for hard prompts"):
+        check_parameters(find_notebook("08"), {"data": str(path), "lm_name": lm})
+    check_parameters(NB06, {"data": str(path)})  # 06 does not verbalize labels
+
+
+def test_missing_general_text_is_refused_before_the_kernel(tmp_path, monkeypatch):
+    """06 needs WikiText-2 only in a late cell: without it, a run stopped there, minutes in."""
+    empty = tmp_path / "datasets"
+    shutil_copy = __import__("shutil").copytree
+    shutil_copy(Path(os.environ["COURSE_DATA_DIR"]) / "medical_abstracts", empty / "medical_abstracts")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(empty))
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    reg = D.registry()
+    for meta in reg["wikitext2"]["files"].values():
+        meta["url"] = "http://127.0.0.1:9/missing.txt"  # nothing listens there: offline
+    monkeypatch.setattr(D, "registry", lambda: reg)
+    with pytest.raises(CourseError, match="wikitext-2/valid.txt not found"):
+        check_parameters(NB06, {"profile": "smoke"})
+    check_parameters(find_notebook("02"), {"profile": "smoke"})  # 02 needs no general text
+
+
+def test_profile_gpu_without_cuda_is_refused_unless_forced(monkeypatch, tmp_path):
+    from companion.batch.params import check_device
+    from companion.batch.runner import execute_run
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.delenv("COURSE_FORCE_PROFILE", raising=False)
+    with pytest.raises(CourseError, match="profile gpu needs a CUDA GPU .* pass --force"):
+        execute_run(find_notebook("02"), tmp_path / "out", {"profile": "gpu"})
+    assert not (tmp_path / "out").exists()
+    check_device({"profile": "gpu"}, force=True)
+    check_device({"profile": "cpu"})
+    monkeypatch.setenv("COURSE_FORCE_PROFILE", "smoke")  # the test suite's forced profile wins
+    check_device({"profile": "gpu"})
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("profile: smoke\nprofile: cpu\nnotebooks:\n  - notebook: \"06\"\n", "the key 'profile' is given twice"),
+    ("params: {profile: smoke, profile: cpu}\nnotebooks:\n  - notebook: \"06\"\n", "the key 'profile' is given twice"),
+    ("notebooks:\n  - notebook: 010\n", "notebooks[0].notebook must be text"),
+    ("notebooks:\n  - notebook: 7\n", "(YAML reads 07 as the number 7"),
+])
+def test_sweep_files_refuse_repeated_keys_and_numeric_notebook_ids(tmp_path, body, expected):
+    """A repeated key kept its last value (profile cpu ran); `notebook: 010` was read as octal and ran 08."""
+    from companion.batch.sweep import load_grid
+
+    with pytest.raises(CourseError) as err:
+        load_grid(write(tmp_path / "g.yaml", body))
+    assert expected in str(err.value)
+
+
+def test_a_sweep_with_an_infinite_rate_is_refused_before_any_run(tmp_path):
+    """`lr: [.inf]` was accepted and --dry-run printed a command that `run` refuses."""
+    from companion.batch.sweep import sweep
+
+    grid = write(tmp_path / "g.yaml", 'notebooks:\n  - notebook: "06"\n    grid: {lr: [1.0e-4, .inf]}\n')
+    with pytest.raises(CourseError, match="lr=inf is not a finite number"):
+        sweep(grid, out=tmp_path / "runs", dry_run=True)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_booleans_accept_true_false_yes_no(tmp_path):
+    """`-p adapted true` was refused."""
+    tiny = ROOT / "tests" / "assets" / "tiny.ipynb"
+    for text, value in [("true", True), ("Yes", True), ("false", False), ("NO", False), ("True", True)]:
+        assert check_parameters(tiny, {"fail": text})["fail"] is value
+    from companion.batch.params import from_text
+
+    assert all(from_text(text, "bool") is value for text, value in [("yes", True), ("False", False)])
+    with pytest.raises(CourseError, match="fail='maybe' is not of type bool"):
+        check_parameters(tiny, {"fail": "maybe"})
+    assert from_text("true", "str") == "true" and from_text("1e-4", "Optional[float]") == 1e-4
+
+
+def test_numeric_looking_column_names(tmp_path):
+    """`-p text_column 0` was refused as 'not of type str' with no hint."""
+    with pytest.raises(CourseError, match='quote it, e.g. text_column: "0" in a sweep file'):
+        check_parameters(NB06, {"text_column": 0})
+    from companion.batch.params import from_text
+
+    assert from_text("0", "str") == "0" and from_text("1.50", "str") == "1.50"  # kept as written
+    path = write(tmp_path / "numbered.csv", "0,1\n" + "\n".join(f"text {c} {i},{c}" for c in "ab" for i in range(10)))
+    assert check_parameters(NB06, {"data": str(path), "text_column": "0", "label_column": "1"})
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("/dev/zero", "is not a regular file (a device, pipe or socket)"),
+    ("", "data is empty ('')"),
+])
+def test_a_device_or_empty_data_is_not_called_a_folder(source, expected):
+    with pytest.raises(CourseError) as err:
+        D.check_data(source)
+    assert expected in str(err.value) and "folder" not in str(err.value)
+
+
+def test_error_lines_stay_short(tmp_path):
+    """Error lines of 1,700-3,400 characters: now the first few values and how many there are."""
+    wide = write(tmp_path / "wide.csv", ",".join(f"column_{i}" for i in range(300)) + "\n" + ",".join("x" * 300) + "\n")
+    few = write(tmp_path / "few.csv", "text,label\n" + "\n".join(f"text {i},label {i // 2}" for i in range(400)) + "\n")
+    messages = []
+    for call in (lambda: D.check_data(str(wide)), lambda: D.check_data(str(few)),
+                 lambda: check_parameters(NB06, {"learning_rate": 1}),
+                 lambda: check_parameters(NB06, {"lr": list(range(1000))})):
+        with pytest.raises(CourseError) as err:
+            call()
+        messages.append(str(err.value))
+    assert all(len(m) < 600 for m in messages), [len(m) for m in messages]
+    assert "(300 in all)" in messages[0] and "(200 classes in all)" in messages[1]
+
+
+def test_cli_out_is_a_file_and_rates_of_a_missing_report_are_one_error(tmp_path):
+    """`--out` an existing file or /dev/null, and `companion rates missing.csv`, ended in a traceback."""
+    write(tmp_path / "taken.txt", "mine")
+    cases = [(["run", "02", "--out", "taken.txt"], "is a file; pass a folder"),
+             (["run", "02", "--out", "/dev/null"], "is not a folder; pass a folder"),
+             (["rates", "missing.csv", "--out", "rates.csv"], "no report 'missing.csv'")]
+    for args, expected in cases:
+        proc, seconds = cli(*args, cwd=tmp_path)
+        assert_one_error(proc, seconds, expected)
+    assert (tmp_path / "taken.txt").read_text() == "mine" and not (tmp_path / "rates.csv").exists()

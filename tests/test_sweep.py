@@ -113,7 +113,7 @@ notebooks:
     assert sweep(path, out=rundir, dry_run=True) == 0 and capsys.readouterr().out == ""  # nothing left to run
     a, b = rundir / "tiny/x=1.0_seed=0", rundir / "tiny/x=2.0_seed=0"
     assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir()) == [
-        ".lock", "status.json", "tiny.ipynb", "tiny.results.json"]
+        ".lock", ".written-by-runs.json", "status.json", "tiny.ipynb", "tiny.results.json"]  # + the marks of runs
     sa, sb = read_status(a), read_status(b)
     assert sa.keys() == sb.keys() and sa["status"] == sb["status"] == "ok"
     assert sb["parameters"] == {"profile": "smoke", "sleep": 0.1, "x": 2.0, "seed": 0}

@@ -23,7 +23,7 @@ from companion.batch.runner import execute_run, is_finished, read_status
 from companion.batch.sweep import execute, load_grid, pending, plan, sweep
 
 TINY = (Path(__file__).parent / "assets" / "tiny.ipynb").resolve()
-RUN_FILES = [".lock", "status.json", "tiny.ipynb", "tiny.results.json"]
+RUN_FILES = [".lock", ".written-by-runs.json", "status.json", "tiny.ipynb", "tiny.results.json"]  # + the marks of runs
 GRID = f"""
 params: {{profile: smoke, sleep: 3.0}}
 notebooks:

@@ -5,6 +5,7 @@
     python tools/build_notebooks.py 06 07 --adopt runs/bench-cpu   # store the executed notebooks of a course run
     python tools/build_notebooks.py --markdown      # only the Markdown of the sources (code unchanged: outputs stay)
     python tools/build_notebooks.py --kernelspec     # only store the installed kernelspec (opening changes nothing)
+    python tools/build_notebooks.py --metadata       # only store the course number in the notebooks' metadata
 
 Executed notebooks are cleaned before they are stored: papermill's per-cell timestamps are dropped and
 machine paths in outputs are replaced, so a re-run on another machine gives the same file.
@@ -54,11 +55,29 @@ def set_kernelspec(path: Path) -> bool:
     return True
 
 
+def course_metadata(stem: str) -> dict[str, str]:
+    """The notebook's own record of its course number ({"notebook": "06"}), by which `companion check` finds its
+    exercise checks even in a renamed copy; {} for a notebook outside the numbered course."""
+    return {"notebook": stem[:2]} if re.match(r"\d\d_", stem) else {}
+
+
+def set_course_metadata(path: Path) -> bool:
+    """Store the course number in a stored notebook's metadata, nothing else changed; True if it changed."""
+    nb = nbformat.read(path, as_version=4)
+    if not course_metadata(path.stem) or nb.metadata.get("companion") == course_metadata(path.stem):
+        return False
+    nb.metadata["companion"] = course_metadata(path.stem)
+    nbformat.write(nb, path)
+    return True
+
+
 def convert(src: Path, target: Path | None = None) -> Path:
     """Write `target` (default <stem>.ipynb in notebooks/, or beside a source outside notebooks/src) from a source."""
     nb = jupytext.read(src)
     nb.metadata["kernelspec"] = kernelspec()
     nb.metadata.pop("jupytext", None)
+    if course_metadata(src.stem):
+        nb.metadata["companion"] = course_metadata(src.stem)
     target = target or (OUT if src.parent == SRC else src.parent) / f"{src.stem}.ipynb"
     nbformat.write(nb, target)
     return target
@@ -182,6 +201,8 @@ def main() -> None:
     parser.add_argument("--adopt", metavar="RUN_DIR", help="store the executed notebooks of a course run folder")
     parser.add_argument("--kernelspec", action="store_true",
                         help="only store the installed kernelspec in the stored notebooks (nothing else changes)")
+    parser.add_argument("--metadata", action="store_true",
+                        help="only store the course number in the stored notebooks' metadata (nothing else changes)")
     parser.add_argument("--markdown", action="store_true",
                         help="only copy the sources' Markdown cells into the stored notebooks (their code must match)")
     args = parser.parse_args()
@@ -189,6 +210,11 @@ def main() -> None:
         for src in sorted(SRC.glob("[0-9][0-9]_*.py")):
             if (not args.only or src.stem[:2] in args.only) and sync_markdown(src, OUT / f"{src.stem}.ipynb"):
                 print(f"notebooks/{src.stem}.ipynb: Markdown from {src.name}", flush=True)
+        return
+    if args.metadata:
+        for path in sorted(OUT.glob("[0-9][0-9]_*.ipynb")):
+            if (not args.only or path.stem[:2] in args.only) and set_course_metadata(path):
+                print(f"{path.relative_to(ROOT)}: metadata companion.notebook = {path.stem[:2]!r}", flush=True)
         return
     if args.kernelspec:
         for path in sorted(OUT.glob("[0-9][0-9]_*.ipynb")):

@@ -1,11 +1,13 @@
 """Classroom tools: student versions of the notebooks (solutions removed, outputs cleared) and `check`, which
 runs a notebook (a course notebook or a learner's edited copy) and summarises the verdicts of its exercise checks.
 
-Checks (`companion.checks`) put a structured verdict in each cell's outputs (MIME `VERDICT_MIME`); this module
+Checks (`companion.exercises`) put a structured verdict in each cell's outputs (MIME `VERDICT_MIME`); this module
 reads those, never the human line.
 """
 from __future__ import annotations
 
+import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from .runner import find_notebook, list_notebooks
 
 SOLUTION_TAG = "solution"
 RANK = {"correct": 2, "not_yet": 1, "pending": 0}
+CELL_TIMEOUT = 300  # seconds one cell may run under `check` (a student's endless loop fails its exercise)
+INJECTED = "injected-parameters"  # papermill's cell in an executed copy (not in the learner's notebook)
 
 
 def is_solution(cell: nbformat.NotebookNode) -> bool:
@@ -88,10 +92,16 @@ def make_student(out_dir: str | Path = "student", notebooks: list[str] | None = 
     return list(targets)
 
 
+def _learner_cells(nb: nbformat.NotebookNode) -> list[tuple[int, nbformat.NotebookNode]]:
+    """The cells as the learner's notebook numbers them (papermill's injected parameters cell left out)."""
+    cells = [c for c in nb.cells if INJECTED not in c.get("metadata", {}).get("tags", [])]
+    return list(enumerate(cells))
+
+
 def verdicts(nb: nbformat.NotebookNode) -> tuple[list[dict[str, Any]], list[str]]:
     """The structured verdicts the notebook's cells emitted (in order), and the errors it stopped on."""
     found, errors = [], []
-    for index, cell in enumerate(nb.cells):
+    for index, cell in _learner_cells(nb):
         for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
             data = out.get("data", {})
             if VERDICT_MIME in data:
@@ -99,33 +109,99 @@ def verdicts(nb: nbformat.NotebookNode) -> tuple[list[dict[str, Any]], list[str]
                 found.append({"cell": index, "name": item["name"], "status": item["status"],
                               "message": item["message"], "solution": is_solution(cell)})
             elif out.get("output_type") == "error":
-                errors.append(f"cell {index}: {out.get('ename')}: {out.get('evalue')}")
+                errors.append(f"cell {index}: {out.get('ename')}: {_readable(str(out.get('evalue')))}")
     return found, errors
 
 
-def execute_for_check(notebook: Path, out_dir: Path, profile: str) -> tuple[Path, str | None]:
-    """Execute the notebook (profile `profile` when it declares one) into `out_dir`; return it and any error."""
+def _readable(evalue: str) -> str:
+    """An error value without the kernel's temporary file name: `(3284617.py, line 2)` → `(line 2 of the cell)`."""
+    return re.sub(r"\(\w+\.py, line (\d+)\)", r"(line \1 of the cell)", evalue)
+
+
+def _learner_index(path: Path, index: int) -> int:
+    """An executed copy's cell index as the learner's notebook counts it (papermill's injected cell left out)."""
+    try:
+        cells = nbformat.read(path, as_version=4).cells
+    except (OSError, ValueError):
+        return index
+    return index - sum(INJECTED in c.get("metadata", {}).get("tags", []) for c in cells[:index])
+
+
+def _timed_out_cell(path: Path) -> int | None:
+    """The (learner's) index of the cell that ran when the run stopped: the last one papermill started."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return None
+    started = [i for i, c in _learner_cells(nb) if (c.get("metadata", {}).get("papermill") or {}).get("start_time")]
+    return started[-1] if started else None
+
+
+def execute_for_check(notebook: Path, out_dir: Path, profile: str, timeout: float | None = CELL_TIMEOUT,
+                      force: bool = False) -> tuple[Path, str | None, int | None]:
+    """Execute the notebook (profile `profile` when it declares one; each cell at most `timeout` seconds) into
+    `out_dir`; return it, any error (with its cell) and the cell that ran out of time (or None)."""
+    from nbclient.exceptions import CellTimeoutError
+
     from .params import declared_parameters
     from .runner import run_notebook
 
     params = {"profile": profile} if "profile" in declared_parameters(notebook) else {}
+    executed = out_dir / notebook.name
+    log = logging.getLogger("papermill")  # its "Timeout waiting for execute reply": reported below, in one line
+    level = log.level
+    log.setLevel(logging.CRITICAL)
     try:
-        return run_notebook(notebook, out_dir, params, progress=False), None
+        return run_notebook(notebook, out_dir, params, progress=False, timeout=timeout, force=force), None, None
     except CourseError:
         raise
+    except CellTimeoutError:
+        cell = _timed_out_cell(executed)
+        return executed, f"cell {cell} ran longer than {timeout:g} s (an endless loop?) and was stopped", cell
     except Exception as err:  # the executed copy holds the outputs up to the failing cell: still summarise
-        return out_dir / notebook.name, f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', err)}"
+        index = getattr(err, "cell_index", None)
+        where = f"cell {_learner_index(executed, index)}: " if index is not None else ""
+        text = _readable(str(getattr(err, "evalue", err)))
+        return executed, f"{where}{getattr(err, 'ename', type(err).__name__)}: {text}", None
+    finally:
+        log.setLevel(level)
+
+
+def exercises_in(source: str, checks: dict[str, Any]) -> list[str]:
+    """The exercises a cell checks: the names passed to inline checks (check_equal / check_close /
+    check_prediction), and the registered `checks` (name → function) it calls by function or exercise name."""
+    found = re.findall(r"check_(?:equal|close|prediction)\([^\n]*?[\"']([\w\-]+)[\"']", source)
+    found += [name for name, fn in checks.items() if f"{getattr(fn, '__name__', name)}(" in source
+              or f"'{name}'" in source or f'"{name}"' in source]
+    return list(dict.fromkeys(found))
+
+
+def timeout_verdicts(path: Path, cell: int | None, checks: dict[str, Any], timeout: float) -> list[dict[str, Any]]:
+    """A not-yet verdict for each exercise of the cell that ran out of time (its check never ran)."""
+    cells = dict(_learner_cells(nbformat.read(path, as_version=4))) if path.is_file() else {}
+    if cell not in cells:
+        return []
+    message = f"not yet: the cell ran longer than {timeout:g} s and was stopped (an endless loop?)"
+    return [{"cell": cell, "name": name, "status": "not_yet", "message": message, "solution": is_solution(cells[cell])}
+            for name in exercises_in(cells[cell].source, checks)]
+
+
+def course_checks(notebook: Path) -> dict[str, Any]:
+    """The registered checks (name → function) of a notebook, found by the course number the notebook itself
+    declares (so a renamed copy keeps them); {} when a topic module does not import."""
+    from ..checks import checks_for
+    from .notebooks import course_number
+
+    try:
+        return checks_for(course_number(notebook))
+    except Exception as err:  # a topic module that does not import must not hide the notebook's own checks
+        print(f"(could not load every companion module: {type(err).__name__}: {err})")
+        return {}
 
 
 def registered(notebook: Path) -> dict[str, str]:
     """Name → first docstring line of the exercise checks `companion` registered for this notebook."""
-    from ..checks import checks_for
-
-    try:
-        checks = checks_for(notebook.stem)
-    except Exception as err:  # a topic module that does not import must not hide the notebook's own checks
-        print(f"(could not load every companion module: {type(err).__name__}: {err})")
-        checks = {}
+    checks = course_checks(notebook)
     return {name: (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "" for name, fn in checks.items()}
 
 
@@ -141,9 +217,12 @@ def summarise(found: list[dict[str, Any]], checks: dict[str, str]) -> dict[str, 
     return best
 
 
-def report_check(path: Path, checks: dict[str, str], error: str | None) -> int:
-    """Print every verdict of an executed notebook and a per-exercise summary; 0 if every exercise is correct."""
+def report_check(path: Path, checks: dict[str, str], error: str | None,
+                 extra: list[dict[str, Any]] | None = None) -> int:
+    """Print every verdict of an executed notebook (and `extra` ones, e.g. of a cell that timed out) and a
+    per-exercise summary; 0 if every exercise is correct."""
     found, errors = verdicts(nbformat.read(path, as_version=4))
+    found += extra or []
     for item in found:
         print(f"  cell {item['cell']:>3} {MARKS[item['status']]} {item['name']}: {item['message']}"
               + ("  (solution cell)" if item["solution"] else ""))
@@ -153,14 +232,16 @@ def report_check(path: Path, checks: dict[str, str], error: str | None) -> int:
           + ", ".join(f"{MARKS[status]} {name} ({status})" for name, status in sorted(best.items())))
     for problem in ([error] if error else []) + [e for e in errors if error is None]:
         print(f"stopped on an error: {problem}")
-    if not found:
+    if not found and not error:
         print("no exercise check output in this notebook: run it first (drop --no-execute), "
               "with a companion version that emits structured verdicts")
     return 0 if best and done == len(best) and not error and not errors else 1
 
 
-def check(notebook: str, profile: str = "smoke", execute: bool = True, out: str | Path | None = None) -> int:
-    """The `check` command: run the notebook (into `out`, else a temporary folder removed afterwards), summarise."""
+def check(notebook: str, profile: str = "smoke", execute: bool = True, out: str | Path | None = None,
+          timeout: float | None = None, force: bool = False) -> int:
+    """The `check` command: run the notebook (into `out`, else a temporary folder removed afterwards; each cell at
+    most `timeout` seconds, default CELL_TIMEOUT), summarise."""
     path = find_notebook(notebook).resolve()
     checks = registered(path)
     print(f"{path.name}: {len(checks)} registered check(s)"
@@ -170,5 +251,7 @@ def check(notebook: str, profile: str = "smoke", execute: bool = True, out: str 
     with tempfile.TemporaryDirectory(prefix="companion-check-") as tmp:
         out_dir = Path(out) if out else Path(tmp)
         print(f"executing with profile={profile} into {out if out else 'a temporary folder'} …", flush=True)
-        executed, error = execute_for_check(path, out_dir, profile)
-        return report_check(executed, checks, error)
+        timeout = CELL_TIMEOUT if timeout is None else timeout
+        executed, error, late = execute_for_check(path, out_dir, profile, timeout, force)
+        extra = timeout_verdicts(executed, late, course_checks(path), timeout) if late is not None else []
+        return report_check(executed, checks, error, extra)

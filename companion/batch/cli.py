@@ -2,30 +2,42 @@
 from __future__ import annotations
 
 import argparse
-import json
+import errno
+import signal
 import sys
 from pathlib import Path
 
 from ..core.errors import CourseError
 
 
-def _parameters(pairs: list[list[str]] | None) -> dict:
-    """`-p name value` pairs → a dict of Python values; a name given twice is a CourseError."""
-    from .params import coerce
+def _parameters(pairs: list[list[str]] | None, types: dict[str, str] | None = None) -> dict:
+    """`-p name value` pairs → a dict of Python values (in the declared `types` where given: a str stays the text
+    as written, true/yes/false/no are booleans); a name given twice is a CourseError."""
+    from .params import from_text
 
     parameters: dict = {}
     for name, value in pairs or []:
         if name in parameters:
             raise CourseError(f"parameter {name!r} is given twice (-p {name} … twice): give each parameter once")
-        parameters[name] = coerce(value)
+        parameters[name] = from_text(value, (types or {}).get(name))
     return parameters
+
+
+def _declared_types(notebook: str) -> dict[str, str]:
+    """Parameter name → declared type of a notebook (run options included where it declares `data`)."""
+    from .params import RUN_OPTIONS, declared_parameters
+    from .runner import find_notebook
+
+    declared = declared_parameters(find_notebook(notebook))
+    return {name: spec["type"] for name, spec in {**declared, **(RUN_OPTIONS if "data" in declared else {})}.items()}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one notebook with parameters into a run folder (executed notebook, result JSON, status.json)."""
     from .runner import execute_run
 
-    status = execute_run(args.notebook, args.out, _parameters(args.p), progress=not args.quiet)
+    parameters = _parameters(args.p, _declared_types(args.notebook))
+    status = execute_run(args.notebook, args.out, parameters, progress=not args.quiet, force=args.force)
     print(f"{status['status']}: {Path(args.out) / (status.get('notebook_file') or '')}"
           + (f" ({status['seconds']} s)" if status.get("seconds") is not None else "")
           + (f": {status['error']}" if status.get("error") else ""))
@@ -37,7 +49,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import sweep
 
     return sweep(args.grid, out=args.out, jobs=args.jobs, dry_run=args.dry_run, cluster=args.cluster,
-                 scheduler=args.scheduler)
+                 scheduler=args.scheduler, force=args.force)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -62,7 +74,15 @@ def cmd_rates(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CourseError(f"{out} exists: pass --force to replace it")
-    table = choose_rates(pd.read_csv(Path(args.source)))
+    if not Path(args.source).is_file():
+        raise CourseError(f"no report {args.source!r}: pass a rate-search YAML (sweeps/rates.yaml) or the report.csv "
+                          f"of a rate search (runs/rates/report.csv)")
+    try:
+        search = pd.read_csv(Path(args.source))
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        raise CourseError(f"cannot read {args.source} as a CSV table ({type(err).__name__}): pass the report.csv of "
+                          f"a rate search") from None
+    table = choose_rates(search)
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     for row in table[table["chosen"]].itertuples():
@@ -91,15 +111,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run a notebook and summarise its exercise checks (exit 0 when every one is correct)."""
     from .classroom import check
 
-    return check(args.notebook, profile=args.profile, execute=not args.no_execute, out=args.out)
+    return check(args.notebook, profile=args.profile, execute=not args.no_execute, out=args.out,
+                 timeout=args.timeout, force=args.force)
 
 
 def cmd_course(args: argparse.Namespace) -> int:
     """Run every notebook with one profile; fail if any notebook failed."""
     from .runner import run_course
 
-    rows = run_course(args.out, args.profile, args.only)
-    (Path(args.out) / "course_run.json").write_text(json.dumps(rows, indent=2))
+    from ..core.results import write_json_atomic
+
+    rows = run_course(args.out, args.profile, args.only, force=args.force)
+    write_json_atomic(Path(args.out) / "course_run.json", rows)
     failed = [r for r in rows if r["status"] != "ok"]
     total = sum(r["seconds"] for r in rows)
     print(f"{len(rows) - len(failed)} of {len(rows)} notebooks ran ({total:.0f} s); results in {args.out}")
@@ -115,11 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", nargs=2, action="append", metavar=("NAME", "VALUE"), help="a parameter")
     run.add_argument("--out", default="runs/single", help="run folder (default runs/single)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--force", action="store_true", help="run profile gpu even on a machine without CUDA")
     run.set_defaults(func=cmd_run)
     course = sub.add_parser("course", help="run every notebook in order")
     course.add_argument("--profile", default="cpu", choices=["auto", "smoke", "cpu", "gpu"])
     course.add_argument("--out", default=None, help="run folder (default runs/<profile>)")
     course.add_argument("--only", nargs="*", help="only these notebook numbers, e.g. --only 00 01")
+    course.add_argument("--force", action="store_true", help="run profile gpu even on a machine without CUDA")
     course.set_defaults(func=cmd_course)
     sweep = sub.add_parser("sweep", help="run a YAML grid of notebooks × parameters × seeds (resumable)")
     sweep.add_argument("grid", help="a sweep file, e.g. sweeps/example.yaml (schema: sweeps/README.md)")
@@ -133,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(dask-jobqueue) with the file's resources:")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="submit to a running Dask cluster, e.g. tcp://HOST:8786")
+    sweep.add_argument("--force", action="store_true", help="run profile gpu even where there is no CUDA")
     sweep.set_defaults(func=cmd_sweep)
     report = sub.add_parser("report", help="report.csv + plots + report.md from a run folder")
     report.add_argument("rundir", help="the --out folder of a sweep (or of runs)")
@@ -157,20 +183,50 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", default="smoke", choices=["auto", "smoke", "cpu", "gpu"])
     check.add_argument("--no-execute", action="store_true", help="read the outputs saved in the notebook")
     check.add_argument("--out", default=None, help="where the executed copy goes (default: a temp folder)")
+    check.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                       help="the most seconds one cell may run (default 300; a cell over it fails its exercise)")
+    check.add_argument("--force", action="store_true", help="run profile gpu even on a machine without CUDA")
     check.set_defaults(func=cmd_check)
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends a command as Ctrl-C does (its run is recorded as interrupted, its kernel stopped)."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: bad input prints one 'error: …' line and exits with status 2."""
+    """Entry point: bad input (or a full disk) prints one 'error: …' line and exits with status 2; Ctrl-C or SIGTERM
+    prints one line and exits with status 130."""
     args = build_parser().parse_args(argv)
     if args.command == "course" and args.out is None:
         args.out = f"runs/{args.profile}"
+    previous = signal.signal(signal.SIGTERM, _interrupt) if _main_thread() else None
     try:
         return args.func(args)
     except CourseError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: companion {args.command} stopped (Ctrl-C or SIGTERM); a run it was running is recorded "
+              f"as interrupted and redone by a rerun", file=sys.stderr)
+        return 130
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        print(f"error: no space left on device (writing {err.filename or 'a file'}): free some space, or choose "
+              f"another --out", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    """Whether this is the main thread (the only one that may install signal handlers)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -151,8 +151,9 @@ def where(cluster: str, jobs: int, scheduler: str | None) -> str:
     return f"{jobs} local worker process(es)" if cluster == "local" else f"{jobs} {cluster} worker job(s)"
 
 
-def run_on_worker(notebook: str, run_dir: str, parameters: dict[str, Any], threads: int | None) -> dict[str, Any]:
+def run_on_worker(notebook: str, run_dir: str, parameters: dict[str, Any], threads: int | None,
+                  force: bool = False) -> dict[str, Any]:
     """The task a Dask worker runs: one run into its folder, skipped under the lock if already finished."""
     for name in THREAD_VARIABLES if threads else ():
         os.environ[name] = str(threads)  # the kernel inherits them (a Dask nanny sets 1 by default)
-    return execute_run(notebook, run_dir, parameters, skip_finished=True)
+    return execute_run(notebook, run_dir, parameters, skip_finished=True, force=force)

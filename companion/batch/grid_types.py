@@ -33,8 +33,10 @@ def _entry_problems(entry: dict[str, Any], where: str) -> list[str]:
                             _mapping_problem(entry.get("grid"), "grid", where, "{strategy: [full, lora]}")) if p]
     if "seeds" in entry:
         problems += [p for p in [_seeds_problem(entry["seeds"], where)] if p]
-    if not isinstance(entry.get("notebook"), (str, int)) or isinstance(entry.get("notebook"), bool):
-        problems.append(f"{where}notebook must be a number or name such as \"07\", or an .ipynb path")
+    if not isinstance(entry.get("notebook"), str):
+        problems.append(f"{where}notebook must be text: a number or name in quotes such as \"07\", or an .ipynb "
+                        f"path (YAML reads 07 as the number 7 and 010 as the octal number 8), got "
+                        f"{entry.get('notebook')!r}")
     if "name" in entry and not isinstance(entry["name"], str):
         problems.append(f"{where}name must be text, got {entry['name']!r}")
     if isinstance(entry.get("grid"), dict):

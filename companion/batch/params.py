@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 from ..core.errors import CourseError
-from .notebooks import find_notebook
+from .notebooks import find_notebook, notebook_facts
 
 _TYPES = {"int": (int,), "float": (float, int), "str": (str,), "bool": (bool,), "list": (list, tuple),
           "dict": (dict,)}
@@ -34,6 +34,12 @@ _RANGE = re.compile(r"range:\s*([\[(])\s*([^,\])]*?)\s*,\s*([^\])]*?)\s*([\])])"
 MODEL_PARAMETERS = ("model_name", "lm_name", "encoder_name")
 PATH_SUFFIXES = ("_path", "_file", "_dir", "_csv")
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+BOOL_WORDS = {"true": True, "yes": True, "false": False, "no": False}
+# options of a run, not of the notebook: accepted (and checked) as `-p` wherever a notebook declares `data`, and
+# passed to the kernel's loaders in the environment (companion.data reads it)
+RUN_OPTIONS = {"merge_label_case": {"type": "bool", "default": "False", "choices": None, "range": None,
+                                    "help": "labels of a data file that differ only by case are one class "
+                                            "(else an error names them)"}}
 
 
 class Range(NamedTuple):
@@ -45,8 +51,8 @@ class Range(NamedTuple):
     high_closed: bool
 
     def __contains__(self, value: object) -> bool:
-        """Whether a number lies in the interval (NaN never does)."""
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or math.isnan(value):
+        """Whether a number lies in the interval (NaN and ±inf never do)."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
             return False
         above = self.low is None or (value >= self.low if self.low_closed else value > self.low)
         below = self.high is None or (value <= self.high if self.high_closed else value < self.high)
@@ -116,6 +122,12 @@ def declared_parameters(notebook: str | Path) -> dict[str, dict[str, Any]]:
     return {name: dict(spec) for name, spec in declared.items()}
 
 
+def _base(type_name: str | None) -> str:
+    """The type inside Optional[…]: Optional[int] → int."""
+    optional = re.fullmatch(r"Optional\[(\w+)\]", type_name or "")
+    return optional.group(1) if optional else (type_name or "")
+
+
 def _type_ok(value: Any, type_name: str) -> bool:
     """Whether `value` fits an annotation such as int, Optional[float] or str."""
     optional = re.fullmatch(r"Optional\[(\w+)\]", type_name)
@@ -137,19 +149,47 @@ def coerce(value: str) -> Any:
         return value
 
 
+def as_declared(value: Any, type_name: str | None) -> Any:
+    """A value in its declared type where the text is unambiguous: true/false/yes/no (any case) for a bool."""
+    if _base(type_name) == "bool" and isinstance(value, str) and value.strip().lower() in BOOL_WORDS:
+        return BOOL_WORDS[value.strip().lower()]
+    return value
+
+
+def from_text(text: str, type_name: str | None = None) -> Any:
+    """A command-line value in its parameter's declared type: `coerce`, except that true/false/yes/no are booleans
+    for a bool, and a parameter declared str keeps the text as written (a column named 0 or 1.50)."""
+    value = as_declared(coerce(text), type_name)
+    if _base(type_name) == "str" and value is not None and not isinstance(value, str):
+        return text
+    return value
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """repr(value), cut to `width` characters (a long list stays readable in a one-line message)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width - 5]} …{text[-3:]}"
+
+
 def _problem(name: str, value: Any, spec: dict[str, Any]) -> str | None:
-    """What is wrong with one value (type, choice or range), or None."""
+    """What is wrong with one value (type, finiteness, choice or range), or None."""
+    shown_value = f"{name}={_short(value)}"
     if not _type_ok(value, spec["type"]):
-        return f"{name}={value!r} is not of type {spec['type']}"
+        hint = ""
+        if _base(spec["type"]) == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            hint = f" (a name that looks like a number is text: quote it, e.g. {name}: \"{value}\" in a sweep file)"
+        return f"{shown_value} is not of type {spec['type']}{hint}"
+    numbers = list(value) if isinstance(value, (list, tuple)) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+        return f"{shown_value} is not a finite number (inf and nan are refused): give a number such as 1e-4"
     if spec["choices"] and value not in spec["choices"] and not (value is None and spec["type"].startswith("Optional")):
-        return f"{name}={value!r} is not one of {spec['choices']}"
+        return f"{shown_value} is not one of {spec['choices']}"
     interval = spec.get("range")
     if interval is not None and value is not None:
-        numbers = value if isinstance(value, (list, tuple)) else [value]
         outside = [v for v in numbers if v not in interval]
         if outside or not numbers:
             what = "every value" if isinstance(value, (list, tuple)) else "the value"
-            return f"{name}={value!r} is out of range: {what} must be in {interval}"
+            return f"{shown_value} is out of range: {what} must be in {interval}"
     return None
 
 
@@ -161,7 +201,13 @@ def check_values(notebook: str | Path, values: Mapping[str, Any]) -> None:
     problems = [p for name in declared if name in values
                 for p in [_problem(name, values[name], declared[name])] if p]
     if problems:
-        raise CourseError(f"{nb.name}: {', '.join(problems)}. Fix the parameters cell (or the -p values)")
+        raise CourseError(f"{nb.name}: {_listed(problems)}. Fix the parameters cell (or the -p values)")
+
+
+def _listed(problems: list[str], first: int = 5) -> str:
+    """Problems joined into one line: the first few, and how many there are in all."""
+    more = f" (and {len(problems) - first} more problems)" if len(problems) > first else ""
+    return ", ".join(problems[:first]) + more
 
 
 def _is_path_like(text: str) -> bool:
@@ -192,9 +238,50 @@ def resolve_paths(parameters: dict[str, Any], cwd: str | Path | None = None) -> 
     return resolved
 
 
+def option_environment(parameters: dict[str, Any]) -> dict[str, str]:
+    """The environment variables that carry the run options given (RUN_OPTIONS) to the kernel's loaders."""
+    from ..core.data import MERGE_CASE_ENV
+
+    if "merge_label_case" not in parameters:
+        return {}
+    return {MERGE_CASE_ENV: "1" if parameters["merge_label_case"] else "0"}
+
+
+def check_device(parameters: dict[str, Any], force: bool = False) -> None:
+    """Refuse `profile gpu` on a machine without CUDA (its settings would run on the CPU for hours) unless forced."""
+    from ..core.profiles import FORCE_ENV
+
+    if force or (os.environ.get(FORCE_ENV) or parameters.get("profile")) != "gpu":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CourseError("profile gpu needs a CUDA GPU and this machine has none: its settings (full data, longer "
+                          "sequences, more epochs: thousands of steps) would run on the CPU for hours. Use -p profile "
+                          "cpu (or auto), or pass --force to run it anyway")
+
+
+def _check_max_length(values: dict[str, Any]) -> None:
+    """`max_length` must fit the model's positions (with the soft prompt's virtual tokens, where there is one)."""
+    from ..core.models import max_positions
+
+    length, model = values.get("max_length"), values.get("model_name")
+    if not isinstance(length, int) or isinstance(length, bool) or not isinstance(model, str):
+        return
+    limit = max_positions(model)
+    virtual = [v for v in [values.get("num_virtual_tokens"), *(values.get("prompt_lengths") or [])]
+               if isinstance(v, int) and not isinstance(v, bool)]
+    room = limit - max(virtual, default=0) if limit else None
+    if room is not None and length > room:
+        extra = f" minus {max(virtual)} virtual tokens" if virtual else ""
+        raise CourseError(f"max_length={length} is more than model {model!r} can read ({limit} positions{extra}): "
+                          f"use -p max_length {max(room, 2)} or less")
+
+
 def check_inputs(notebook: Path, parameters: dict[str, Any]) -> None:
-    """Check the data source and models a run will load (with the notebook's defaults for the rest)."""
-    from ..core.data import check_data
+    """Check the data source and models a run will load (with the notebook's defaults for the rest), the data sets
+    its code needs (WikiText-2), that its labels can be turned into words (hard prompts) and that max_length fits."""
+    from ..core.data import check_data, check_registered
     from ..core.models import check_model_name
 
     declared = declared_parameters(notebook)
@@ -203,27 +290,43 @@ def check_inputs(notebook: Path, parameters: dict[str, Any]) -> None:
     for name in MODEL_PARAMETERS:
         if name in declared and isinstance(values.get(name), str):
             check_model_name(values[name])
-    if "data" in declared and isinstance(values.get("data"), str) and values["data"] != "medical_abstracts":
-        check_data(values["data"], str(values.get("text_column", "text")), str(values.get("label_column", "label")))
+    uses = notebook_facts(notebook)[1]
+    if "general_text" in uses:
+        check_registered("wikitext2")
+    data = values.get("data")
+    if "data" in declared and isinstance(data, str) and data != "medical_abstracts":
+        columns = str(values.get("text_column", "text")), str(values.get("label_column", "label"))
+        merge = values.get("merge_label_case")  # None: as the environment says (COURSE_MERGE_LABEL_CASE)
+        names = check_data(data, *columns, merge_case=merge)["label_names"]
+        if "label_words" in uses and isinstance(values.get("lm_name"), str):
+            from ..checks.n08 import check_label_words
+
+            check_label_words(values["lm_name"], tuple(names))
+    _check_max_length(values)
 
 
 def check_parameters(notebook: str | Path, parameters: dict[str, Any],
                      cwd: str | Path | None = None) -> dict[str, Any]:
     """Validate `parameters` against the notebook's declarations (one CourseError listing every problem), then
-    the data and models they name; return them with relative paths resolved against `cwd`."""
+    the data and models they name; return them in their declared types (true/yes → True for a bool) with relative
+    paths resolved against `cwd`."""
     declared = declared_parameters(notebook)
+    if "data" in declared:
+        declared.update(RUN_OPTIONS)
     problems = []
+    typed = {}
     for name, value in parameters.items():
         if name not in declared:
             problems.append(f"unknown parameter {name!r}")
             continue
-        problem = _problem(name, value, declared[name])
+        typed[name] = as_declared(value, declared[name]["type"])
+        problem = _problem(name, typed[name], declared[name])
         if problem:
             problems.append(problem)
     if problems:
-        valid = "; ".join(f"{n}: {s['type']} (default {s['default']}){' — ' + s['help'] if s['help'] else ''}"
-                          for n, s in declared.items())
-        raise CourseError(f"{Path(notebook).name}: {', '.join(problems)}. Valid parameters: {valid}")
-    resolved = resolve_paths(parameters, cwd)
+        valid = ", ".join(f"{n}: {s['type']}" for n, s in declared.items())
+        raise CourseError(f"{Path(notebook).name}: {_listed(problems)}. Valid parameters: {valid} (choices, ranges "
+                          f"and defaults: the notebook's parameters cell)")
+    resolved = resolve_paths(typed, cwd)
     check_inputs(Path(notebook), resolved)
     return resolved

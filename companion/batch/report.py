@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 
 from ..core.errors import CourseError
-from .runner import STATUS_FILE, read_status
+from ..core.results import write_text_atomic
+from .runner import STATUS_FILE, is_stale, read_status
 from .tables import plain
 
 PLAN_FILE = "sweep.json"  # written by companion.batch.sweep (kept here too, so report does not import sweep)
@@ -49,6 +50,9 @@ def run_row(run_dir: Path, rundir: Path) -> dict[str, Any]:
     row.update({f"{PARAM}{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()})
     if not status:
         row.update(status="broken", error=f"{STATUS_FILE} is unreadable: rerun the sweep to redo this run")
+    elif is_stale(run_dir, status):  # "running", but its process is gone: it will never finish
+        row.update(status="interrupted", error=f"its process ({status.get('pid') or '?'} on {status.get('host')}) "
+                                               f"ended without finishing it: rerun the sweep to redo this run")
     elif status.get("status") == "ok":
         results = _read_result(run_dir / (status.get("result") or "-"))
         if isinstance(results, str):
@@ -241,9 +245,7 @@ def report(rundir: str | Path) -> dict[str, Path]:
     if broken:
         print(f"warning: {len(broken)} run(s) left a broken result and are reported as not finished "
               f"(`companion sweep` redoes them): {', '.join(broken)}", file=sys.stderr)
-    csv = rundir / "report.csv"
-    frame.to_csv(csv, index=False)
+    csv = write_text_atomic(rundir / "report.csv", frame.to_csv(index=False))
     plots = plot(frame, rundir)
-    md = rundir / "report.md"
-    md.write_text(markdown(frame, rundir, plots))
+    md = write_text_atomic(rundir / "report.md", markdown(frame, rundir, plots))
     return {"csv": csv, "markdown": md, **{f"plot:{p.stem}": p for p in plots}}

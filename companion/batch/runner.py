@@ -1,49 +1,126 @@
 """Execute notebooks with papermill into a run folder: executed notebook + its result JSON side by side."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from .notebooks import find_notebook, list_notebooks, output_path, select_notebooks
-from .params import check_parameters
-from ..core.results import RESULTS_ENV, write_json_atomic
+from .notebooks import find_notebook, list_notebooks, read_marks, run_outputs, select_notebooks
+from .params import RUN_OPTIONS, check_device, check_parameters, option_environment
+from ..core.errors import CourseError
+from ..core.results import RESULTS_ENV, write_json_atomic, write_text_atomic
 
-__all__ = ["execute_run", "find_notebook", "is_finished", "list_notebooks", "read_status", "run_course",
+__all__ = ["execute_run", "find_notebook", "is_finished", "is_stale", "list_notebooks", "read_status", "run_course",
            "run_notebook", "write_json_atomic"]
-
-
-def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None,
-                 progress: bool = True) -> Path:
-    """Validate parameters, then execute the notebook into `out_dir`; return the executed notebook's path."""
-    import papermill
-
-    nb = find_notebook(str(notebook))
-    parameters = check_parameters(nb, dict(parameters or {}))
-    output = output_path(nb, out_dir)  # never the notebook itself, nor a notebook no run wrote
-    out_dir = output.parent
-    out_dir.mkdir(parents=True, exist_ok=True)
-    previous = os.environ.get(RESULTS_ENV)
-    os.environ[RESULTS_ENV] = str(out_dir)  # the kernel inherits it: the result JSON lands beside the notebook
-    try:
-        papermill.execute_notebook(str(nb), str(output), parameters=parameters, cwd=str(nb.parent),
-                                   progress_bar=progress, kernel_name="python3", language="python")
-    finally:
-        if previous is None:
-            os.environ.pop(RESULTS_ENV, None)
-        else:
-            os.environ[RESULTS_ENV] = previous
-    return output
-
 
 STATUS_FILE = "status.json"
 LOCK_FILE = ".lock"
 
 
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (the kernel inherits them) for the duration of a run, then restore them."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+_ATOMIC: list[Any] = []  # the papermill I/O handler registered by _atomic_saves (once per process)
+
+
+def _atomic_saves() -> None:
+    """Make papermill save executed notebooks at absolute paths atomically (temp file + rename): a full disk or a
+    kill mid-save leaves the last whole save, never a truncated notebook; reads stay papermill's own."""
+    if _ATOMIC:
+        return
+    from papermill.iorw import LocalHandler, papermill_io
+
+    class AtomicLocalHandler(LocalHandler):
+        """papermill's local file I/O whose writes go through write_text_atomic."""
+
+        def write(self, buf: str, path: str) -> None:
+            """Save the notebook text atomically."""
+            write_text_atomic(path, buf)
+
+    _ATOMIC.append(AtomicLocalHandler())
+    papermill_io.register("/", _ATOMIC[0])  # papermill picks a handler by path prefix: every absolute path
+
+
+def _children() -> set[int]:
+    """The process ids of this process's descendants (a notebook's kernel among them)."""
+    import psutil
+
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def _stop_processes(pids: set[int]) -> None:
+    """Terminate these processes (a run's kernel after Ctrl-C), and kill those still alive after 3 s."""
+    import psutil
+
+    procs = []
+    for pid in pids:
+        try:
+            procs.append(psutil.Process(pid))
+            procs[-1].terminate()
+        except psutil.Error:
+            pass
+    for proc in psutil.wait_procs(procs, timeout=3)[1]:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
+def mark_outputs(folder: Path, stem: str, names: list[str]) -> None:
+    """Record in the run folder's marks that a run of `stem` writes these files (so a later run may replace them)."""
+    from .notebooks import MARKS_FILE
+
+    marks = read_marks(folder)
+    if any(marks.get(name) != stem for name in names):
+        write_json_atomic(folder / MARKS_FILE, {"files": {**marks, **{name: stem for name in names}}})
+
+
+def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None,
+                 progress: bool = True, timeout: float | None = None, force: bool = False) -> Path:
+    """Validate parameters, then execute the notebook into `out_dir`; return the executed notebook's path.
+    `timeout`: seconds any one cell may run (None: no limit); `force`: run `profile gpu` without CUDA."""
+    import papermill
+
+    nb = find_notebook(str(notebook))
+    parameters = check_parameters(nb, dict(parameters or {}))
+    check_device(parameters, force)
+    output, result = run_outputs(nb, out_dir)  # never the notebook itself, nor a file no run of it wrote
+    out_dir = output.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mark_outputs(out_dir, nb.stem, [output.name, result.name])
+    kernel = {name: value for name, value in parameters.items() if name not in RUN_OPTIONS}
+    _atomic_saves()
+    before = _children()
+    # the kernel inherits the environment: the result JSON lands beside the notebook, run options reach the loaders
+    with _environment({RESULTS_ENV: str(out_dir), **option_environment(parameters)}):
+        try:
+            # the kernel is killed at the end ("immediate"): a graceful shutdown of a kernel still running a cell
+            # (Ctrl-C, a cell over `timeout`) races with the cell's reply and prints a kernel traceback
+            papermill.execute_notebook(str(nb), str(output), parameters=kernel, cwd=str(nb.parent),
+                                       progress_bar=progress, kernel_name="python3", language="python",
+                                       execution_timeout=timeout, shutdown_kernel="immediate")
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the kernel is stopped too, not left running
+            _stop_processes(_children() - before)
+            raise
+    return output
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any] | None:
@@ -66,6 +143,33 @@ def is_finished(run_dir: str | Path) -> bool:
         return False
 
 
+def _alive(pid: Any) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError, OverflowError):
+        return True  # someone else's process, or no usable id: assume it runs
+    return True
+
+
+def is_stale(run_dir: str | Path, status: dict[str, Any] | None = None) -> bool:
+    """Whether a status.json says "running" although no process runs it any more (killed, machine restarted):
+    its process is gone from this host, or (another host) nobody holds the run folder's lock."""
+    status = read_status(run_dir) if status is None else status
+    if not status or status.get("status") != "running":
+        return False
+    if status.get("host") == socket.gethostname() and status.get("pid") is not None:
+        return not _alive(status["pid"])
+    lock = _lock(Path(run_dir), create=False)
+    if lock is None:
+        return False  # held: the run goes on elsewhere
+    if lock is not True:
+        lock.close()
+    return True
+
+
 def _now() -> str:
     """The current UTC time, ISO 8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -76,15 +180,20 @@ def _error_text(err: BaseException) -> str:
     ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
     if ename:
         return f"{ename}: {evalue} (notebook cell In [{getattr(err, 'exec_count', '?')}])"
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return f"no space left on device (writing {err.filename or 'a file'}): free some space or choose another --out"
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"{type(err).__name__}: {first[:500]}"
 
 
-def _lock(run_dir: Path) -> Any:
-    """Hold an exclusive lock on the run folder (released when the process ends); None if another holds it."""
+def _lock(run_dir: Path, create: bool = True) -> Any:
+    """Hold an exclusive lock on the run folder (released when the process ends); None if another holds it
+    (True: no lock file to take, with create=False, or a file system without locks)."""
     import fcntl
 
-    handle = open(run_dir / LOCK_FILE, "w")  # noqa: SIM115 - kept open for the lock's lifetime
+    if not create and not (run_dir / LOCK_FILE).exists():
+        return True
+    handle = open(run_dir / LOCK_FILE, "a")  # noqa: SIM115 - kept open for the lock's lifetime
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -95,17 +204,31 @@ def _lock(run_dir: Path) -> Any:
     return handle
 
 
+def _write_status(run_dir: Path, status: dict[str, Any]) -> None:
+    """Write status.json atomically; if that fails (a full disk), remove it rather than leave "running" behind."""
+    try:
+        write_json_atomic(run_dir / STATUS_FILE, status)
+    except OSError as err:
+        (run_dir / STATUS_FILE).unlink(missing_ok=True)
+        raise CourseError(f"cannot record the run in {run_dir}: {_error_text(err)}") from None
+
+
 def execute_run(notebook: str | Path, run_dir: str | Path, parameters: dict[str, Any] | None = None,
-                progress: bool = False, skip_finished: bool = False) -> dict[str, Any]:
-    """Run one notebook into its own folder and record status.json (running → ok / failed); never raises
-    for a failing notebook. Parameters are validated first (CourseError, folder untouched). With
-    `skip_finished` (sweeps), a run that another process finished is checked under the lock and not rerun."""
+                progress: bool = False, skip_finished: bool = False, force: bool = False) -> dict[str, Any]:
+    """Run one notebook into its own folder and record status.json (running → ok / failed / interrupted); never
+    raises for a failing notebook (Ctrl-C and SIGTERM are recorded, then raised again). Parameters are validated
+    first (CourseError, folder untouched). With `skip_finished` (sweeps), a run that another process finished is
+    checked under the lock and not rerun. `force`: run `profile gpu` on a machine without CUDA."""
     nb = find_notebook(str(notebook))
     given = dict(parameters or {})  # status.json keeps them as given (relative paths as written)
     parameters = check_parameters(nb, given)  # the kernel gets paths resolved against the working folder
-    output = output_path(nb, run_dir)  # refuses the notebook itself, or a notebook no run wrote
+    check_device(parameters, force)
+    output, result = run_outputs(nb, run_dir)  # refuses the notebook itself, or files no run of it wrote
     run_dir = output.parent
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CourseError(f"cannot make the run folder {run_dir}: {_error_text(err)}") from None
     lock = _lock(run_dir)
     if lock is None:
         return {"status": "busy", "notebook": nb.stem, "parameters": given,
@@ -114,41 +237,50 @@ def execute_run(notebook: str | Path, run_dir: str | Path, parameters: dict[str,
         if skip_finished and is_finished(run_dir):  # finished by another process since the sweep listed it
             return {**(read_status(run_dir) or {}), "status": "skipped",
                     "error": "already finished by another process (not rerun)"}
-        for stale in (run_dir / STATUS_FILE, run_dir / f"{nb.stem}.results.json", output):
-            stale.unlink(missing_ok=True)  # a rerun starts clean: no result of an earlier, unfinished attempt
+        leftovers = [p for name in (STATUS_FILE, result.name, output.name) for p in run_dir.glob(f".{name}.*.tmp")]
+        for stale in (run_dir / STATUS_FILE, result, output, *leftovers):  # temp files: of a run killed mid-save
+            stale.unlink(missing_ok=True)  # a rerun starts clean: only files that runs of this notebook wrote
         status: dict[str, Any] = {"status": "running", "notebook": nb.stem, "notebook_file": nb.name,
                                   "parameters": given, "result": None, "error": None, "started": _now(),
-                                  "finished": None, "seconds": None, "host": socket.gethostname()}
-        write_json_atomic(run_dir / STATUS_FILE, status)
+                                  "finished": None, "seconds": None, "host": socket.gethostname(),
+                                  "pid": os.getpid()}
+        _write_status(run_dir, status)
         start = time.perf_counter()
         try:
-            run_notebook(nb, run_dir, parameters, progress=progress)
-            result = run_dir / f"{nb.stem}.results.json"
+            run_notebook(nb, run_dir, parameters, progress=progress, force=force)
             if result.is_file():
                 status.update(status="ok", result=result.name)
             else:
                 status.update(status="failed", error=f"the notebook wrote no {result.name} "
                                                       f"(call cc.save_results({nb.stem!r}, {{...}}) at its end)")
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: recorded as interrupted (a sweep redoes it), then raised
+            status.update(status="interrupted", error="interrupted (Ctrl-C or SIGTERM); run it again to redo it",
+                          finished=_now(), seconds=round(time.perf_counter() - start, 2))
+            _write_status(run_dir, status)
+            raise
         except Exception as err:  # recorded, not raised: one failing run must not stop a sweep
             status.update(status="failed", error=_error_text(err))
         status.update(finished=_now(), seconds=round(time.perf_counter() - start, 2))
-        write_json_atomic(run_dir / STATUS_FILE, status)
+        _write_status(run_dir, status)
         return status
     finally:
-        lock.close()
+        if lock is not True:
+            lock.close()
 
 
-def run_course(out_dir: str | Path, profile: str = "cpu", only: list[str] | None = None) -> list[dict[str, Any]]:
+def run_course(out_dir: str | Path, profile: str = "cpu", only: list[str] | None = None,
+               force: bool = False) -> list[dict[str, Any]]:
     """Run every notebook (or `only` these) in order with one profile; return name, seconds and status each."""
     notebooks = select_notebooks(only)
+    check_device({"profile": profile}, force)
     for nb in notebooks:  # every output is checked before the first notebook starts
-        output_path(nb, out_dir)
+        run_outputs(nb, out_dir)
     rows = []
     for nb in notebooks:
         start = time.perf_counter()
         status = "ok"
         try:
-            run_notebook(nb, out_dir, {"profile": profile})
+            run_notebook(nb, out_dir, {"profile": profile}, force=force)
         except Exception as err:  # record and go on: one failing notebook must not hide the others
             status = f"failed: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
         rows.append({"notebook": nb.stem, "seconds": round(time.perf_counter() - start, 1), "status": status})

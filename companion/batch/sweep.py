@@ -37,11 +37,24 @@ class Run:
 
 
 def _yaml_loader() -> type:
-    """A safe YAML loader that also reads 1e-4 as a float (plain YAML 1.1 reads it as a string)."""
+    """A safe YAML loader that also reads 1e-4 as a float (plain YAML 1.1 reads it as a string) and refuses a key
+    given twice in one mapping (plain YAML keeps the last value without a word)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
-        """SafeLoader with YAML 1.2-style floats."""
+        """SafeLoader with YAML 1.2-style floats and no repeated keys."""
+
+        def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN201 - PyYAML's signature
+            """A mapping, after checking that no key appears twice in it."""
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {key!r} is given twice (lines {seen[key]} and "
+                                    f"{key_node.start_mark.line + 1}): give each key once", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep)
 
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",
@@ -85,7 +98,7 @@ def _check_keys(mapping: dict[str, Any], valid: tuple[str, ...], where: str) -> 
 
 def _resolve_notebook(name: Any, base: Path) -> Path:
     """A course number/name, or an .ipynb path (relative to the working folder or to the sweep file)."""
-    text = f"{name:02d}" if isinstance(name, int) else str(name)  # YAML reads `07` as the number 7
+    text = str(name)  # text only (check_grid_types): YAML reads `07` as 7, and `010` as the octal number 8
     if text.endswith(".ipynb") and not Path(text).is_file() and (base / text).is_file():
         text = str(base / text)
     return find_notebook(text).resolve()
@@ -161,8 +174,9 @@ def validate(runs: list[Run]) -> None:
             if str(err) not in problems:
                 problems.append(str(err))
     if problems:
+        more = [f"… and {len(problems) - 5} other problems"] if len(problems) > 5 else []
         raise CourseError(f"{bad} of {len(runs)} runs have bad parameters (nothing was run):\n  "
-                          + "\n  ".join(problems))
+                          + "\n  ".join(problems[:5] + more))
 
 
 def _normal(value: Any) -> Any:
@@ -211,9 +225,11 @@ def command(run: Run, rundir: Path) -> str:
 
 def plan(grid_path: str | Path, out: str | Path | None = None) -> tuple[list[Run], Path, dict[str, Any]]:
     """Read, expand and validate a grid; return the runs, the run folder and the grid."""
+    from .notebooks import check_out_dir
+
     grid_path = Path(grid_path)
     grid = load_grid(grid_path)
-    rundir = Path(out or grid.get("out") or Path("runs") / grid_path.stem).resolve()
+    rundir = check_out_dir(out or grid.get("out") or Path("runs") / grid_path.stem)
     runs = expand(grid, grid_path.resolve().parent)
     # relative data/model paths mean "from where the sweep was started": made absolute here, so that every
     # worker (another folder, another machine with the same file system) and every --dry-run command agrees
@@ -251,7 +267,7 @@ def task_error(err: BaseException) -> str:
 
 def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], Any] = print,
             cluster: str = "local", scheduler: str | None = None,
-            resources: dict[str, Any] | None = None) -> dict[str, int]:
+            resources: dict[str, Any] | None = None, force: bool = False) -> dict[str, int]:
     """Run the unfinished runs on a Dask cluster; return counts of ok / failed / busy / skipped."""
     from distributed import as_completed
 
@@ -272,7 +288,7 @@ def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], A
         def submit(run: Run) -> Any:
             """Hand one run to the cluster (course notebooks by name, so a worker uses its own install)."""
             return client.submit(run_on_worker, _target(run), str(rundir / run.run_id), run.parameters, threads,
-                                 key=f"run-{run.run_id}", pure=False)
+                                 force, key=f"run-{run.run_id}", pure=False)
 
         waiting = iter(todo[slots:])  # submitted one by one as runs end: a worker holds only the run it runs
         futures = {submit(r): r for r in todo[:slots]}
@@ -293,13 +309,18 @@ def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], A
 
 
 def sweep(grid_path: str | Path, out: str | Path | None = None, jobs: int | None = None,
-          dry_run: bool = False, cluster: str = "local", scheduler: str | None = None) -> int:
+          dry_run: bool = False, cluster: str = "local", scheduler: str | None = None, force: bool = False) -> int:
     """The `sweep` command: validate everything, then run on Dask (or print the unfinished runs' commands);
-    0 if every run finished."""
+    0 if every run finished. `force`: run `profile gpu` where there is no CUDA."""
+    from .params import check_device
+
     runs, rundir, grid = plan(grid_path, out)
     resources = check_resources(grid.get("resources"))
     if cluster not in CLUSTERS:
         raise CourseError(f"--cluster {cluster!r}: use one of {', '.join(CLUSTERS)}, or --scheduler tcp://HOST:8786")
+    if cluster == "local" and not scheduler and not dry_run:  # the runs' kernels start on this machine
+        for run in runs:
+            check_device(run.parameters, force)
     if dry_run:
         if cluster != "local" and not scheduler:
             print(job_script(cluster, resources), file=sys.stderr)
@@ -311,7 +332,7 @@ def sweep(grid_path: str | Path, out: str | Path | None = None, jobs: int | None
         return 0
     jobs = int(jobs or grid.get("jobs") or 1)
     counts = execute(runs, rundir, jobs, log=lambda text: print(text, flush=True), cluster=cluster,
-                     scheduler=scheduler, resources=resources)
+                     scheduler=scheduler, resources=resources, force=force)
     print(f"{counts['skipped'] + counts['ok']} of {len(runs)} runs finished ({counts['skipped']} earlier), "
           f"{counts['failed']} failed, {counts['busy']} busy elsewhere; "
           f"next: python -m companion report {rundir}", flush=True)

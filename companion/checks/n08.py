@@ -1,12 +1,17 @@
 """Exercise checks of notebook 08."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 from typing import Sequence
 
 from torch import nn
 
 from ..engine.metrics import classification_metrics
 from ..lessons.n08_hard_prompts import label_logprobs
+from ..core.errors import CourseError, shown
+from ..core.models import load_tokenizer
+from ..lessons.n08_hard_prompts import admissible, domain_words, verbalizer_sets
 from . import Verdict, check_close, check_equal, check_prediction, exercise
 
 
@@ -44,3 +49,16 @@ def check_majority_f1(answer, labels: Sequence[int], majority: int) -> bool:
     expected = classification_metrics(labels, [majority] * len(labels))["macro_f1"]
     return check_close(answer, expected, "majority_f1", "F1 of the majority class is 2·p·r/(p+r) with r = 1 and "
                        "p = its share; every other class scores 0; macro-F1 averages over the classes", atol=1e-3)
+
+
+# ---------------------------------------------------------------- checked before a run starts (companion run)
+@lru_cache(maxsize=16)
+def check_label_words(lm_name: str, label_names: tuple[str, ...]) -> None:
+    """Before a run: the data's labels give at least one verbalizer whose words start with different tokens of the
+    LM (else hard prompts cannot tell the classes apart); the same sets notebook 08 builds."""
+    own = domain_words(label_names)
+    try:
+        admissible(load_tokenizer(lm_name), verbalizer_sets(label_names, {"domain words": own} if own else None))
+    except CourseError as err:
+        raise CourseError(f"the labels {shown(label_names)} cannot be turned into words for hard prompts with "
+                          f"{lm_name!r}: {err}") from None

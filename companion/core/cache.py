@@ -5,8 +5,10 @@
                            build=lambda folder: model.save_pretrained(folder))
 
 An artifact is a folder under the cache's `artifacts/` holding a `fingerprint.json`: what it was built from
-(digests of the input files and texts, the settings). When the stored fingerprint equals the one asked for, the
-folder is returned as it is; otherwise it is stale, and it is rebuilt into a hidden temporary sibling folder
+(digests of the input files and texts, the settings), and `contents.json`: the sha256 of every file the build
+saved. When the stored fingerprint equals the one asked for and every saved file still has its recorded digest,
+the folder is returned as it is; a file changed since (a damaged disk, a bad copy) or missing is named and the
+artifact rebuilt; otherwise it is stale, and it is rebuilt into a hidden temporary sibling folder
 whose `fingerprint.json` is written last, then swapped in by renaming. A crash mid-build leaves only the hidden
 folder (cleaned up by the next build), never a folder that looks valid. A file lock makes parallel processes
 (a Dask sweep's workers) wait for one build instead of building twice.
@@ -28,6 +30,7 @@ from .errors import CourseError
 from .paths import cache_dir
 
 FINGERPRINT = "fingerprint.json"
+CONTENTS = "contents.json"  # relative path → sha256 of every file the build saved (checked before each reuse)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _DIGESTS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: each file is hashed once
 
@@ -39,17 +42,45 @@ def normalise(fingerprint: dict) -> dict:
     return json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
 
 
+def _sha256(path: Path) -> str:
+    """sha256 of a file's full content, read now."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _file_sha256(path: Path) -> str:
     """sha256 of a file's full content, memoised by (path, size, mtime) for the life of the process."""
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _DIGESTS:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
-        _DIGESTS[key] = digest.hexdigest()
+        _DIGESTS[key] = _sha256(path)
     return _DIGESTS[key]
+
+
+def contents(folder: Path) -> dict[str, str]:
+    """Relative path → sha256 of every file in a built artifact folder (its fingerprint and contents files aside)."""
+    return {p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.relative_to(folder).as_posix() not in (FINGERPRINT, CONTENTS)}
+
+
+def damaged_files(folder: Path) -> list[str]:
+    """The saved files of an artifact whose content is not what its build recorded (changed or missing); every
+    file when nothing was recorded (an artifact of an earlier version, which cannot be verified)."""
+    try:
+        recorded = json.loads((folder / CONTENTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return [f"{CONTENTS} (no record of the saved files)"]
+    damaged = []
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.is_file():
+            damaged.append(f"{name} (missing)")
+        elif _sha256(path) != digest:
+            damaged.append(f"{name} (changed)")
+    return damaged
 
 
 def file_digest(paths: Iterable[str | os.PathLike]) -> str:
@@ -133,12 +164,15 @@ def cached_artifact(name: str, fingerprint: dict, build: Callable[[Path], None],
     target = root / name
     with FileLock(str(root / f".{name}.lock")):
         stored = read_fingerprint(target)
-        if stored == wanted and not rebuild:
+        damaged = damaged_files(target) if stored == wanted and not rebuild else []
+        if stored == wanted and not rebuild and not damaged:
             print(f"cached: artifacts/{name}")
             return target
         check_replaceable(target, rebuild)
         if rebuild:
             print(f"rebuilding artifacts/{name} (rebuild=True)")
+        elif damaged:
+            print(f"artifacts/{name} does not match what was saved ({', '.join(damaged[:3])}): rebuilding")
         elif stored is None:
             print(f"building artifacts/{name} (not cached yet)")
         else:
@@ -147,6 +181,7 @@ def cached_artifact(name: str, fingerprint: dict, build: Callable[[Path], None],
         building = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=root))
         try:
             build(building)
+            (building / CONTENTS).write_text(json.dumps(contents(building), indent=1), encoding="utf-8")
             (building / FINGERPRINT).write_text(json.dumps(wanted, indent=1, sort_keys=True), encoding="utf-8")
             _swap_in(building, target)
         finally:

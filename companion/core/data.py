@@ -15,15 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .errors import CourseError
+from .errors import CourseError, shown
+
+from .paths import DATA_DIR, cache_dir
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
-from .paths import DATA_DIR, cache_dir
 
 DATA_ENV = "COURSE_DATA_DIR"
 SPLITS = ("train", "validation", "test")
 DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+MERGE_CASE_ENV = "COURSE_MERGE_LABEL_CASE"  # 1: labels that differ only by case are one class (`-p merge_label_case`)
 # One split per data set, whatever a run's own seed: every notebook, sweep run and seed sees the same train /
 # validation / test texts, so results pair across notebooks and seeds vary only what trains.
 SPLIT_SEED = 42
@@ -93,15 +95,35 @@ def data_file(name: str, filename: str) -> Path:
     return _verified(cached, meta["sha256"])
 
 
+@lru_cache(maxsize=8)
+def _registered_ok(name: str, where: str | None) -> None:
+    """Every file of a registered data set, found (or downloaded) and verified; cached per data folder."""
+    for filename in registry()[name]["files"]:
+        data_file(name, filename)
+
+
+def check_registered(name: str) -> None:
+    """Check (before any kernel starts) that a registered data set a notebook needs is there and intact."""
+    _registered_ok(name, os.environ.get(DATA_ENV))
+
+
+def comparable_text(text: str) -> str:
+    """The form in which two texts count as the same: surrounding whitespace stripped, runs of whitespace made one
+    space, case folded ("A  b " and "a b" are one text)."""
+    return " ".join(str(text).split()).casefold()
+
+
 def drop_conflicting_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Drop exact repeats, and every copy of a text that carries conflicting labels; report the counts."""
+    """Drop repeats (the same text up to whitespace and case, with the same label; the first copy is kept), and
+    every copy of a text that carries conflicting labels; report the counts."""
     before = len(frame)
-    frame = frame.drop_duplicates(subset=["text", "label"])
-    labels_per_text = frame.groupby("text")["label"].nunique()
+    keyed = frame.assign(_key=frame["text"].map(comparable_text))
+    keyed = keyed[~keyed.duplicated(subset=["_key", "label"])]
+    labels_per_text = keyed.groupby("_key")["label"].nunique()
     conflicting = set(labels_per_text[labels_per_text > 1].index)
-    kept = frame[~frame["text"].isin(conflicting)].reset_index(drop=True)
-    report = {"rows_in": before, "exact_repeats_dropped": before - len(frame) , "conflicting_texts": len(conflicting),
-              "conflicting_rows_dropped": len(frame) - len(kept), "rows_out": len(kept)}
+    kept = keyed[~keyed["_key"].isin(conflicting)].drop(columns="_key").reset_index(drop=True)
+    report = {"rows_in": before, "exact_repeats_dropped": before - len(keyed), "conflicting_texts": len(conflicting),
+              "conflicting_rows_dropped": len(keyed) - len(kept), "rows_out": len(kept)}
     return kept, report
 
 
@@ -221,13 +243,18 @@ def _as_written(value: Any) -> str:
 
 def _load_source(source: str) -> tuple[pd.DataFrame, str]:
     """The raw table of a local file or a hub data set, and a short name for messages."""
+    if not source.strip():
+        raise CourseError("data is empty (''): pass 'medical_abstracts', a .csv/.tsv/.jsonl/.json/.parquet file or a "
+                          "hub id")
     path = Path(source).expanduser()
     if path.is_file():
         return _read_table(path), path.name
-    if path.exists() or path.suffix.lower() in DATA_SUFFIXES:
-        raise CourseError(f"data file {source!r} not found{' (it is a folder)' if path.exists() else ''}: check the "
-                          f"path (from the command line relative to where you run it; in a notebook relative to "
-                          f"the notebook's folder)")
+    if path.exists():
+        what = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
+        raise CourseError(f"data {source!r} is {what}: pass a .csv/.tsv/.jsonl/.json/.parquet file")
+    if path.suffix.lower() in DATA_SUFFIXES:
+        raise CourseError(f"data file {source!r} not found: check the path (from the command line relative to where "
+                          f"you run it; in a notebook relative to the notebook's folder)")
     try:
         from datasets import load_dataset
 
@@ -248,7 +275,7 @@ def read_labelled_texts(source: str, text_column: str = "text",
                           f"{label_column!r}")
     missing = [c for c in (text_column, label_column) if c not in table.columns]
     if missing:
-        raise CourseError(f"column(s) {missing} not in {name}; its columns are {list(table.columns)}: "
+        raise CourseError(f"column(s) {missing} not in {name}; its columns are [{shown(table.columns, 8)}]: "
                           f"pass text_column=… and label_column=… to name the right ones")
     if table.empty:
         raise CourseError(f"{name} has a header but no rows: add one labelled text per row")
@@ -259,61 +286,107 @@ def read_labelled_texts(source: str, text_column: str = "text",
               "missing_label_dropped": int(no_label.sum())}
     if kept.empty:
         raise CourseError(f"all {len(table)} rows of {name} have an empty {text_column!r} or no {label_column!r}: "
-                          f"is {text_column!r} the column with the texts? (columns: {list(table.columns)})")
+                          f"is {text_column!r} the column with the texts? (columns: [{shown(table.columns, 8)}])")
     if len(kept) < len(table):
         print(f"{name}: dropped {len(table) - len(kept)} of {len(table)} rows ({report['empty_text_dropped']} with an "
               f"empty {text_column!r}, {report['missing_label_dropped']} without a {label_column!r})", flush=True)
     frame = pd.DataFrame({"text": kept[text_column].astype(str).to_numpy(),
-                          "label": [_as_written(v) for v in kept[label_column]]})
+                          "label": [_as_written(v).strip() for v in kept[label_column]]})  # "neo " is "neo"
     return frame, report
+
+
+def merge_from_environment() -> bool:
+    """Whether COURSE_MERGE_LABEL_CASE asks to merge labels that differ only by case (`-p merge_label_case true`)."""
+    return os.environ.get(MERGE_CASE_ENV, "0").strip().lower() not in ("", "0", "false", "no")
+
+
+def merge_label_case(labels: pd.Series, name: str, merge: bool) -> pd.Series:
+    """Labels that differ only by case ('Neo', 'neo'): a CourseError naming them, or (merge) each group spelt as its
+    most frequent member."""
+    groups: dict[str, list[str]] = {}
+    for label in labels.value_counts().index:  # the most frequent spelling first
+        groups.setdefault(label.casefold(), []).append(label)
+    clashes = [" / ".join(sorted(group)) for group in groups.values() if len(group) > 1]
+    if clashes and not merge:
+        raise CourseError(f"labels in {name} differ only by case: {shown(clashes)}. Write each label one way, or pass "
+                          f"-p merge_label_case true to make each group one class (its most frequent spelling)")
+    return labels.map(lambda label: groups[label.casefold()][0])
 
 
 def check_classes(counts: pd.Series, name: str, val_size: float = 0.15, test_size: float = 0.15) -> None:
     """At least two classes, each with enough rows for a stratified train/validation/test split."""
+    if len(counts) == 0:
+        raise CourseError(f"no rows of {name} are left after dropping repeated texts and texts with conflicting "
+                          f"labels: are text_column and label_column the right way round?")
     if len(counts) < 2:
         raise CourseError(f"{name} has a single class ({counts.index[0]!r}): a classifier needs at least two "
                           f"different labels")
     needed = math.ceil(1 / min(val_size, test_size))
     few = {str(k): int(v) for k, v in counts.items() if v < needed}
     if few:
-        raise CourseError(f"too few rows per class in {name}: {few}; each class needs at least {needed} (after "
-                          f"dropping empty and duplicate rows) so that validation and test get one: add examples, "
-                          f"or merge or remove these classes")
+        listed = ", ".join(f"{k!r}: {v}" for k, v in list(few.items())[:5])
+        more = f", … ({len(few)} classes in all)" if len(few) > 5 else ""
+        raise CourseError(f"too few rows per class in {name}: {{{listed}{more}}}; each class needs at least {needed} "
+                          f"(after dropping empty and duplicate rows) so that validation and test get one: add "
+                          f"examples, or merge or remove these classes")
+
+
+def _looks_swapped(texts: pd.DataFrame, name: str, text_column: str, label_column: str) -> None:
+    """Stop when the label column holds (nearly) one value per row and the text column few: swapped columns."""
+    labels, distinct_texts = texts["label"].nunique(), texts["text"].nunique()
+    if labels > max(20, len(texts) // 2) and distinct_texts < labels:
+        raise CourseError(f"{label_column!r} in {name} has {labels} different labels in {len(texts)} rows, and "
+                          f"{text_column!r} only {distinct_texts} different texts: are the columns swapped? Pass "
+                          f"text_column={label_column!r} and label_column={text_column!r}")
 
 
 def prepare_texts(source: str, text_column: str = "text", label_column: str = "label", val_size: float = 0.15,
-                  test_size: float = 0.15) -> tuple[pd.DataFrame, list[str], dict]:
-    """Read, clean, de-duplicate and check a learner's labelled texts: (frame with label ids, names, report)."""
+                  test_size: float = 0.15, merge_case: bool | None = None) -> tuple[pd.DataFrame, list[str], dict]:
+    """Read, clean, de-duplicate and check a learner's labelled texts: (frame with label ids, names, report).
+    Labels are stripped of surrounding whitespace; labels that differ only by case are an error unless
+    `merge_case` (default: the COURSE_MERGE_LABEL_CASE environment variable, set by `-p merge_label_case`)."""
+    merge_case = merge_from_environment() if merge_case is None else merge_case
     texts, report = read_labelled_texts(source, text_column, label_column)
+    name = Path(source).name
+    _looks_swapped(texts, name, text_column, label_column)
+    texts["label"] = merge_label_case(texts["label"], name, merge_case)
     label_names = sorted(texts["label"].unique())
     index = {label: i for i, label in enumerate(label_names)}
     frame = pd.DataFrame({"text": texts["text"], "label": texts["label"].map(index)})
     frame, dedup = drop_conflicting_duplicates(frame)
-    check_classes(frame["label"].map(dict(enumerate(label_names))).value_counts(), Path(source).name,
-                  val_size, test_size)
+    if dedup["exact_repeats_dropped"] or dedup["conflicting_rows_dropped"]:
+        print(f"{name}: dropped {dedup['exact_repeats_dropped']} repeated row(s) (the same text up to spaces and case) "
+              f"and {dedup['conflicting_rows_dropped']} row(s) of {dedup['conflicting_texts']} text(s) with "
+              f"conflicting labels, before the split; {dedup['rows_out']} rows left", flush=True)
+    check_classes(frame["label"].map(dict(enumerate(label_names))).value_counts(), name, val_size, test_size)
     return frame, label_names, {**report, **dedup}
 
 
 @lru_cache(maxsize=16)
-def _checked(source: str, mtime: float, text_column: str, label_column: str) -> dict:
-    """prepare_texts' report, cached per file version (a sweep checks the same file for many runs)."""
-    return prepare_texts(source, text_column, label_column)[2]
+def _checked(source: str, mtime: float, text_column: str, label_column: str, merge_case: bool) -> dict:
+    """prepare_texts' report and class names, cached per file version (a sweep checks one file for many runs)."""
+    _, names, report = prepare_texts(source, text_column, label_column, merge_case=merge_case)
+    return {**report, "label_names": names}
 
 
-def check_data(source: str, text_column: str = "text", label_column: str = "label") -> dict:
-    """The checks of load_text_classification without the split (run before a kernel starts); its report."""
+def check_data(source: str, text_column: str = "text", label_column: str = "label",
+               merge_case: bool | None = None) -> dict:
+    """The checks of load_text_classification without the split (run before a kernel starts); its report, with
+    the class names the file gives (`label_names`). `merge_case`: as in prepare_texts."""
     path = Path(source).expanduser()
-    return _checked(source, path.stat().st_mtime if path.is_file() else 0.0, text_column, label_column)
+    merge = merge_from_environment() if merge_case is None else merge_case
+    return dict(_checked(source, path.stat().st_mtime if path.is_file() else 0.0, text_column, label_column, merge))
 
 
 def load_text_classification(source: str, text_column: str = "text", label_column: str = "label",
-                             seed: int = SPLIT_SEED, val_size: float = 0.15, test_size: float = 0.15) -> DatasetDict:
-    """A learner's own labelled texts (local file or hub id when online), or the registered `medical_abstracts`, as
-    a stratified train / validation / test DatasetDict, split with SPLIT_SEED unless `seed` is given; the report
-    (`.report`) counts the rows dropped as empty, unlabelled, repeated or conflicting."""
+                             seed: int = SPLIT_SEED, val_size: float = 0.15, test_size: float = 0.15,
+                             merge_case: bool | None = None) -> DatasetDict:
+    """A learner's own labelled texts (local file or hub id when online) as the same split DatasetDict; the
+    report (`.report`) counts the rows dropped as empty, unlabelled, repeated or conflicting. `merge_case`: labels
+    that differ only by case are one class (default: `-p merge_label_case`, else an error names them)."""
     if source == "medical_abstracts":
         return load_medical_abstracts(seed, val_size, test_size)
-    frame, label_names, report = prepare_texts(source, text_column, label_column, val_size, test_size)
+    frame, label_names, report = prepare_texts(source, text_column, label_column, val_size, test_size, merge_case)
     dataset = split_frame(frame, label_names, seed, val_size, test_size)
     dataset.report = report
     return dataset

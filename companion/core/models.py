@@ -107,11 +107,58 @@ def check_model_name(name: str) -> str:
             what = "it is empty" if not any(local.iterdir()) else "no model was saved there"
             raise CourseError(f"model folder {name!r} has no config.json ({what}): pass a folder written by "
                               f"save_pretrained, 'minilm' or 'smollm2'")
+        check_weights(local)
         return str(local)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise CourseError(f"model path {name!r} does not exist: pass an existing folder, 'minilm' or 'smollm2'")
     _check_hub_id(name)
     return name
+
+
+WEIGHTS = ("*.safetensors", "*.bin", "*.gguf", "*.h5", "*.msgpack")
+
+
+def check_weights(folder: Path) -> None:
+    """A model folder must hold a weights file, and every safetensors file must be whole (its header read, its
+    size checked: a truncated copy fails here, not in the middle of a run)."""
+    files = sorted(p for pattern in WEIGHTS for p in folder.glob(pattern) if p.is_file())
+    if not files:
+        raise CourseError(f"model folder {str(folder)!r} has config.json but no weights (model.safetensors or "
+                          f"pytorch_model.bin): save the model there with save_pretrained, or copy its weights too")
+    from safetensors import safe_open
+
+    for path in (p for p in files if p.suffix == ".safetensors"):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except Exception as err:  # truncated, not safetensors, unreadable: one clear message
+            raise CourseError(f"model weights {path.name} in {str(folder)!r} are damaged or incomplete "
+                              f"({type(err).__name__}: {str(err).splitlines()[0][:120] if str(err) else ''}): copy "
+                              f"or save the model again") from None
+
+
+def max_positions(name: str) -> int | None:
+    """The longest input (in tokens) a model's config.json allows, read without loading the model; None if unknown."""
+    import json
+
+    if name == "minilm":
+        pkg = _package_dir(EMBEDDED["minilm"]["module"])
+        config = pkg / "model" / "config.json" if pkg else None
+    elif name == "smollm2":
+        config = cache_dir("models") / "smollm2-135m-instruct" / "config.json"
+    elif Path(name).expanduser().is_dir():
+        config = Path(name).expanduser() / "config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+        config = Path(cached) if isinstance(cached, str) else None
+    try:
+        values = json.loads(config.read_text(encoding="utf-8")) if config else {}
+    except (OSError, ValueError):
+        return None
+    found = [values.get(key) for key in ("max_position_embeddings", "n_positions", "max_seq_len")]
+    return next((int(v) for v in found if isinstance(v, int) and v > 0), None)
 
 
 def resolve_model(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +26,41 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, data: Any) -> Path:
-    """Write JSON to a uniquely named temp file beside `path`, then rename it into place (never half-written, and
-    two writers never share a temp file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def results_path(notebook: str, folder: str | os.PathLike | None = None) -> Path:
     """Where `<notebook>.results.json` goes: `folder`, else $COURSE_RESULTS_DIR, else the working folder."""
     base = Path(folder or os.environ.get(RESULTS_ENV) or ".")
     return base / f"{notebook}.results.json"
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write text to a uniquely named temp file beside `path`, then rename it into place: `path` is never
+    half-written, and a failed write (a full disk) leaves no temp file behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")  # unique: parallel writers
+    handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the usual permissions (umask applies)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:
+            err.filename = str(path)  # "no space left on device" then says where
+        raise
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, default: Any = str) -> Path:
+    """Write JSON (indented, keys sorted; `default` turns other values into JSON, None refuses them) atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=default))
+
+
 def save_results(notebook: str, results: dict[str, Any], folder: str | os.PathLike | None = None) -> Path:
     """Write the results atomically (temp file + rename) and return the path."""
-    return write_json_atomic(results_path(notebook, folder), _clean(results))
+    return write_json_atomic(results_path(notebook, folder), _clean(results), default=None)
 
 
 def load_results(path: str | os.PathLike) -> dict[str, Any]:

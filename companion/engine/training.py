@@ -254,14 +254,16 @@ class Schedule:
         return cls(per_epoch, epochs, total, warmup)
 
 
-def check_finite(losses: list[torch.Tensor], first_step: int, lr: float) -> None:
-    """Stop with a clear error at the first non-finite training loss (one device sync per call, not per step)."""
-    values = torch.stack(losses).float()
+def check_finite(losses: list[tuple[int, float, torch.Tensor]], peak_lr: float) -> None:
+    """Stop with a clear error at the first non-finite training loss among (step, rate, loss) records (one device
+    sync per call, not per step)."""
+    values = torch.stack([loss for _, _, loss in losses]).float()
     bad = (~torch.isfinite(values)).nonzero()
     if len(bad):
-        step = first_step + int(bad[0])
-        raise CourseError(f"the training loss became {float(values[int(bad[0])])} at step {step} (learning rate "
-                          f"{lr:.3g}): the run diverged. Use a smaller learning rate (-p lr), or fp32 precision")
+        step, rate, _ = losses[int(bad[0])]
+        raise CourseError(f"the loss is {float(values[int(bad[0])])} at step {step} (learning rate {rate:.3g} at that "
+                          f"step, peak {peak_lr:.3g}): training diverged. Use a smaller learning rate (-p lr), or "
+                          f"fp32 precision")
 
 
 def train(model: nn.Module, train_data, val_data, collate: Callable, config: TrainConfig | None = None,
@@ -328,6 +330,7 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
                 loss = weighted_loss(out.logits, batch["labels"], weights)
             else:
                 loss = out.loss
+            rate = scheduler.get_last_lr()[0]  # the rate this step's update uses
             accelerator.backward(loss)
             if cfg.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -337,9 +340,9 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
             step += 1
             seen += len(batch["labels"]) * accelerator.num_processes
             running.append(loss.detach())  # kept on the device: no GPU sync per step
-            unchecked.append(running[-1])
+            unchecked.append((step, rate, running[-1]))
             if step % cfg.log_every == 0 or step == 1:
-                check_finite(unchecked, step - len(unchecked) + 1, cfg.lr)
+                check_finite(unchecked, cfg.lr)
                 unchecked, recent = [], running[-cfg.log_every:]
                 memory.sample()
                 value = float(torch.stack(recent).float().mean())
@@ -355,7 +358,7 @@ def train(model: nn.Module, train_data, val_data, collate: Callable, config: Tra
                     break
                 train_mode(model)
         if unchecked:
-            check_finite(unchecked, step - len(unchecked) + 1, cfg.lr)
+            check_finite(unchecked, cfg.lr)
             unchecked = []
         stopped = cfg.patience is not None and best.stale >= cfg.patience
         if not stopped and (cfg.eval_every is None or step >= plan.total or epoch == plan.epochs - 1):
