@@ -141,7 +141,7 @@ def test_adapted_smollm2_is_built_once_per_fingerprint(tmp_path, monkeypatch, ca
 
 def test_a_damaged_cached_file_is_found_and_rebuilt(artifacts, capsys):
     """4 MB of finite bytes written into the cached model's weights: it was loaded as "cached" (macro-F1 0.134)."""
-    from companion.adapt_cache import CONTENTS, damaged_files
+    from companion.core.cache import CONTENTS, damaged_files
 
     calls = []
     path = cached_artifact("m", {"v": 1}, counting_build(calls, "weights of the build"))

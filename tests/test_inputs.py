@@ -286,7 +286,7 @@ def _minilm_folder(tmp_path: Path) -> Path:
     """A copy of the embedded MiniLM's folder (config, tokenizer, weights)."""
     import shutil
 
-    from companion.models import resolve_model
+    from companion.core.models import resolve_model
 
     folder = tmp_path / "minilm-copy"
     shutil.copytree(resolve_model("minilm"), folder)

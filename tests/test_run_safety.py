@@ -208,7 +208,8 @@ def test_an_interrupted_run_ends_cleanly(tmp_path, sig):
 def test_a_stale_running_status_counts_as_unfinished(tmp_path):
     """`report` listed a run killed mid-way as running forever; a sweep reruns it."""
     from companion.batch.report import collect
-    from companion.batch.runner import is_stale, write_json_atomic
+    from companion.batch.runner import is_stale
+    from companion.core.results import write_json_atomic
     from companion.batch.sweep import Run, pending
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -265,7 +266,7 @@ def test_a_full_disk_leaves_nothing_that_looks_complete_or_running(tmp_path, mon
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot record the run in") and "no space left" in err[0]
     assert not (tmp_path / "full" / "status.json").exists()
-    from companion.results import write_text_atomic  # the one atomic writer (status, results, notebooks, reports)
+    from companion.core.results import write_text_atomic  # the one atomic writer (status, results, notebooks, reports)
 
     target = tmp_path / "kept.json"
     target.write_text("{}")
