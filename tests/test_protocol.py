@@ -19,6 +19,12 @@ def test_the_selection_seed_is_never_a_compared_seed():
     assert len(PROTOCOLS["cpu"].seeds) >= 5 and len(PROTOCOLS["gpu"].seeds) >= 5
 
 
+@pytest.fixture(autouse=True)
+def unforced(monkeypatch):
+    """The test suite forces the smoke profile; these tests read the real profiles' protocols."""
+    monkeypatch.delenv("COURSE_FORCE_PROFILE", raising=False)
+
+
 def test_the_budget_adapts_to_the_data_size():
     cpu = protocol("cpu")
     assert cpu.epochs(400) == cpu.max_epochs  # 25 steps an epoch: the epoch cap holds
