@@ -152,8 +152,8 @@ def where(cluster: str, jobs: int, scheduler: str | None) -> str:
 
 
 def run_on_worker(notebook: str, run_dir: str, parameters: dict[str, Any], threads: int | None,
-                  force: bool = False) -> dict[str, Any]:
+                  force: bool = False, accept_collapse: bool = False) -> dict[str, Any]:
     """The task a Dask worker runs: one run into its folder, skipped under the lock if already finished."""
     for name in THREAD_VARIABLES if threads else ():
         os.environ[name] = str(threads)  # the kernel inherits them (a Dask nanny sets 1 by default)
-    return execute_run(notebook, run_dir, parameters, skip_finished=True, force=force)
+    return execute_run(notebook, run_dir, parameters, skip_finished=True, force=force, accept_collapse=accept_collapse)

@@ -214,11 +214,14 @@ def _write_status(run_dir: Path, status: dict[str, Any]) -> None:
 
 
 def execute_run(notebook: str | Path, run_dir: str | Path, parameters: dict[str, Any] | None = None,
-                progress: bool = False, skip_finished: bool = False, force: bool = False) -> dict[str, Any]:
-    """Run one notebook into its own folder and record status.json (running → ok / failed / interrupted); never
-    raises for a failing notebook (Ctrl-C and SIGTERM are recorded, then raised again). Parameters are validated
-    first (CourseError, folder untouched). With `skip_finished` (sweeps), a run that another process finished is
-    checked under the lock and not rerun. `force`: run `profile gpu` on a machine without CUDA."""
+                progress: bool = False, skip_finished: bool = False, force: bool = False,
+                accept_collapse: bool = False) -> dict[str, Any]:
+    """Run one notebook into its own folder and record status.json (running → ok / collapsed / failed /
+    interrupted); never raises for a failing notebook (Ctrl-C and SIGTERM are recorded, then raised again).
+    Parameters are validated first (CourseError, folder untouched). With `skip_finished` (sweeps), a run that
+    another process finished is checked under the lock and not rerun. `force`: run `profile gpu` on a machine
+    without CUDA. A run whose result says a classifier did not train is `collapsed` (a failure) unless
+    `accept_collapse`, then `ok` with the collapse recorded."""
     nb = find_notebook(str(notebook))
     given = dict(parameters or {})  # status.json keeps them as given (relative paths as written)
     parameters = check_parameters(nb, given)  # the kernel gets paths resolved against the working folder
@@ -250,6 +253,12 @@ def execute_run(notebook: str | Path, run_dir: str | Path, parameters: dict[str,
             run_notebook(nb, run_dir, parameters, progress=progress, force=force)
             if result.is_file():
                 status.update(status="ok", result=result.name)
+                collapses = collapsed(result)
+                if collapses:
+                    status["collapsed"] = collapses
+                    if not accept_collapse:
+                        status.update(status="collapsed", error="did not train: " + "; ".join(collapses)
+                                      + " (pass --accept-collapse to keep such a run as ok)")
             else:
                 status.update(status="failed", error=f"the notebook wrote no {result.name} "
                                                       f"(call cc.save_results({nb.stem!r}, {{...}}) at its end)")
@@ -266,6 +275,15 @@ def execute_run(notebook: str | Path, run_dir: str | Path, parameters: dict[str,
     finally:
         if lock is not True:
             lock.close()
+
+
+def collapsed(result: Path) -> list[str]:
+    """The classifiers a result JSON says did not train (its `training_checks`), each as the check's name."""
+    try:
+        checks = json.loads(result.read_text()).get("training_checks") or []
+    except (OSError, ValueError):
+        return []
+    return [str(c.get("name")) for c in checks if isinstance(c, dict) and c.get("trained") is False]
 
 
 def run_course(out_dir: str | Path, profile: str = "cpu", only: list[str] | None = None,

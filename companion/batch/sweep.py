@@ -21,7 +21,7 @@ from ..core.paths import NOTEBOOKS_DIR
 from .runner import find_notebook, is_finished, read_status
 from ..core.results import write_json_atomic
 
-TOP_KEYS = ("name", "description", "out", "jobs", "seeds", "params", "resources", "notebooks",
+TOP_KEYS = ("name", "description", "out", "jobs", "seeds", "params", "resources", "notebooks", "accept_collapse",
             "rates")  # rates: the self-extending rate search's factor and extensions (companion rates)
 ENTRY_KEYS = ("notebook", "name", "params", "grid", "seeds")
 PLAN_FILE = "sweep.json"
@@ -214,10 +214,10 @@ def _target(run: Run) -> str:
     return nb.stem if nb.parent == NOTEBOOKS_DIR.resolve() else str(nb)
 
 
-def command(run: Run, rundir: Path) -> str:
+def command(run: Run, rundir: Path, accept_collapse: bool = False) -> str:
     """One self-contained shell command that executes `run` into its folder (for a scheduler)."""
     parts = ["python", "-m", "companion", "run", _target(run), "--out", str(rundir.resolve() / run.run_id),
-             "--quiet"]
+             "--quiet"] + (["--accept-collapse"] if accept_collapse else [])
     for name, value in run.parameters.items():
         parts += ["-p", name, _cli_value(value)]
     return shlex.join(parts)
@@ -267,8 +267,10 @@ def task_error(err: BaseException) -> str:
 
 def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], Any] = print,
             cluster: str = "local", scheduler: str | None = None,
-            resources: dict[str, Any] | None = None, force: bool = False) -> dict[str, int]:
-    """Run the unfinished runs on a Dask cluster; return counts of ok / failed / busy / skipped."""
+            resources: dict[str, Any] | None = None, force: bool = False, accept_collapse: bool = False
+            ) -> dict[str, int]:
+    """Run the unfinished runs on a Dask cluster; return counts of ok / failed / busy / skipped (a collapsed run
+    counts as failed)."""
     from distributed import as_completed
 
     todo = pending(runs, rundir)
@@ -288,7 +290,7 @@ def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], A
         def submit(run: Run) -> Any:
             """Hand one run to the cluster (course notebooks by name, so a worker uses its own install)."""
             return client.submit(run_on_worker, _target(run), str(rundir / run.run_id), run.parameters, threads,
-                                 force, key=f"run-{run.run_id}", pure=False)
+                                 force, accept_collapse, key=f"run-{run.run_id}", pure=False)
 
         waiting = iter(todo[slots:])  # submitted one by one as runs end: a worker holds only the run it runs
         futures = {submit(r): r for r in todo[:slots]}
@@ -299,7 +301,7 @@ def execute(runs: list[Run], rundir: Path, jobs: int = 1, log: Callable[[str], A
                 status = future.result()
             except Exception as err:  # the worker died on every try, or the cluster went away: record, go on
                 status = _failed(run, rundir, err)
-            counts[status["status"]] += 1
+            counts["failed" if status["status"] == "collapsed" else status["status"]] += 1
             log(_line(i, len(todo), run.run_id, status))
             following = next(waiting, None)
             if following is not None:
@@ -326,13 +328,14 @@ def sweep(grid_path: str | Path, out: str | Path | None = None, jobs: int | None
             print(job_script(cluster, resources), file=sys.stderr)
         todo = pending(runs, rundir)
         for run in todo:
-            print(command(run, rundir))
+            print(command(run, rundir, bool(grid.get("accept_collapse"))))
         print(f"# {len(todo)} command(s) for the unfinished runs of {len(runs)} into {rundir} "
               f"({len(runs) - len(todo)} finished, not printed)", file=sys.stderr)
         return 0
     jobs = int(jobs or grid.get("jobs") or 1)
     counts = execute(runs, rundir, jobs, log=lambda text: print(text, flush=True), cluster=cluster,
-                     scheduler=scheduler, resources=resources, force=force)
+                     scheduler=scheduler, resources=resources, force=force,
+                     accept_collapse=bool(grid.get("accept_collapse")))
     print(f"{counts['skipped'] + counts['ok']} of {len(runs)} runs finished ({counts['skipped']} earlier), "
           f"{counts['failed']} failed, {counts['busy']} busy elsewhere; "
           f"next: python -m companion report {rundir}", flush=True)

@@ -22,7 +22,7 @@ from ..core.models import count_parameters, load_model, load_tokenizer, resolve_
 from .batches import eval_loader, padding_collator, tokenize_dataset
 from .forgetting import Probe, make_probe, probe_sizes
 from .layered import Prepared, UpperStack, cache_lower_features, collate_features
-from .metrics import classification_metrics, majority_baseline, predicts_one_class, training_check
+from .metrics import chance_macro_f1, classification_metrics, majority_baseline, predicts_one_class, training_check
 from .protocol import Protocol
 from .strategies import check_strategy, prepare_strategy
 from .training import TrainConfig, TrainResult, predict, run_precision, train
@@ -130,8 +130,8 @@ def fit(prepared: Prepared, task: Task, config: TrainConfig, use_cache: bool = T
                   for name, split in task.data.items()}
         cache_seconds = time.perf_counter() - start
         trainee, collate = UpperStack(prepared.model, prepared.frozen), collate_features
-    if config.plateau is None:  # early stopping waits until validation beats always guessing the majority class
-        config = replace(config, plateau=majority_plateau(task))
+    if config.plateau is None:  # early stopping waits until validation beats the majority class and chance
+        config = replace(config, plateau=learning_plateau(task))
     result = train(trainee, splits["train"], splits["validation"], collate, config,
                    groups=prepared.groups(config.lr, config.weight_decay), on_epoch_start=prepared.hook)
     scored = predict(trainee, eval_loader(splits["test"], collate, config.eval_batch_size),
@@ -139,9 +139,11 @@ def fit(prepared: Prepared, task: Task, config: TrainConfig, use_cache: bool = T
     return Fitted(result, scored, cached, cache_seconds)
 
 
-def majority_plateau(task: Task) -> float:
-    """Validation macro-F1 of always predicting the training split's most frequent class."""
-    return majority_baseline(task.data["train"]["labels"], task.data["validation"]["labels"])["macro_f1"]
+def learning_plateau(task: Task) -> float:
+    """The validation macro-F1 a model must beat before it counts as learning: the better of always predicting the
+    training split's most frequent class and random guessing's 95th percentile."""
+    train_labels, val_labels = task.data["train"]["labels"], task.data["validation"]["labels"]
+    return max(majority_baseline(train_labels, val_labels)["macro_f1"], chance_macro_f1(val_labels, train_labels))
 
 
 def measure(prepared: Prepared, fitted: Fitted, task: Task, probe: Probe | None = None) -> dict[str, Any]:
@@ -160,6 +162,7 @@ def measure(prepared: Prepared, fitted: Fitted, task: Task, probe: Probe | None 
         "trained": None if check is None else check.trained,
         "classes_predicted": None if check is None else check.classes_predicted,
         "majority_macro_f1": None if check is None else check.majority_macro_f1,
+        "chance_macro_f1": None if check is None else check.chance_macro_f1,
         "stopped_early": result.stopped_early, "left_plateau": result.left_plateau, "max_steps": result.max_steps,
         "trainable": int(params["trainable"]), "total": int(params["total"]),
         "trainable_pct": float(params["trainable_pct"]),

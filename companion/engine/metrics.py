@@ -75,39 +75,61 @@ def predicts_one_class(preds: Sequence[int]) -> bool:
 
 @dataclass(frozen=True)
 class TrainingCheck:
-    """Did a classifier train? Only if it predicts more than one class and its macro-F1 beats always guessing the
-    majority class (peft issue 2642: a run can end "ok" having learned nothing)."""
+    """Did a classifier train? Only if it predicts more than one class and its macro-F1 beats both always guessing
+    the majority class and guessing at random (the 95th percentile of random guesses drawn with the training
+    classes' frequencies): a run can end "ok" having learned nothing (peft issue 2642)."""
     name: str
     macro_f1: float
     majority_macro_f1: float
+    chance_macro_f1: float  # the 95th percentile of macro-F1 for random guesses with the training frequencies
     classes_predicted: int
     classes: int
 
     @property
     def trained(self) -> bool:
-        """True when the predictions cover more than one class and beat the majority class's macro-F1."""
-        return self.classes_predicted > 1 and self.macro_f1 > self.majority_macro_f1
+        """True when the predictions cover more than one class and beat the majority class and chance."""
+        return self.classes_predicted > 1 and self.macro_f1 > max(self.majority_macro_f1, self.chance_macro_f1)
 
     def line(self) -> str:
         """One unmistakable line: trained, or COLLAPSED with the likely causes and what to change."""
+        bar = max(self.majority_macro_f1, self.chance_macro_f1)
         if self.trained:
             return (f"did it train? yes: {self.name} predicts {self.classes_predicted} of {self.classes} classes, "
-                    f"macro-F1 {self.macro_f1:.3f} > majority class {self.majority_macro_f1:.3f}")
+                    f"macro-F1 {self.macro_f1:.3f} > {bar:.3f} (majority class {self.majority_macro_f1:.3f}, random "
+                    f"guessing's 95th percentile {self.chance_macro_f1:.3f})")
         what = ("one class for every text" if self.classes_predicted <= 1
                 else f"{self.classes_predicted} of {self.classes} classes")
-        return (f"COLLAPSED: {self.name} predicts {what} and its macro-F1 {self.macro_f1:.3f} does not beat the "
-                f"majority class ({self.majority_macro_f1:.3f}): it did not learn the task. Likely causes: a "
-                f"learning rate chosen for other data or too small (-p lr, or run the rate search), too few steps "
-                f"(-p epochs), or unbalanced classes (-p class_weights balanced)")
+        return (f"COLLAPSED: {self.name} predicts {what} and its macro-F1 {self.macro_f1:.3f} does not beat "
+                f"{bar:.3f} (majority class {self.majority_macro_f1:.3f}, random guessing's 95th percentile "
+                f"{self.chance_macro_f1:.3f}): it did not learn the task. Likely causes: a learning rate chosen for "
+                f"other data or too small (-p lr, or run the rate search), too few steps (-p epochs), or unbalanced "
+                f"classes (-p class_weights balanced)")
 
     def to_json(self) -> dict:
         """The check as stored in a result JSON (`training_checks`), `trained` included."""
         return asdict(self) | {"trained": self.trained}
 
 
+def chance_macro_f1(labels: Sequence[int], train_labels: Sequence[int], draws: int = 1000, seed: int = 0,
+                    quantile: float = 0.95) -> float:
+    """The `quantile` of macro-F1 over random guesses drawn with the training classes' frequencies (vectorised)."""
+    y = np.asarray(labels)
+    classes = np.unique(np.concatenate([y, np.asarray(train_labels)]))
+    freq = np.array([np.mean(np.asarray(train_labels) == c) for c in classes])
+    guesses = np.random.default_rng(seed).choice(classes, size=(draws, len(y)), p=freq / freq.sum())
+    scores = []
+    for c in np.unique(y):  # macro-F1 over the classes present in the labels, as classification_metrics averages
+        tp = ((guesses == c) & (y == c)).sum(1)
+        predicted, actual = (guesses == c).sum(1), (y == c).sum()
+        scores.append(np.where(predicted + actual > 0, 2 * tp / np.maximum(predicted + actual, 1), 0.0))
+    return float(np.quantile(np.mean(scores, axis=0), quantile))
+
+
 def training_check(name: str, labels: Sequence[int], preds: Sequence[int], train_labels: Sequence[int]
                    ) -> TrainingCheck:
-    """The did-it-train check of predictions against labels, with the majority class of the training labels."""
+    """The did-it-train check of predictions against labels, with the majority class and chance from the
+    training labels."""
     majority = majority_baseline(train_labels, labels)["macro_f1"]
     return TrainingCheck(name, classification_metrics(labels, preds)["macro_f1"], majority,
-                         len(set(np.asarray(preds).tolist())), len(set(np.asarray(labels).tolist())))
+                         chance_macro_f1(labels, train_labels), len(set(np.asarray(preds).tolist())),
+                         len(set(np.asarray(labels).tolist())))

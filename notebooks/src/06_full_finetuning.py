@@ -47,7 +47,7 @@ from companion.core.embeddings import sentence_embeddings
 from companion.core.rates import search_rate
 from companion.core.stats import mean_ci, paired_bootstrap, paired_difference
 from companion.engine.batches import encode_texts, make_loader, padding_collator, tokenize_dataset
-from companion.engine.finetune import majority_plateau, run_strategy, task_for
+from companion.engine.finetune import learning_plateau, run_strategy, task_for
 from companion.engine.forgetting import (article_probe, forgetting_change, forgetting_sentence, general_sentences,
                                          linear_cka, probe_sizes, representation_drift)
 from companion.engine.metrics import (classification_metrics, confusion_table, majority_baseline, tfidf_baseline,
@@ -268,8 +268,9 @@ print("max |ours − transformers| =", f"{(ours - reference).abs().max().item():
 # step, move the learning rate along its schedule. After each epoch: validate, keep a copy of the weights when
 # macro-F1 is the best so far, and stop once it has not improved for `patience` epochs. Two guards keep early
 # stopping honest: epochs during the warm-up do not count, and neither do epochs while the best score is still
-# at the **plateau** of always guessing the majority class — a run that has not learned anything yet is not
-# "converged", it is stuck, and stopping it there would hide the failure.
+# at the **plateau** of guessing (always the majority class, or at random with the classes' frequencies: the
+# better of the two) — a run that has not learned anything yet is not "converged", it is stuck, and stopping it
+# there would hide the failure.
 
 # %%
 def fine_tune(model, train_data, val_data, config, plateau: float) -> dict:
@@ -331,7 +332,7 @@ def fine_tune(model, train_data, val_data, config, plateau: float) -> dict:
 # runs that search itself here, on this data's validation split, rather than borrow a rate chosen elsewhere.
 
 # %%
-plateau = majority_plateau(task)  # validation macro-F1 of always guessing the majority class
+plateau = learning_plateau(task)  # the validation macro-F1 of guessing: majority class or random, the better
 if lr is not None:
     chosen_lr, rate_source = lr, "given"
 else:
@@ -354,7 +355,7 @@ else:
 config = protocol.config(chosen_lr, seed, len(task.data["train"]))
 print(f"learning rate {chosen_lr:.3g} ({rate_source}) · at most {config.epochs} epochs of "
       f"{math.ceil(len(task.data['train']) / config.batch_size)} steps · early stopping after {config.patience} "
-      f"epochs without progress · plateau (majority class on validation) {plateau:.3f}")
+      f"epochs without progress · plateau (guessing, on validation) {plateau:.3f}")
 run = fine_tune(model, task.data["train"], task.data["validation"], config, plateau)
 history = run["history"]
 n_steps, samples_per_s = len(run["losses"]), len(task.data["train"]) * len(history) / run["train_seconds"]
@@ -402,7 +403,7 @@ train_rows = pd.DataFrame({"epoch": [(i + 1) / run["steps_per_epoch"] for i in r
 sns.lineplot(data=train_rows, x="epoch", y="loss", ax=axes[0], label="training (mean of 5 steps)")
 sns.lineplot(data=history, x="epoch", y="loss", ax=axes[0], marker="o", label="validation")
 sns.lineplot(data=history, x="epoch", y="macro_f1", ax=axes[1], marker="o", label="validation macro-F1")
-axes[1].axhline(plateau, ls=":", c="gray", label="majority class (validation)")
+axes[1].axhline(plateau, ls=":", c="gray", label="guessing's plateau (validation)")
 axes[0].set(title="Loss", ylabel="cross-entropy (training: class-weighted)")
 axes[1].set(title="Quality", ylabel="macro-F1")
 axes[1].legend()
