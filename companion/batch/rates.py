@@ -74,7 +74,10 @@ def search(grid_path: str | Path, out: str | Path, runs: str | Path | None = Non
         raise CourseError(f"{out} exists: pass --force to replace it")
     grid = load_grid(grid_path)
     factor, extensions = search_settings(grid)
-    for entry in grid["notebooks"]:
+    here = Path(grid_path).resolve().parent
+    for entry in grid["notebooks"]:  # the working copy lives in the run folder: notebooks by absolute path
+        if (here / str(entry["notebook"])).is_file():
+            entry["notebook"] = str(here / str(entry["notebook"]))
         entry["grid"][SCALE] = [float(s) for s in entry["grid"][SCALE]]
         entry["start"] = list(entry["grid"][SCALE])
     rundir = Path(runs or grid.get("out") or f"runs/{Path(grid_path).stem}").resolve()
