@@ -5,7 +5,8 @@ import pytest
 
 import companion as cc
 from companion.core.rates import choose_rates
-from companion.lessons.n09_choosing import decision_guide, load_sweep, paired_against, pareto_front, summarise
+from companion.engine.comparison import load_sweep, paired_against, summarise
+from companion.lessons.n09_choosing import decision_guide, pareto_front
 from companion.engine.strategies import rate_for
 from companion.lessons.n09_claims import source_claims
 

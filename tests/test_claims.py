@@ -18,7 +18,7 @@ import nbformat
 import pandas as pd
 import pytest
 
-from companion.lessons.n09_choosing import load_sweep, pair
+from companion.engine.comparison import load_sweep, pair
 from companion.core.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 
 RESULTS = NOTEBOOKS_DIR / "results"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .n09_choosing import matched
+from ..engine.comparison import matched
 from ..core.stats import Interval, mean_ci, paired_difference
 
 

@@ -52,7 +52,8 @@ import seaborn as sns
 import yaml
 
 import companion as cc
-from companion.lessons.n09_choosing import decision_guide, load_sweep, pair, paired_against, pareto_front, summarise
+from companion.engine.comparison import load_sweep, pair, paired_against, summarise
+from companion.lessons.n09_choosing import decision_guide, pareto_front
 from companion.lessons.n09_claims import source_claims
 from companion.core.stats import compare
 from IPython.display import Markdown, display

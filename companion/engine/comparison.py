@@ -1,0 +1,96 @@
+"""Reading a comparison: a sweep's finished runs, one row per run with its setting; mean and 95 % interval over seeds
+per setting; paired differences on the same seeds; how many runs converged (early stopping ended them) and how many
+collapsed. Notebooks 07, 08 and 09 read the strategy sweep with it, so a number means the same thing in each."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..core.errors import CourseError
+from ..core.rates import setting_name
+from ..core.stats import Interval, mean_ci, paired_difference
+
+METRICS = {"macro_f1": "macro-F1", "val_macro_f1": "validation macro-F1", "accuracy": "accuracy",
+           "trainable": "trainable params", "trainable_pct": "trainable %", "lr": "learning rate",
+           "steps": "training steps", "seconds_per_step": "s per training step", "train_seconds": "training s",
+           "result.seconds": "seconds", "peak_memory_mb": "peak MiB", "memory_added_mb": "MiB added by training",
+           "forgetting.drift": "forgetting (1 − cosine)", "forgetting.cka": "CKA to original",
+           "forgetting.general_acc": "general-task accuracy", "forgetting.general_acc_change": "general-task change"}
+
+
+def load_sweep(csv: str | Path) -> pd.DataFrame:
+    """The finished runs of a strategy sweep (report.csv), one row per run, with a `setting` label."""
+    path = Path(csv)
+    if not path.is_file():
+        raise CourseError(f"no sweep report at {path}: run `make sweep` (sweeps/strategies.yaml) or pass report_csv")
+    frame = pd.read_csv(path)
+    frame = frame[frame["status"] == "ok"].copy()
+    if frame.empty or "macro_f1" not in frame:
+        raise CourseError(f"{path.name} has no finished strategy runs (column macro_f1 missing)")
+    if "setting" not in frame:  # a sweep of an older unit: the label from the strategy and its options
+        ks = frame["param.k"] if "param.k" in frame else [None] * len(frame)
+        adapted = frame["param.adapted"] if "param.adapted" in frame else [False] * len(frame)
+        frame["setting"] = [setting_name(s, k, a) for s, k, a in zip(frame["strategy"], ks, adapted)]
+    return frame
+
+
+def summarise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per setting: mean, std and 95 % interval (low, high) over seeds of every metric in METRICS; best first."""
+    cols = [c for c in METRICS if c in frame]
+    rows = {}
+    for setting, group in frame.groupby("setting"):
+        row: dict[str, float] = {"seeds": len(group)}
+        for col in cols:
+            values = group[col].astype(float).dropna()
+            if len(values):
+                interval = mean_ci(values)
+                row |= {col: interval.mean, f"{col}_std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+                        f"{col}_low": interval.low, f"{col}_high": interval.high}
+        rows[setting] = row
+    return pd.DataFrame(rows).T.sort_values("macro_f1", ascending=False)
+
+
+def matched(frame: pd.DataFrame, metric: str, index: str = "seed") -> pd.DataFrame:
+    """One metric as a table of `index` (seed, or a benchmark's round) × setting: the pairs of a paired comparison."""
+    return frame.pivot_table(index=index, columns="setting", values=metric, aggfunc="mean")
+
+
+def paired_against(frame: pd.DataFrame, reference: str = "full", metric: str = "macro_f1") -> pd.DataFrame:
+    """Every setting's paired difference to `reference` on the same seeds (setting − reference), with its 95 %
+    interval and whether the interval excludes 0."""
+    table = matched(frame, metric)
+    if reference not in table:
+        raise CourseError(f"no {reference!r} runs in the sweep: the paired comparison needs them")
+    rows = {}
+    for setting in table.columns.drop(reference):
+        pair = table[[setting, reference]].dropna()
+        if len(pair) >= 2:
+            d = paired_difference(pair[setting], pair[reference])
+            rows[setting] = {"difference": d.mean, "low": d.low, "high": d.high, "seeds": d.n,
+                             "excludes_0": d.excludes_zero()}
+    return pd.DataFrame(rows).T.sort_values("difference", ascending=False)
+
+
+def pair(frame: pd.DataFrame, a: str, b: str, metric: str = "macro_f1", index: str = "seed") -> Interval:
+    """The paired difference a − b of one metric over the seeds (or rounds) both settings ran."""
+    table = matched(frame, metric, index)[[a, b]].dropna()
+    return paired_difference(table[a], table[b])
+
+
+def convergence(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per setting: runs, the share that early stopping ended before the step cap (converged on validation), and
+    the share that trained at all (the did-it-train check)."""
+    rows = {}
+    for setting, group in frame.groupby("setting"):
+        stopped = group["stopped_early"].astype(str).str.lower().eq("true") if "stopped_early" in group else None
+        trained = group["trained"].astype(str).str.lower().eq("true") if "trained" in group else None
+        rows[setting] = {"runs": len(group), "converged_share": None if stopped is None else float(stopped.mean()),
+                         "trained_share": None if trained is None else float(trained.mean())}
+    return pd.DataFrame(rows).T
+
+
+def for_data(frame: pd.DataFrame, data: str) -> bool:
+    """Whether a sweep's runs were made on `data` (a sweep of older runs without the column: the medical abstracts)."""
+    made_on = set(frame["data"].astype(str)) if "data" in frame else {"medical_abstracts"}
+    return made_on == {data}
