@@ -8,7 +8,7 @@ SHARED := $(abspath ../shared/datasets)
 export COURSE_DATA_DIR ?= $(if $(wildcard $(SHARED)),$(SHARED),)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup course test lab notebooks sweep rates clean site browser
+.PHONY: setup course test lab notebooks sweep rates decide lengths clean site browser
 
 setup: $(VENV)/.installed
 
@@ -60,10 +60,21 @@ sweep: setup  ## run a parameter grid (resumable) and report it: make sweep GRID
 	$(PY) -m companion sweep $(GRID) --jobs $(JOBS) --out runs/$(basename $(notdir $(GRID)))
 	$(PY) -m companion report runs/$(basename $(notdir $(GRID)))
 
-rates: setup  ## the strategy sweep's rate search on validation, then sweeps/results/rates-cpu.csv (make sweep reads it)
-	$(PY) -m companion sweep sweeps/rates.yaml --jobs $(JOBS) --out runs/rates
-	$(PY) -m companion report runs/rates
-	$(PY) -m companion rates runs/rates/report.csv --out sweeps/results/rates-cpu.csv --force
+rates: setup  ## the rate search on validation (bracketed), then sweeps/results/rates-cpu.csv (make sweep reads it)
+	$(PY) -m companion rates sweeps/rates.yaml --out sweeps/results/rates-cpu.csv --runs runs/rates --jobs $(JOBS) --force
+
+lengths: setup  ## the length study behind the protocol's max_length (notebook 06): rate search, then 3 seeds per length
+	$(PY) -m companion rates sweeps/lengths-rates.yaml --out sweeps/results/lengths-rates-cpu.csv --runs runs/lengths-rates --jobs $(JOBS) --force
+	$(PY) -m companion sweep sweeps/lengths.yaml --jobs $(JOBS) --out runs/lengths
+	$(PY) -m companion report runs/lengths
+	cp runs/lengths/report.csv sweeps/results/lengths-cpu.csv
+
+# The course's comparison on your own labelled file: make decide DATA=my.csv TEXT=text LABEL=label
+DATA ?=
+TEXT ?= text
+LABEL ?= label
+decide: setup  ## rate search, 5-seed comparison and notebook 09 for DATA (report: runs/decide/<file>/09_choosing_a_strategy.ipynb)
+	$(PY) -m companion decide $(DATA) --text-column $(TEXT) --label-column $(LABEL) --jobs $(JOBS)
 
 clean:
 	rm -rf runs .pytest_cache

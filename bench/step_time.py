@@ -1,9 +1,10 @@
 """Seconds per training step of each strategy of the sweep, measured in ONE process, interleaved over rounds.
 
-A sweep's runs meet different machine load, so their step times are not comparable; here every strategy trains
-the same steps on the same batches (MiniLM, the sweep's cpu budget: 400 examples, 32 tokens, batch 16) one after
-the other, round after round, and the times are compared within a round (paired). Evaluation and the frozen-layer
-feature cache are not counted. Notebook 09 reads the CSV for every claim about time per step.
+A sweep's runs meet different machine load, so their step times are not comparable; here every setting trains
+the same steps on the same batches under the `cpu` protocol (companion.engine.protocol: training sample, length,
+truncation, batch size, precision) one after the other, round after round, and the times are compared within a
+round (paired). Evaluation and the frozen-layer feature cache are not counted. Notebook 09 reads the CSV for every
+claim about time per step.
 
     .venv/bin/python bench/step_time.py                      # → sweeps/results/step-time-cpu.csv
     .venv/bin/python bench/step_time.py --rounds 3 --steps 10 --out /tmp/steps.csv
@@ -17,24 +18,28 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"full": ("full", {}), "freeze k=4": ("freeze", {"k": 4}), "prompt_tuning_text": ("prompt_tuning_text", {}),
-            "prompt_tuning": ("prompt_tuning", {}), "p_tuning": ("p_tuning", {}), "lora": ("lora", {})}
+SETTINGS = {"full": ("full", {}), "freeze k=2": ("freeze", {"k": 2}), "freeze k=4": ("freeze", {"k": 4}),
+            "freeze k=6": ("freeze", {"k": 6}), "discriminative": ("discriminative", {}), "lora": ("lora", {}),
+            "prompt_tuning": ("prompt_tuning", {}),
+            "prompt_tuning_text": ("prompt_tuning_text", {}), "p_tuning": ("p_tuning", {}),
+            "prefix_tuning": ("prefix_tuning", {})}
 
 
-def measure(rounds: int, steps: int, train_size: int, max_length: int, batch_size: int) -> pd.DataFrame:
-    """One row per (round, setting): seconds per optimiser step, the mean over `steps` steps."""
+def measure(rounds: int, steps: int, profile: str = "cpu") -> pd.DataFrame:
+    """One row per (round, setting): seconds per optimiser step, the mean over `steps` steps. Gradual unfreezing
+    (and ULMFiT) are left out: their step grows epoch by epoch as layers thaw, so a few steps do not represent it."""
     import companion as cc
     from companion.core.data import load_text_classification
-    from companion.engine.finetune import make_task, run_strategy
-    from companion.engine.training import TrainConfig
+    from companion.engine.finetune import run_strategy, task_for
 
-    cc.start("cpu", 0)
-    task = make_task(load_text_classification("medical_abstracts"), "minilm", max_length, train_size, 0)
+    cc.start(profile, 0)
+    protocol = cc.protocol(profile)
+    task = task_for(load_text_classification("medical_abstracts"), "minilm", protocol, 0)
     rows = []
     for round_ in range(rounds):
         for name, (strategy, options) in SETTINGS.items():
-            config = TrainConfig(epochs=1, max_steps=steps, batch_size=batch_size, lr=1e-4, patience=None,
-                                 seed=round_, progress=False)
+            config = protocol.config(1e-4, round_, len(task.data["train"]), epochs=None, max_steps=steps,
+                                     patience=None, progress=False)
             began = time.perf_counter()
             row = run_strategy(strategy, task, config, None, test=False, **options)
             rows.append({"round": round_, "setting": name, "seconds_per_step": row["seconds_per_step"],
@@ -49,12 +54,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--train-size", type=int, default=400)
-    parser.add_argument("--max-length", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--profile", default="cpu", help="the protocol whose budget the steps use")
     parser.add_argument("--out", default=str(ROOT / "sweeps" / "results" / "step-time-cpu.csv"))
     args = parser.parse_args()
-    table = measure(args.rounds, args.steps, args.train_size, args.max_length, args.batch_size)
+    table = measure(args.rounds, args.steps, args.profile)
     table.to_csv(args.out, index=False)
     median = table.groupby("setting")["seconds_per_step"].median()
     print((median / median["full"]).round(2).rename("× full fine-tuning's step").to_string())

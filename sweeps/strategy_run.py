@@ -38,6 +38,7 @@ epochs: Optional[int] = None  # range: [1, inf); the epoch cap; None means the p
 num_virtual_tokens: int = 20  # range: [1, inf); soft-prompt length for prompt tuning, p-tuning and prefix tuning
 lora_r: int = 8  # range: [1, inf); LoRA rank
 label: Optional[str] = None  # the setting's name in reports and rate tables; None means the strategy and its options, e.g. freeze k 4
+rate_of: Optional[str] = None  # the setting whose chosen rate this run uses (e.g. full for a smaller training set); None means its own
 
 # %%
 from pathlib import Path
@@ -58,7 +59,7 @@ protocol = cc.protocol(PROFILE, train_size=train_size, max_length=max_length, tr
                        class_weights=class_weights, max_epochs=epochs)
 setting = label or setting_name(strategy, k if strategy == "freeze" else None, adapted)
 if lr is None:
-    lr, lr_source = rate_for(Path(rates_csv.format(profile=PROFILE)), setting, strategy, PROFILE, data)
+    lr, lr_source = rate_for(Path(rates_csv.format(profile=PROFILE)), rate_of or setting, strategy, PROFILE, data)
 else:
     lr_source = "given"
 lr = lr * lr_scale

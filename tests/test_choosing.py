@@ -8,11 +8,23 @@ from companion.core.rates import choose_rates
 from companion.engine.comparison import load_sweep, paired_against, summarise
 from companion.lessons.n09_choosing import decision_guide, pareto_front
 from companion.engine.strategies import rate_for
-from companion.lessons.n09_claims import source_claims
+from companion.lessons.n09_claims import LITERATURE_CLAIMS, SOURCE_CLAIMS, claims_table, representatives
 
 SEEDS = (0, 1, 2, 3, 4)
 JITTER = (0.010, -0.012, 0.004, -0.006, 0.003)  # shared by all settings: the same seed helps or hurts each alike
 LORA_VS_FULL = (0.004, -0.003, 0.002, -0.004, 0.0015)
+
+
+BEFORE = "1101110111" * 20  # the base encoder's probe answers: 200 sentences, 160 right
+
+
+def flip(answers: str, lost: int, seed: int) -> str:
+    """The probe's answers after tuning: `lost` right answers turned wrong (a seeded choice), or gained if < 0."""
+    import random
+
+    right = [i for i, a in enumerate(answers) if a == ("1" if lost >= 0 else "0")]
+    chosen = set(random.Random(seed).sample(right, abs(lost)))
+    return "".join(("0" if a == "1" else "1") if i in chosen else a for i, a in enumerate(answers))
 
 
 def _frame() -> pd.DataFrame:
@@ -30,7 +42,9 @@ def _frame() -> pd.DataFrame:
                          "seconds_per_step": step + 0.001 * seed, "peak_memory_mb": 900,
                          "forgetting.drift": -general, "forgetting.cka": 1 + general,
                          "forgetting.general_acc": 0.8 + general + 0.001 * seed,
-                         "forgetting.general_acc_change": general + 0.001 * seed})
+                         "forgetting.general_acc_change": general + 0.001 * seed,
+                         "forgetting.general_correct_before": BEFORE,
+                         "forgetting.general_correct": flip(BEFORE, round(-general * len(BEFORE)), seed)})
     return pd.DataFrame(rows)
 
 
@@ -54,18 +68,28 @@ def test_summary_has_intervals_and_front(runs):
 def test_guide_names_winners_only_where_the_interval_excludes_zero(runs):
     summary, paired = summarise(runs), paired_against(runs, "full")
     assert not paired.loc["lora", "excludes_0"] and paired.loc["freeze k=4", "excludes_0"]
-    guide = decision_guide(summary, paired, tfidf_f1=0.58, majority_f1=0.10)
-    assert "tied within noise: lora" in guide[0] and "worse: freeze k=4 and prompt_tuning_text" in guide[0]
+    guide = decision_guide(summary, paired, tfidf_f1=0.58, majority_f1=0.10, margin=0.02)
+    assert "equivalent within ±0.02: lora" in guide[0] and "worse: freeze k=4 and prompt_tuning_text" in guide[0]
+    wide = decision_guide(summary, paired, tfidf_f1=0.58, majority_f1=0.10, margin=0.001)
+    assert "tied (the data cannot tell): lora" in wide[0] and "Tied is not equivalent" in wide[-2]
     assert "**lora**" in guide[1]  # fewest trainable among those not worse than full
 
 
-def test_source_claims_verdicts(runs):
-    claims = source_claims(runs).set_index("claim")
-    per_step = claims.loc["full fine-tuning takes longer per step than freezing the lower layers"]
-    assert per_step["verdict"] == "supported" and per_step["mean"] == pytest.approx(0.20, abs=1e-6)
-    assert claims.loc["full fine-tuning takes longer per step than prompt tuning", "verdict"] == "contradicted"
-    assert claims.loc["full fine-tuning loses general ability (general-task accuracy falls)", "verdict"] == "supported"
-    assert "adapting the encoder to the domain first improves the task" not in claims.index  # no adapted runs here
+def test_claims_verdicts_and_representatives(runs):
+    rates = pd.DataFrame({"setting": ["freeze k=4", "prompt_tuning_text", "full", "lora"], "lr": 1e-3,
+                          "val_macro_f1": [0.6, 0.3, 0.7, 0.7], "chosen": True})
+    assert representatives(rates, set(runs["setting"])) == {"layered": "freeze k=4", "prompt tuning": "prompt_tuning_text"}
+    claims = claims_table(runs, SOURCE_CLAIMS, rates=rates).set_index("claim")
+    per_step = claims.loc["full fine-tuning takes longer per training step than layered fine-tuning"]
+    assert per_step["verdict"] == "supported" and per_step["compared"] == "full − freeze k=4"
+    assert per_step["mean"] == pytest.approx(0.20, abs=1e-6)
+    assert claims.loc["full fine-tuning takes longer per training step than prompt tuning", "verdict"] == "contradicted"
+    assert claims.loc["full fine-tuning loses general ability", "verdict"] == "supported"
+    intact = claims.loc["prompt tuning keeps the model intact (no general ability lost)", "verdict"]
+    assert intact.startswith("true by construction")
+    literature = claims_table(runs, LITERATURE_CLAIMS, rates=rates).set_index("claim")
+    assert "not resolved" in literature.loc["LoRA matches full fine-tuning (Hu et al. 2021)", "verdict"]
+    assert not any("adapting the encoder" in c for c in literature.index)  # no adapted runs here
 
 
 def test_a_setting_reads_its_rate_chosen_on_its_own_data(tmp_path):

@@ -94,6 +94,17 @@ def cmd_rates(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decide(args: argparse.Namespace) -> int:
+    """The rate search, the comparison and notebook 09 on a labelled file of the user's."""
+    from .decide import decide
+
+    notebook = decide(args.data, args.text_column, args.label_column, args.profile, args.out, args.jobs,
+                      args.settings.split(",") if args.settings else None,
+                      [int(s) for s in args.seeds.split(",")] if args.seeds else None)
+    print(f"the report for {args.data}: {notebook}")
+    return 0
+
+
 def cmd_student(args: argparse.Namespace) -> int:
     """Write student versions of the notebooks (solution cells removed, outputs cleared), or an nbgrader course."""
     if args.nbgrader:
@@ -177,6 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
     rates.add_argument("--jobs", type=int, help="parallel runs (default: the YAML's jobs)")
     rates.add_argument("--force", action="store_true", help="replace an existing rates CSV")
     rates.set_defaults(func=cmd_rates)
+    decide = sub.add_parser("decide", help="the course's comparison on your own data: rate search, 5 seeds, notebook 09")
+    decide.add_argument("data", help="a .csv/.jsonl/.parquet file with a text column and a label column")
+    decide.add_argument("--text-column", default="text")
+    decide.add_argument("--label-column", default="label")
+    decide.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
+    decide.add_argument("--out", help="the folder of every run and the report (default runs/decide/<file name>)")
+    decide.add_argument("--jobs", type=int, default=2, help="runs at once (default 2)")
+    decide.add_argument("--settings", help="only these entries of sweeps/strategies.yaml, comma-separated (e.g. full,lora)")
+    decide.add_argument("--seeds", help="the comparison's seeds, comma-separated (default: the protocol's)")
+    decide.set_defaults(func=cmd_decide)
     student = sub.add_parser("student", help="student notebooks: solution cells removed, outputs cleared")
     student.add_argument("notebooks", nargs="*", help="numbers, names or paths (default: every notebook)")
     student.add_argument("--out", default="student", help="output folder (default student/)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..engine.comparison import pair
 from ..lessons.n09_choosing import RANKED, pareto_front
 from . import Verdict, check_close, check_equal, check_prediction, exercise
 
@@ -17,11 +18,11 @@ def check_mean_over_seeds(answer: float | None, frame: pd.DataFrame, setting: st
 
 @exercise("09", "cheapest_above_tfidf")
 def check_cheapest_above_tfidf(answer: str | None, summary: pd.DataFrame, tfidf_f1: float) -> Verdict:
-    """Exercise: the setting with the fewest trainable parameters among those that beat TF-IDF."""
-    above = summary[summary["macro_f1"] > tfidf_f1]
-    expected = above["trainable"].idxmin() if len(above) else "none"
-    return check_equal(answer, expected, "cheapest_above_tfidf", "keep the rows whose macro_f1 is above the "
-                       "TF-IDF score, then take idxmin() of their trainable column")
+    """Exercise: the setting with the fewest trainable parameters among those whose whole interval beats TF-IDF."""
+    above = summary[summary["macro_f1_low"] > tfidf_f1]
+    expected = above["trainable"].astype(float).idxmin() if len(above) else "none"
+    return check_equal(answer, expected, "cheapest_above_tfidf", "keep the rows whose macro_f1_low (the interval's "
+                       "lower end) is above the TF-IDF score, then take idxmin() of their trainable column")
 
 
 @exercise("09", "pareto")
@@ -33,19 +34,17 @@ def check_pareto(answer: list | None, summary: pd.DataFrame) -> Verdict:
 
 
 @exercise("09", "ranking_prediction")
-def check_ranking_prediction(prediction: list[str] | None, summary: pd.DataFrame) -> Verdict:
-    """Predict-then-measure: the order of full fine-tuning, LoRA and text-initialised prompt tuning by macro-F1."""
-    present = [s for s in RANKED if s in summary.index]
-    table = summary.loc[present].sort_values("macro_f1", ascending=False)
-    measured = table.index.tolist()
-    spread = table["macro_f1"].max() - table["macro_f1"].min()
-    std = float(table["macro_f1_std"].max()) if "macro_f1_std" in table else float("nan")
-    listing = ", ".join(f"{name} {row.macro_f1:.3f}" for name, row in table.iterrows())
-    verdict = ("smaller than the seed-to-seed standard deviation: on this budget the order is not evidence, "
-               "the methods are level" if spread < std else "larger than the seed-to-seed standard deviation")
-    full = ("" if "full" not in measured else " Training every parameter paid off here." if measured[0] == "full"
-            else " Training every parameter did not buy quality on this budget.")
-    explanation = (f"Measured (mean macro-F1 over seeds): {listing}. The whole spread, {spread:.3f}, is {verdict} "
-                   f"(largest std {std:.3f}).{full}")
+def check_ranking_prediction(prediction: list[str] | None, runs: pd.DataFrame) -> Verdict:
+    """Predict-then-measure: the order of full fine-tuning, LoRA and text-initialised prompt tuning by macro-F1,
+    judged by the paired intervals: an order holds unless a setting placed above another is significantly worse."""
+    present = [s for s in RANKED if s in set(runs["setting"])]
+    lines = [f"{a} − {b} {pair(runs, a, b)}" for i, a in enumerate(present) for b in present[i + 1:]]
     guess = list(prediction) if isinstance(prediction, (list, tuple)) else prediction
-    return check_prediction(guess, measured, "ranking_prediction", explanation)
+    valid = isinstance(guess, list) and sorted(guess) == sorted(present)
+    contradicted = [f"{a} above {b}" for i, a in enumerate(guess or []) for b in (guess or [])[i + 1:]
+                    if valid and pair(runs, a, b).high < 0]  # a placed above b, but a is significantly worse
+    explanation = ("Paired differences on the same seeds: " + "; ".join(lines) + ". "
+                   + (f"Contradicted by the intervals: {', '.join(contradicted)}." if contradicted else
+                      "A pair whose interval includes 0 may go either way: any order of a tied pair holds."))
+    return check_prediction(guess, guess if valid and not contradicted else present, "ranking_prediction",
+                            explanation)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..core.stats import Interval, equivalence
+
 
 
 def pareto_front(summary: pd.DataFrame, quality: str = "macro_f1", cost: str = "trainable") -> list[str]:
@@ -22,36 +24,36 @@ def _listing(names: list[str]) -> str:
 
 
 def decision_guide(summary: pd.DataFrame, paired: pd.DataFrame, tfidf_f1: float, majority_f1: float,
-                   reference: str = "full") -> list[str]:
-    """Plain-language recommendations chosen by the intervals (a winner only where the interval excludes 0)."""
-    better = paired[paired["excludes_0"].astype(bool) & (paired["difference"] > 0)].index.tolist()
-    worse = paired[paired["excludes_0"].astype(bool) & (paired["difference"] < 0)].index.tolist()
-    tied = [s for s in paired.index if s not in better + worse]
+                   reference: str = "full", margin: float = 0.02) -> list[str]:
+    """Plain-language recommendations chosen by the intervals: better / worse only where the paired interval
+    excludes 0, equivalent only where it lies within ±margin, tied otherwise; every setting is named once."""
+    verdicts = pd.Series([equivalence(Interval(float(r["difference"]), float(r["low"]), float(r["high"]),
+                                               int(r["seeds"])), margin) for _, r in paired.iterrows()],
+                         index=paired.index, dtype=str)
+    better = verdicts.index[verdicts == "better"].tolist()
+    worse = verdicts.index[verdicts == "worse"].tolist()
+    equivalent = verdicts.index[verdicts.str.startswith("equivalent")].tolist()
+    tied = [s for s in paired.index if s not in better + worse + equivalent]
     lines = [f"Against **{reference}** fine-tuning on the same seeds (paired macro-F1 difference, 95 % interval): "
-             f"better: {_listing(better)}; worse: {_listing(worse)}; tied within noise: {_listing(tied)}."]
-    level = [reference] + tied + better
+             f"better: {_listing(better)}; worse: {_listing(worse)}; equivalent within ±{margin:g}: "
+             f"{_listing(equivalent)}; tied (the data cannot tell): {_listing(tied)}."]
+    level = [reference] + equivalent + better
     cheapest = summary.loc[level, "trainable"].astype(float).idxmin()
-    lines.append(f"Among the settings not worse than {reference}, the fewest trainable parameters: **{cheapest}** "
-                 f"({summary.loc[cheapest, 'trainable']:,.0f}).")
+    lines.append(f"Among {reference} and the settings equivalent to or better than it, the fewest trainable "
+                 f"parameters: **{cheapest}** ({summary.loc[cheapest, 'trainable']:,.0f}).")
     if "seconds_per_step" in summary:
         fastest = summary.loc[level, "seconds_per_step"].astype(float).idxmin()
         lines.append(f"Among them, the fastest training step: **{fastest}** "
                      f"({summary.loc[fastest, 'seconds_per_step']:.3f} s per step).")
+    if tied:
+        lines.append(f"Tied is not equivalent: {_listing(tied)} may be better or worse than {reference}; more seeds "
+                     f"would tell.")
     above = summary[summary["macro_f1_low"] > tfidf_f1].index.tolist()
-    lines.append(f"Above the class-balanced TF-IDF baseline ({tfidf_f1:.3f}) with the whole interval: "
-                 f"{_listing(above)}.")
+    lines.append(f"Above TF-IDF + LR ({tfidf_f1:.3f}) with the whole interval: {_listing(above)}.")
     weak = summary[summary["macro_f1_low"] <= majority_f1].index.tolist()
     if weak:
         lines.append(f"Not clearly above the majority class ({majority_f1:.3f}) at this budget: {_listing(weak)}.")
     return lines
 
 
-
-
-
-
-
-
-RANKED = ("full", "lora", "prompt_tuning_text")  # the strategies whose order the learner predicts (notebook 09)
-
-
+RANKED = ("full", "lora", "prompt_tuning_text")  # the settings whose order the learner predicts (notebook 09)

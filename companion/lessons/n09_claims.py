@@ -1,51 +1,80 @@
-"""The source text's claims about fine-tuning strategies, each tested against a strategy sweep (notebook 09).
+"""Claims about the fine-tuning strategies, each tested against the strategy sweep (notebook 09).
 
-A claim compares two settings on one metric in an expected direction; the verdict comes from the paired 95 %
-interval over seeds: supported (the interval excludes 0 in the claimed direction), contradicted (it excludes 0 the
-other way) or not resolved (it includes 0).
+Two tables: the course's source text's claims, and claims from the literature (LoRA, text initialisation, domain
+adaptation). A claim compares two settings on one metric in an expected direction; its verdict comes from the
+paired 95 % interval: supported (the interval excludes 0 in the claimed direction), contradicted (it excludes 0
+the other way) or not resolved (it includes 0). A claim that holds by construction (a frozen encoder cannot forget)
+says so instead of being "supported". Which variant stands for a family ("layered", "prompt tuning") is fixed by a
+rule written before the results: the family's variant with the best validation macro-F1 in the rate search (on the
+selection seed, never a compared one), as a practitioner would choose it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from ..core.stats import Interval, change_over_items_and_seeds, mean_ci, paired_difference
 from ..engine.comparison import matched
-from ..core.stats import Interval, mean_ci, paired_difference
+from ..engine.forgetting import correct_flags, forgetting_change
+
+FAMILIES = {  # the variants a family's representative is chosen from
+    "layered": ["freeze k=2", "freeze k=4", "freeze k=6", "discriminative", "gradual", "ulmfit"],
+    "prompt tuning": ["prompt_tuning", "prompt_tuning_text", "p_tuning", "prefix_tuning"],
+}
 
 
 @dataclass(frozen=True)
 class Claim:
-    """'`a` is <direction> than `b` on `metric`' (b None: `a`'s own change, compared with 0)."""
+    """'`a` is <direction> than `b` on `metric`' (b None: `a`'s own change, compared with 0). `a`/`b` may name a
+    family (FAMILIES), replaced by its representative. `construction`: why it holds without measuring, if it does."""
     text: str
     a: str
     b: str | None
     metric: str
     sign: int  # +1: a − b (or a's value) should be > 0; −1: < 0
+    construction: str = ""
 
 
-# The claims of the source text, in its words, with the sweep settings and metric that test each.
-CLAIMS = (
-    Claim("full fine-tuning takes longer per step than freezing the lower layers", "full", "freeze k=4",
+SOURCE_CLAIMS = (
+    Claim("full fine-tuning takes longer per training step than layered fine-tuning", "full", "layered",
           "seconds_per_step", +1),
-    Claim("full fine-tuning takes longer per step than prompt tuning", "full", "prompt_tuning_text",
+    Claim("full fine-tuning takes longer per training step than prompt tuning", "full", "prompt tuning",
           "seconds_per_step", +1),
-    Claim("full fine-tuning needs more training memory than prompt tuning", "full", "prompt_tuning_text",
+    Claim("full fine-tuning needs more training memory than prompt tuning", "full", "prompt tuning",
           "memory_added_mb", +1),
-    Claim("full fine-tuning needs more training memory than LoRA", "full", "lora", "memory_added_mb", +1),
-    Claim("full fine-tuning loses general ability (general-task accuracy falls)", "full", None,
-          "forgetting.general_acc_change", -1),
-    Claim("freezing the lower layers keeps more general ability than full fine-tuning", "freeze k=4", "full",
-          "forgetting.general_acc", +1),
-    Claim("prompt tuning keeps more general ability than full fine-tuning", "prompt_tuning_text", "full",
-          "forgetting.general_acc", +1),
-    Claim("LoRA keeps more general ability than full fine-tuning", "lora", "full", "forgetting.general_acc", +1),
-    Claim("a soft prompt's capacity is limited: prompt tuning scores below full fine-tuning", "prompt_tuning_text",
-          "full", "macro_f1", -1),
-    Claim("initialising the soft prompt from a task description helps", "prompt_tuning_text", "prompt_tuning",
-          "macro_f1", +1),
-    Claim("adapting the encoder to the domain first improves the task", "adapted + full", "full", "macro_f1", +1),
+    Claim("full fine-tuning loses general ability", "full", None, "forgetting.general_correct", -1),
+    Claim("layered fine-tuning keeps more general ability than full fine-tuning", "layered", "full",
+          "forgetting.general_correct", +1),
+    Claim("prompt tuning keeps the model intact (no general ability lost)", "prompt tuning", None,
+          "forgetting.general_correct", +1,
+          construction="the encoder is frozen: its features, and the general task read off them, cannot change"),
+    Claim("a soft prompt's capacity is limited: prompt tuning scores below full fine-tuning", "prompt tuning", "full",
+          "macro_f1", -1),
 )
+LITERATURE_CLAIMS = (
+    Claim("LoRA matches full fine-tuning (Hu et al. 2021)", "lora", "full", "macro_f1", +1),
+    Claim("LoRA needs less training memory than full fine-tuning", "lora", "full", "memory_added_mb", -1),
+    Claim("initialising a soft prompt from text helps (Lester et al. 2021)", "prompt_tuning_text", "prompt_tuning",
+          "macro_f1", +1),
+    Claim("adapting the encoder to the domain first improves the task (Gururangan et al. 2020)", "adapted + full",
+          "full", "macro_f1", +1),
+)
+
+
+def representatives(rates: pd.DataFrame | None, present: set[str]) -> dict[str, str]:
+    """Each family's representative: its variant with the best chosen validation macro-F1 in the rate search (the
+    rule, fixed before the results); a family with no searched variant is left out."""
+    if rates is None:
+        return {}
+    chosen = rates[rates["chosen"].astype(str).str.lower().eq("true")].set_index("setting")["val_macro_f1"]
+    out = {}
+    for family, variants in FAMILIES.items():
+        known = [v for v in variants if v in chosen.index and v in present]
+        if known:
+            out[family] = max(known, key=lambda v: chosen[v])
+    return out
 
 
 def verdict(interval: Interval, sign: int) -> str:
@@ -55,37 +84,60 @@ def verdict(interval: Interval, sign: int) -> str:
     return "supported" if (interval.mean > 0) == (sign > 0) else "contradicted"
 
 
-def _values(runs: pd.DataFrame, claim: Claim, step_times: pd.DataFrame | None = None) -> Interval | None:
+def general_interval(runs: pd.DataFrame, a: str, b: str | None) -> Interval | None:
+    """The general-task accuracy change of `a` (b None: after − before) or its difference with `b` on the same
+    seeds and sentences, with the one forgetting test's interval (bootstrap over seeds and sentences)."""
+    column = "forgetting.general_correct"
+    if column not in runs:
+        return None
+    rows_a = runs[runs["setting"] == a].set_index("seed")
+    if b is None:
+        before = rows_a["forgetting.general_correct_before"].iloc[0] if len(rows_a) else None
+        return None if before is None else forgetting_change(before, rows_a[column].tolist())
+    rows_b = runs[runs["setting"] == b].set_index("seed")
+    seeds = sorted(set(rows_a.index) & set(rows_b.index))
+    if len(seeds) < 2:
+        return None
+    a_flags = np.array([correct_flags(rows_a.loc[s, column]) for s in seeds], dtype=float)
+    b_flags = np.array([correct_flags(rows_b.loc[s, column]) for s in seeds], dtype=float)
+    return change_over_items_and_seeds(np.zeros(a_flags.shape[1]), a_flags - b_flags)
+
+
+def measured(runs: pd.DataFrame, claim: Claim, step_times: pd.DataFrame | None, names: dict[str, str]
+             ) -> Interval | None:
     """The claim's interval: paired a − b over common seeds (time per step: over the benchmark's rounds, measured
-    in one process), or a's own values; None when the numbers are missing."""
+    in one process; forgetting: the one forgetting test), or a's own values; None when the numbers are missing."""
+    a, b = names.get(claim.a, claim.a), names.get(claim.b, claim.b) if claim.b else None
+    if claim.metric == "forgetting.general_correct":
+        return general_interval(runs, a, b)
     if claim.metric == "seconds_per_step" and step_times is not None:
         table = matched(step_times, "seconds_per_step", "round")
     elif claim.metric not in runs:
         return None
     else:
         table = matched(runs, claim.metric)
-    names = [claim.a] + ([claim.b] if claim.b else [])
-    if any(name not in table for name in names):
+    wanted = [a] + ([b] if b else [])
+    if any(name not in table for name in wanted):
         return None
-    table = table[names].dropna()
+    table = table[wanted].dropna()
     if len(table) < 2:
         return None
-    if claim.b is None:
-        return mean_ci(table[claim.a])
-    return paired_difference(table[claim.a], table[claim.b])
+    return mean_ci(table[a]) if b is None else paired_difference(table[a], table[b])
 
 
-def source_claims(runs: pd.DataFrame, step_times: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per claim the sweep can test: the claim, what was compared, the measured interval and the verdict.
-    `step_times` (bench/step_time.py: setting, round, seconds_per_step) replaces the sweep's per-run step times,
-    which met different machine load."""
+def claims_table(runs: pd.DataFrame, claims: tuple[Claim, ...], step_times: pd.DataFrame | None = None,
+                 rates: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per claim the numbers can test: the claim, what was compared (families by their representative),
+    the measured interval and the verdict ("true by construction" where it cannot be otherwise)."""
+    names = representatives(rates, set(runs["setting"]))
     rows = []
-    for claim in CLAIMS:
-        interval = _values(runs, claim, step_times)
+    for claim in claims:
+        interval = measured(runs, claim, step_times, names)
         if interval is None:
             continue
-        compared = f"{claim.a} − {claim.b}" if claim.b else claim.a
-        rows.append({"claim": claim.text, "metric": claim.metric, "compared": compared,
+        a, b = names.get(claim.a, claim.a), names.get(claim.b, claim.b) if claim.b else None
+        rows.append({"claim": claim.text, "metric": claim.metric, "compared": f"{a} − {b}" if b else a,
                      "mean": round(interval.mean, 4), "low": round(interval.low, 4), "high": round(interval.high, 4),
-                     "seeds": interval.n, "verdict": verdict(interval, claim.sign)})
-    return pd.DataFrame(rows, columns=["claim", "metric", "compared", "mean", "low", "high", "seeds", "verdict"])
+                     "n": interval.n, "verdict": (f"true by construction: {claim.construction}" if claim.construction
+                                                  else verdict(interval, claim.sign))})
+    return pd.DataFrame(rows, columns=["claim", "metric", "compared", "mean", "low", "high", "n", "verdict"])
