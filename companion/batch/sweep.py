@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .cluster import CLUSTERS, check_resources, job_script, open_client, run_on_worker, threads_per_run, where
+from .cluster import (CLUSTERS, check_resources, job_script, open_client, require_dask, run_on_worker, threads_per_run,
+                      where)
 from ..core.errors import CourseError
 from .params import check_parameters, coerce, resolve_paths
 from ..core.paths import NOTEBOOKS_DIR
@@ -295,6 +296,8 @@ def sweep(grid_path: str | Path, out: str | Path | None = None, jobs: int | None
           dry_run: bool = False, cluster: str = "local", scheduler: str | None = None) -> int:
     """The `sweep` command: validate everything, then run on Dask (or print the unfinished runs' commands);
     0 if every run finished."""
+    if not dry_run or (cluster in ("slurm", "pbs") and not scheduler):  # a plain dry run needs no Dask
+        require_dask(cluster if not scheduler else "local")
     runs, rundir, grid = plan(grid_path, out)
     resources = check_resources(grid.get("resources"))
     if cluster not in CLUSTERS:
