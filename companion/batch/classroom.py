@@ -13,9 +13,10 @@ from typing import Any
 import nbformat
 
 from ..core.errors import CourseError
-from ..checks import MARKS, VERDICT_MIME
+from ..checks import MARKS, VERDICT_MIME, checks_for
 from ..core.paths import NOTEBOOKS_DIR
-from .runner import find_notebook, list_notebooks
+from .params import declared_parameters
+from .runner import find_notebook, list_notebooks, run_notebook
 
 SOLUTION_TAG = "solution"
 RANK = {"correct": 2, "not_yet": 1, "pending": 0}
@@ -105,9 +106,6 @@ def verdicts(nb: nbformat.NotebookNode) -> tuple[list[dict[str, Any]], list[str]
 
 def execute_for_check(notebook: Path, out_dir: Path, profile: str) -> tuple[Path, str | None]:
     """Execute the notebook (profile `profile` when it declares one) into `out_dir`; return it and any error."""
-    from .params import declared_parameters
-    from .runner import run_notebook
-
     params = {"profile": profile} if "profile" in declared_parameters(notebook) else {}
     try:
         return run_notebook(notebook, out_dir, params, progress=False), None
@@ -119,8 +117,6 @@ def execute_for_check(notebook: Path, out_dir: Path, profile: str) -> tuple[Path
 
 def registered(notebook: Path) -> dict[str, str]:
     """Name → first docstring line of the exercise checks `companion` registered for this notebook."""
-    from ..checks import checks_for
-
     try:
         checks = checks_for(notebook.stem)
     except Exception as err:  # a topic module that does not import must not hide the notebook's own checks

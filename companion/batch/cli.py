@@ -6,13 +6,20 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from ..core.errors import CourseError
+from ..core.rates import choose_rates
+from .classroom import check, make_student
+from .nbgrader_export import export_course
+from .params import coerce
+from .report import report
+from .runner import execute_run, run_course
+from .sweep import sweep
 
 
 def _parameters(pairs: list[list[str]] | None) -> dict:
     """`-p name value` pairs → a dict of Python values; a name given twice is a CourseError."""
-    from .params import coerce
-
     parameters: dict = {}
     for name, value in pairs or []:
         if name in parameters:
@@ -23,8 +30,6 @@ def _parameters(pairs: list[list[str]] | None) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one notebook with parameters into a run folder (executed notebook, result JSON, status.json)."""
-    from .runner import execute_run
-
     status = execute_run(args.notebook, args.out, _parameters(args.p), progress=not args.quiet)
     print(f"{status['status']}: {Path(args.out) / (status.get('notebook_file') or '')}"
           + (f" ({status['seconds']} s)" if status.get("seconds") is not None else "")
@@ -34,16 +39,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or with --dry-run print the commands of) every run of a YAML grid; resumable."""
-    from .sweep import sweep
-
     return sweep(args.grid, out=args.out, jobs=args.jobs, dry_run=args.dry_run, cluster=args.cluster,
                  scheduler=args.scheduler)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Collect a run folder into report.csv, plots/*.png and report.md."""
-    from .report import report
-
     for kind, path in report(args.rundir).items():
         print(f"{kind}: {path}")
     return 0
@@ -51,10 +52,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_rates(args: argparse.Namespace) -> int:
     """Choose each strategy's rate from a rate search's report (validation macro-F1) and write the rates CSV."""
-    import pandas as pd
-
-    from ..core.rates import choose_rates
-
     out = Path(args.out)
     if out.exists() and not args.force:
         raise CourseError(f"{out} exists: pass --force to replace it")
@@ -70,14 +67,10 @@ def cmd_rates(args: argparse.Namespace) -> int:
 def cmd_student(args: argparse.Namespace) -> int:
     """Write student versions of the notebooks (solution cells removed, outputs cleared), or an nbgrader course."""
     if args.nbgrader:
-        from .nbgrader_export import export_course
-
         written = export_course(args.nbgrader, args.notebooks or None, force=args.force)
         print(f"{len(written)} nbgrader assignment(s) in {args.nbgrader}/source: "
               f"cd {args.nbgrader} && nbgrader generate_assignment <name>")
         return 0
-    from .classroom import make_student
-
     written = make_student(args.out, args.notebooks or None, force=args.force)
     print(f"{len(written)} student notebook(s) in {args.out}")
     return 0
@@ -85,15 +78,11 @@ def cmd_student(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run a notebook and summarise its exercise checks (exit 0 when every one is correct)."""
-    from .classroom import check
-
     return check(args.notebook, profile=args.profile, execute=not args.no_execute, out=args.out)
 
 
 def cmd_course(args: argparse.Namespace) -> int:
     """Run every notebook with one profile; fail if any notebook failed."""
-    from .runner import run_course
-
     rows = run_course(args.out, args.profile, args.only)
     (Path(args.out) / "course_run.json").write_text(json.dumps(rows, indent=2))
     failed = [r for r in rows if r["status"] != "ok"]

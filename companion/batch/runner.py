@@ -20,7 +20,7 @@ __all__ = ["execute_run", "find_notebook", "is_finished", "list_notebooks", "rea
 def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None,
                  progress: bool = True) -> Path:
     """Validate parameters, then execute the notebook into `out_dir`; return the executed notebook's path."""
-    import papermill
+    import papermill  # here: slow to import, and the command line reaches this module before any parameter check
 
     nb = find_notebook(str(notebook))
     parameters = check_parameters(nb, dict(parameters or {}))
@@ -82,7 +82,7 @@ def _error_text(err: BaseException) -> str:
 
 def _lock(run_dir: Path) -> Any:
     """Hold an exclusive lock on the run folder (released when the process ends); None if another holds it."""
-    import fcntl
+    import fcntl  # here: POSIX only, and every other function of this module works without it
 
     handle = open(run_dir / LOCK_FILE, "w")  # noqa: SIM115 - kept open for the lock's lifetime
     try:

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
 from .cluster import (CLUSTERS, check_resources, job_script, open_client, require_dask, run_on_worker, threads_per_run,
                       where)
 from ..core.errors import CourseError
+from .grid_types import check_grid_types
 from .params import check_parameters, coerce, resolve_paths
 from ..core.paths import NOTEBOOKS_DIR
 from .runner import find_notebook, is_finished, read_status
@@ -38,8 +41,6 @@ class Run:
 
 def _yaml_loader() -> type:
     """A safe YAML loader that also reads 1e-4 as a float (plain YAML 1.1 reads it as a string)."""
-    import yaml
-
     class Loader(yaml.SafeLoader):
         """SafeLoader with YAML 1.2-style floats."""
 
@@ -53,8 +54,6 @@ def _yaml_loader() -> type:
 
 def load_grid(path: str | Path) -> dict[str, Any]:
     """Read a sweep YAML file and check its keys (one CourseError naming the valid ones)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise CourseError(f"no sweep file {str(path)!r}: pass a YAML grid such as sweeps/example.yaml")
@@ -70,8 +69,6 @@ def load_grid(path: str | Path) -> dict[str, Any]:
         if not isinstance(entry, dict) or "notebook" not in entry:
             raise CourseError(f"{path.name}: notebooks[{i}] needs a `notebook:` (number, name or .ipynb path)")
         _check_keys(entry, ENTRY_KEYS, f"{path.name}: notebooks[{i}]")
-    from .grid_types import check_grid_types
-
     check_grid_types(grid, path.name)  # value types (jobs: two, params: as a list) before anything runs
     return grid
 
