@@ -32,7 +32,7 @@ course: setup  ## run every notebook with papermill into runs/$(PROFILE)/ (execu
 test: setup $(VENV)/.site-installed browser  ## unit tests, papermill smoke runs of every notebook, nbval over the stored notebooks
 	HF_HUB_OFFLINE=1 COURSE_FORCE_PROFILE=smoke $(PY) -m pytest
 
-# The unit tests only (< 3 minutes on 2 cores): tests/ without the tests marked `notebook` (a course notebook's
+# The unit tests only (the fast check while developing): tests/ without the tests marked `notebook` (a course notebook's
 # smoke run) or `kernel` (anything that starts Jupyter kernels: runs, sweeps, checks), without nbval over
 # notebooks/ and without the tests that re-run stored notebooks or drive a browser. `make test` runs them all.
 UNIT_SKIP := --ignore=tests/test_site.py --ignore=tests/test_machine_independence.py --ignore=tests/test_stored_notebooks.py
