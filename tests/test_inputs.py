@@ -178,6 +178,7 @@ def test_every_notebook_declares_ranges_and_its_defaults_pass():
         assert f'cc.check_values("{number}", globals())' in source
 
 
+@pytest.mark.kernel
 def test_the_notebook_itself_rejects_an_out_of_range_value(tmp_path):
     """Run without the command line's check (as Jupyter would): the notebook's own check_values line stops it."""
     import papermill
@@ -212,6 +213,7 @@ def test_relative_paths_resolve_against_the_callers_folder(tmp_path, monkeypatch
     assert check_parameters(NB06, {"data": "my_abstracts.csv"})["data"] == str(tmp_path / "my_abstracts.csv")
 
 
+@pytest.mark.kernel
 def test_a_relative_path_reaches_the_kernel_from_the_callers_folder(tmp_path):
     """The kernel runs in the notebook's folder; `-p data_file input.txt` still means the caller's input.txt."""
     import nbformat

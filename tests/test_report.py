@@ -1,4 +1,5 @@
-"""`report` turns a run folder into one tidy CSV, seaborn plots and a Markdown mean ± std summary."""
+"""`report` turns a run folder into one tidy CSV, seaborn plots and a Markdown summary of means with their 95 %
+t-intervals over seeds."""
 import json
 
 import pandas as pd
@@ -6,7 +7,8 @@ import pytest
 
 from companion import CourseError
 from companion.batch.cli import main
-from companion.batch.report import collect, flatten, report
+from companion.batch.report import collect, flatten, report, summary_table
+from companion.core.stats import mean_ci
 from companion.core.results import save_results
 from companion.core.results import write_json_atomic
 
@@ -53,18 +55,29 @@ def test_collect_one_tidy_row_per_run(rundir):
     assert row["accuracy"] == 0.84 and row["seed"] == 2 and row["param.lr"] == 0.1
 
 
-def test_report_writes_csv_plots_and_mean_std_summary(rundir):
+def test_report_writes_csv_plots_and_interval_summary(rundir):
     paths = report(rundir)
     csv = pd.read_csv(paths["csv"])
     assert len(csv) == 8 and csv.loc[csv["run_id"] == "demo/lr=9.0_seed=0", "error"].item() == "RuntimeError: loss is nan"
     md = paths["markdown"].read_text()
     assert "8 runs: 1 failed, 1 not run, 6 ok." in md
     assert "| setting | seeds | accuracy | seconds |" in md
-    assert "| lr=0.1 | 3 | 0.82 ± 0.02 | 2 ± 0 |" in md and "| lr=0.2 | 3 | 0.7 ± 0 | 2 ± 0 |" in md
+    # 0.80, 0.82, 0.84: mean 0.82, sd 0.02, 95 % t-interval ± t(0.975, 2) · 0.02 / √3 = ± 0.0497
+    assert "| lr=0.1 | 3 | 0.82 ± 0.05 | 2 ± 0 |" in md and "| lr=0.2 | 3 | 0.7 ± 0 | 2 ± 0 |" in md
+    assert "95 % t-interval" in md and "standard deviation" not in md and "Each value: mean ± 95 % t-interval" in md
     assert "Same in every run: `cost.params` = 1,000" in md
     assert "| demo/lr=9.0_seed=0 | failed | RuntimeError: loss is nan |" in md and "demo/lr=5.0_seed=0 | not run" in md
     assert paths["plot:demo"] == rundir / "plots" / "demo.png" and paths["plot:demo"].read_bytes()[:4] == b"\x89PNG"
     assert "![demo](plots/demo.png)" in md
+
+
+def test_the_summary_is_the_mean_and_its_95_percent_t_interval(rundir):
+    """The ± of every summary cell is half of `mean_ci`'s interval over the seeds, not the standard deviation."""
+    row = summary_table(collect(rundir)).set_index("setting").loc["lr=0.1"]
+    interval = mean_ci(ACCURACY[0.1])
+    assert interval.half_width == pytest.approx(0.0497, abs=1e-4) and interval.half_width > 2 * 0.02
+    mean, half = (float(x) for x in row["accuracy"].split(" ± "))
+    assert mean == pytest.approx(interval.mean) and half == pytest.approx(interval.half_width, abs=0.005)
 
 
 def test_report_cli_and_empty_folder(rundir, tmp_path_factory, capsys):

@@ -93,6 +93,7 @@ def _run_shell(line: str, cwd: Path) -> None:
     subprocess.run([sys.executable, *argv[1:]], cwd=cwd, check=True, capture_output=True, timeout=300)
 
 
+@pytest.mark.kernel
 def test_two_run_sweep_end_to_end_and_dry_run_commands_make_the_same_folders(tmp_path, capsys):
     path = grid_file(tmp_path, """
 params: {profile: smoke, sleep: 0.1}
@@ -122,6 +123,7 @@ notebooks:
     assert paths["plot:tiny"].read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.kernel
 def test_a_failing_run_is_recorded_and_does_not_stop_the_others(tmp_path, capsys):
     path = grid_file(tmp_path, """
 params: {profile: smoke, sleep: 0}
@@ -148,6 +150,7 @@ def test_resume_refuses_a_folder_made_with_other_parameters(tmp_path):
         plan(first, tmp_path / "runs")
 
 
+@pytest.mark.kernel
 def test_killed_sweep_resumes_and_runs_every_run_exactly_once(tmp_path, monkeypatch, capsys):
     path = grid_file(tmp_path, """
 params: {profile: smoke, sleep: 1.0}

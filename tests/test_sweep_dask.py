@@ -84,6 +84,7 @@ def _assert_clean_and_once(rundir: Path, log: Path) -> None:
     assert Counter(log.read_text().splitlines()) == {f"x={x} seed=0": 1 for x in (1.0, 2.0, 3.0)}
 
 
+@pytest.mark.kernel
 def test_a_killed_worker_is_recorded_as_failed_the_others_finish_and_a_rerun_completes_it(
         tmp_path, monkeypatch, capsys):
     rundir, log = tmp_path / "runs", tmp_path / "completed.log"
@@ -100,6 +101,7 @@ def test_a_killed_worker_is_recorded_as_failed_the_others_finish_and_a_rerun_com
     _assert_clean_and_once(rundir, log)
 
 
+@pytest.mark.kernel
 def test_a_killed_worker_run_is_retried_by_dask(tmp_path):
     rundir, log = tmp_path / "runs", tmp_path / "completed.log"
     code, out = _sweep_and_kill_one_worker(tmp_path, rundir, log)
@@ -107,6 +109,7 @@ def test_a_killed_worker_run_is_retried_by_dask(tmp_path):
     _assert_clean_and_once(rundir, log)
 
 
+@pytest.mark.kernel
 def test_on_an_existing_cluster_a_run_finished_elsewhere_is_not_rerun_and_a_broken_result_is_redone(
         tmp_path, monkeypatch, capsys):
     path = grid_file(tmp_path, GRID.replace("sleep: 3.0", "sleep: 0").replace("x: [1.0, 2.0, 3.0]", "x: [1.0, 2.0]"))

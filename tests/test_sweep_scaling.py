@@ -8,6 +8,7 @@ import pytest
 TINY = (Path(__file__).parent / "assets" / "tiny.ipynb").resolve()
 
 
+@pytest.mark.kernel
 def test_scaling_bench_writes_both_wall_times_and_their_ratio(tmp_path, script):
     bench = script("bench/sweep_scaling.py")
     grid = tmp_path / "tiny.yaml"

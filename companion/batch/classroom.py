@@ -15,9 +15,10 @@ from typing import Any
 import nbformat
 
 from ..core.errors import CourseError
-from ..checks import MARKS, VERDICT_MIME
+from ..checks import MARKS, VERDICT_MIME, checks_for
 from ..core.paths import NOTEBOOKS_DIR
-from .runner import find_notebook, list_notebooks
+from .params import declared_parameters
+from .runner import find_notebook, list_notebooks, run_notebook
 
 SOLUTION_TAG = "solution"
 RANK = {"correct": 2, "not_yet": 1, "pending": 0}
@@ -143,8 +144,6 @@ def execute_for_check(notebook: Path, out_dir: Path, profile: str, timeout: floa
     `out_dir`; return it, any error (with its cell) and the cell that ran out of time (or None)."""
     from nbclient.exceptions import CellTimeoutError
 
-    from .params import declared_parameters
-    from .runner import run_notebook
 
     params = {"profile": profile} if "profile" in declared_parameters(notebook) else {}
     executed = out_dir / notebook.name
@@ -189,7 +188,6 @@ def timeout_verdicts(path: Path, cell: int | None, checks: dict[str, Any], timeo
 def course_checks(notebook: Path) -> dict[str, Any]:
     """The registered checks (name → function) of a notebook, found by the course number the notebook itself
     declares (so a renamed copy keeps them); {} when a topic module does not import."""
-    from ..checks import checks_for
     from .notebooks import course_number
 
     try:

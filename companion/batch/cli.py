@@ -7,7 +7,15 @@ import signal
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from ..core.errors import CourseError
+from ..core.rates import choose_rates
+from .classroom import check, make_student
+from .nbgrader_export import export_course
+from .report import report
+from .runner import execute_run, run_course
+from .sweep import sweep
 
 COLLAPSED_EXIT = 3  # `run`: the notebook ran, but a classifier it trained did not learn (see --accept-collapse)
 
@@ -36,7 +44,6 @@ def _declared_types(notebook: str) -> dict[str, str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one notebook with parameters into a run folder (executed notebook, result JSON, status.json)."""
-    from .runner import execute_run
 
     parameters = _parameters(args.p, _declared_types(args.notebook))
     status = execute_run(args.notebook, args.out, parameters, progress=not args.quiet, force=args.force,
@@ -49,16 +56,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or with --dry-run print the commands of) every run of a YAML grid; resumable."""
-    from .sweep import sweep
-
     return sweep(args.grid, out=args.out, jobs=args.jobs, dry_run=args.dry_run, cluster=args.cluster,
                  scheduler=args.scheduler, force=args.force)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Collect a run folder into report.csv, plots/*.png and report.md."""
-    from .report import report
-
     for kind, path in report(args.rundir).items():
         print(f"{kind}: {path}")
     return 0
@@ -70,9 +73,7 @@ def cmd_rates(args: argparse.Namespace) -> int:
         from .rates import search
 
         return search(args.source, args.out, runs=args.runs, jobs=args.jobs, force=args.force)
-    import pandas as pd
 
-    from ..core.rates import choose_rates
 
     out = Path(args.out)
     if out.exists() and not args.force:
@@ -108,14 +109,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
 def cmd_student(args: argparse.Namespace) -> int:
     """Write student versions of the notebooks (solution cells removed, outputs cleared), or an nbgrader course."""
     if args.nbgrader:
-        from .nbgrader_export import export_course
-
         written = export_course(args.nbgrader, args.notebooks or None, force=args.force)
         print(f"{len(written)} nbgrader assignment(s) in {args.nbgrader}/source: "
               f"cd {args.nbgrader} && nbgrader generate_assignment <name>")
         return 0
-    from .classroom import make_student
-
     written = make_student(args.out, args.notebooks or None, force=args.force)
     print(f"{len(written)} student notebook(s) in {args.out}")
     return 0
@@ -123,7 +120,6 @@ def cmd_student(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Run a notebook and summarise its exercise checks (exit 0 when every one is correct)."""
-    from .classroom import check
 
     return check(args.notebook, profile=args.profile, execute=not args.no_execute, out=args.out,
                  timeout=args.timeout, force=args.force)
@@ -131,7 +127,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_course(args: argparse.Namespace) -> int:
     """Run every notebook with one profile; fail if any notebook failed."""
-    from .runner import run_course
 
     from ..core.results import write_json_atomic
 

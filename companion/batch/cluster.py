@@ -1,9 +1,13 @@
 """Where a sweep's runs execute: a Dask cluster (a LocalCluster on this machine, an existing cluster reached by
 its scheduler address, or Slurm / PBS batch jobs through dask-jobqueue), each worker running one run at a time.
 Resources come from the optional `resources:` section of the sweep file; the schema is in sweeps/README.md.
+
+Dask is the package's `cluster` extra, so it is imported only inside the functions that start or reach a cluster,
+after `require_dask` has turned its absence into one CourseError that says how to install it.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -20,6 +24,22 @@ BATCH_DEFAULTS = {"cores": 2, "memory": "8GB", "walltime": "02:00:00"}
 CONNECT_TIMEOUT_S = 5
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://[\w.\-\[\]:]+:\d+$")
+INSTALL_CLUSTER = "pip install 'companion[cluster]' (or `make setup`, which installs it)"
+
+
+def require_dask(cluster: str = "local") -> None:
+    """Check that the `cluster` extra is installed (Dask, distributed; dask-jobqueue for slurm / pbs), else one
+    CourseError saying how to install it."""
+    needed = ("dask", "distributed") + (("dask_jobqueue",) if cluster in ("slurm", "pbs") else ())
+    missing = []
+    for name in needed:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name.replace("_", "-"))
+    if missing:
+        raise CourseError(f"sweeps run on Dask, and {', '.join(missing)} is not installed here: {INSTALL_CLUSTER}; "
+                          f"without it, `companion sweep GRID --dry-run` prints one `companion run` command per run")
 
 
 def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
@@ -31,8 +51,6 @@ def _positive_int(value: Any, name: str, minimum: int = 1) -> int:
 
 def check_resources(resources: Any) -> dict[str, Any]:
     """The sweep file's `resources:` mapping with every key's type checked (one CourseError saying the fix)."""
-    from dask.utils import parse_bytes
-
     if resources is None:
         return {}
     if not isinstance(resources, dict):
@@ -47,6 +65,9 @@ def check_resources(resources: Any) -> dict[str, Any]:
     if "gpus" in checked:
         _positive_int(checked["gpus"], "gpus", minimum=0)
     if "memory" in checked:
+        require_dask()
+        from dask.utils import parse_bytes
+
         try:
             parse_bytes(str(checked["memory"]))
         except ValueError:
@@ -78,6 +99,7 @@ def threads_per_run(cluster: str, jobs: int, resources: dict[str, Any]) -> int |
 
 def batch_cluster(kind: str, resources: dict[str, Any]) -> Any:
     """A dask-jobqueue SLURMCluster / PBSCluster whose every job is one single-threaded worker (no jobs yet)."""
+    require_dask(kind)
     from dask_jobqueue import PBSCluster, SLURMCluster
     from dask_jobqueue.pbs import pbs_format_bytes_ceil
     from dask.utils import parse_bytes
@@ -120,6 +142,7 @@ def _connect(address: str) -> Any:
 def open_client(cluster: str = "local", jobs: int = 1, resources: dict[str, Any] | None = None,
                 scheduler: str | None = None) -> Iterator[Any]:
     """A Dask Client for the sweep: an existing scheduler, or a cluster started here and closed at the end."""
+    require_dask(cluster if not scheduler else "local")
     from distributed import Client, LocalCluster
 
     if scheduler:

@@ -25,7 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
+from ..core.data import check_data
 from ..core.errors import CourseError
+from ..core.models import EMBEDDED, check_model_name
 from .notebooks import find_notebook, notebook_facts
 
 _TYPES = {"int": (int,), "float": (float, int), "str": (str,), "bool": (bool,), "list": (list, tuple),
@@ -89,6 +91,8 @@ def parse_range(help_text: str | None) -> Range | None:
 @lru_cache(maxsize=64)
 def _declared(notebook: str, mtime: float) -> dict[str, dict[str, Any]]:
     """declared_parameters, cached per file version (sweeps check many runs of one notebook)."""
+    # here, not at the top: both take about a second to import, and `import companion` (every notebook's set-up)
+    # imports this module
     import nbformat
     from papermill.translators import PythonTranslator
 
@@ -218,8 +222,6 @@ def _is_path_like(text: str) -> bool:
 def resolve_paths(parameters: dict[str, Any], cwd: str | Path | None = None) -> dict[str, Any]:
     """Path-valued parameters made absolute against `cwd` (default: the caller's working folder), because the
     kernel runs in the notebook's folder; registered data sets, embedded models and hub ids stay as they are."""
-    from ..core.models import EMBEDDED
-
     base = Path(cwd or os.getcwd())
     resolved = dict(parameters)
     for name, value in parameters.items():
@@ -281,8 +283,7 @@ def _check_max_length(values: dict[str, Any]) -> None:
 def check_inputs(notebook: Path, parameters: dict[str, Any]) -> None:
     """Check the data source and models a run will load (with the notebook's defaults for the rest), the data sets
     its code needs (WikiText-2), that its labels can be turned into words (hard prompts) and that max_length fits."""
-    from ..core.data import check_data, check_registered
-    from ..core.models import check_model_name
+    from ..core.data import check_registered
 
     declared = declared_parameters(notebook)
     values = {name: coerce(spec["default"]) for name, spec in declared.items()}  # defaults are source text

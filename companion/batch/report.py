@@ -1,5 +1,6 @@
 """Collect a run folder (one sub-folder per run, each with status.json + result JSON) into a tidy CSV,
-seaborn plots and a Markdown summary (mean ± std over seeds per sweep entry and parameter setting).
+seaborn plots and a Markdown summary: per sweep entry and parameter setting, the mean over seeds and its 95 %
+t-interval (`companion.core.stats.mean_ci`), the course's standard for every number that varies with the seed.
 """
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ import pandas as pd
 from ..core.errors import CourseError
 from ..core.results import write_text_atomic
 from .runner import STATUS_FILE, is_stale, read_status
+from ..core.stats import Interval, mean_ci
 from .tables import plain
 
 PLAN_FILE = "sweep.json"  # written by companion.batch.sweep (kept here too, so report does not import sweep)
 BASE_COLUMNS = ["group", "notebook", "run_id", "status", "seed", "seconds", "error"]
 PARAM = "param."
+INTERVAL = "mean ± 95 % t-interval over seeds"  # how every varying number of the summary and the plots reads
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -126,13 +129,21 @@ def setting_label(frame: pd.DataFrame) -> pd.Series:
     return labels
 
 
-def _fmt(mean: float, std: float) -> str:
-    """`mean ± std` with 4 significant digits, never in scientific notation (std left out for a single seed)."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+def seed_interval(values: pd.Series) -> Interval | None:
+    """The mean over seeds and its 95 % Student-t interval (`mean_ci`); None when no seed has a value."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    return mean_ci(values.to_numpy(dtype=float)) if len(values) else None
+
+
+def _fmt(interval: Interval | None) -> str:
+    """`mean ± h` (h: half the 95 % t-interval) with 4 significant digits, never in scientific notation; a single
+    seed has no interval and shows the mean alone, no value shows '–'."""
+    if interval is None:
         return "–"
-    if std is None or math.isnan(std):
-        return plain(mean, 4)
-    return f"{plain(mean, 4)} ± {plain(0 if std <= 1e-9 * max(1.0, abs(mean)) else std, 2)}"  # no ± 1e-16 round-off
+    if interval.n < 2:
+        return plain(interval.mean, 4)
+    half = interval.half_width
+    return f"{plain(interval.mean, 4)} ± {plain(0 if half <= 1e-9 * max(1.0, abs(interval.mean)) else half, 2)}"
 
 
 def split_metrics(group: pd.DataFrame) -> tuple[list[str], dict[str, Any]]:
@@ -156,7 +167,8 @@ def _number(value: Any) -> str:
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over seeds of each varying metric, per group (sweep entry) and parameter setting."""
+    """The mean over seeds ± half its 95 % t-interval of each varying metric, per group (sweep entry) and
+    parameter setting (text cells: `0.82 ± 0.05`; one seed: the mean alone)."""
     rows = []
     for name, entry in finished(frame).groupby("group", sort=True):
         varying, _ = split_metrics(entry)
@@ -164,7 +176,7 @@ def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
             row = {"group": name, "notebook": group["notebook"].iloc[0], "setting": setting,
                    "seeds": int(group["seed"].nunique())}
             for col in varying + ["seconds"]:
-                row[col] = _fmt(group[col].mean(), group[col].std())
+                row[col] = _fmt(seed_interval(group[col]))
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -179,16 +191,20 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def markdown(frame: pd.DataFrame, rundir: Path, plots: list[Path]) -> str:
-    """The Markdown summary: counts, one mean ± std table per group (sweep entry), failed runs, plots."""
+    """The Markdown summary: counts, one table per group (sweep entry) of means with 95 % t-intervals over seeds,
+    failed runs, plots."""
     counts = frame["status"].value_counts().to_dict()
     text = [f"# Sweep report: {rundir.name}", "",
             f"{len(frame)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ". "
-            "Values are mean ± standard deviation over seeds; `seeds` counts the finished runs.", ""]
+            "Values are the mean over seeds ± half the width of its 95 % t-interval (Student t, n − 1 degrees of "
+            "freedom): the interval runs from mean − h to mean + h. A setting with one seed shows its mean alone (no "
+            "interval); `seeds` counts the finished runs.", ""]
     summary = summary_table(frame)
     for name, group in (summary.groupby("group") if len(summary) else []):
         notebook = group["notebook"].iloc[0]
         group = group.drop(columns=["group", "notebook"]).dropna(axis=1, how="all")
-        text += [f"## {name}" + (f" ({notebook})" if notebook != name else ""), "", markdown_table(group), ""]
+        text += [f"## {name}" + (f" ({notebook})" if notebook != name else ""), "", f"Each value: {INTERVAL}.", "",
+                 markdown_table(group), ""]
         same = split_metrics(finished(frame).query("group == @name"))[1]
         if same:
             text += ["Same in every run: " + ", ".join(f"`{k}` = {_number(v)}" for k, v in same.items()), ""]
@@ -200,7 +216,8 @@ def markdown(frame: pd.DataFrame, rundir: Path, plots: list[Path]) -> str:
 
 
 def plot(frame: pd.DataFrame, rundir: Path, max_metrics: int = 8) -> list[Path]:
-    """One PNG per group (sweep entry): each varying metric per setting, bar = mean, error bar = sd over seeds."""
+    """One PNG per group (sweep entry): each varying metric per setting, bar = mean over seeds, error bar = its 95 %
+    t-interval (none for a single seed), dots = the seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,16 +235,22 @@ def plot(frame: pd.DataFrame, rundir: Path, max_metrics: int = 8) -> list[Path]:
         nrows = math.ceil(len(metrics) / ncols)
         width = max(3.5, 0.6 * group["setting"].nunique() + 2)
         fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 3.6 * nrows), squeeze=False)
+        order = sorted(group["setting"].unique())
         for ax, metric in zip(axes.flat, metrics):
-            sns.barplot(data=group, x="setting", y=metric, errorbar="sd", ax=ax, color="C0", alpha=0.6)
-            sns.stripplot(data=group, x="setting", y=metric, ax=ax, color="k", size=4)
+            intervals = [seed_interval(group.loc[group["setting"] == s, metric]) for s in order]
+            ax.bar(range(len(order)), [i.mean if i else math.nan for i in intervals], color="C0", alpha=0.6)
+            spread = [(x, i) for x, i in enumerate(intervals) if i and i.n > 1]  # one seed: no interval drawn
+            if spread:
+                ax.errorbar([x for x, _ in spread], [i.mean for _, i in spread],
+                            yerr=[i.half_width for _, i in spread], fmt="none", ecolor="k", capsize=4)
+            sns.stripplot(data=group, x="setting", y=metric, order=order, ax=ax, color="k", size=4)
             ax.set_title(metric)
             ax.set_xlabel("")
             ax.set_ylabel("")
             ax.tick_params(axis="x", rotation=30)
         for ax in list(axes.flat)[len(metrics):]:
             ax.set_visible(False)
-        fig.suptitle(f"{name}: mean ± sd over seeds")
+        fig.suptitle(f"{name}\n{INTERVAL}\n(bar: mean, line: interval, dots: seeds)", fontsize=10)
         fig.tight_layout()
         path = rundir / "plots" / f"{name}.png"
         path.parent.mkdir(exist_ok=True)

@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .cluster import CLUSTERS, check_resources, job_script, open_client, run_on_worker, threads_per_run, where
+import yaml
+
+from .cluster import (CLUSTERS, check_resources, job_script, open_client, require_dask, run_on_worker, threads_per_run,
+                      where)
 from ..core.errors import CourseError
+from .grid_types import check_grid_types
 from .params import check_parameters, coerce, resolve_paths
 from ..core.paths import NOTEBOOKS_DIR
 from .runner import find_notebook, is_finished, read_status
@@ -66,8 +70,6 @@ def _yaml_loader() -> type:
 
 def load_grid(path: str | Path) -> dict[str, Any]:
     """Read a sweep YAML file and check its keys (one CourseError naming the valid ones)."""
-    import yaml
-
     path = Path(path)
     if not path.is_file():
         raise CourseError(f"no sweep file {str(path)!r}: pass a YAML grid such as sweeps/example.yaml")
@@ -83,8 +85,6 @@ def load_grid(path: str | Path) -> dict[str, Any]:
         if not isinstance(entry, dict) or "notebook" not in entry:
             raise CourseError(f"{path.name}: notebooks[{i}] needs a `notebook:` (number, name or .ipynb path)")
         _check_keys(entry, ENTRY_KEYS, f"{path.name}: notebooks[{i}]")
-    from .grid_types import check_grid_types
-
     check_grid_types(grid, path.name)  # value types (jobs: two, params: as a list) before anything runs
     return grid
 
@@ -316,6 +316,8 @@ def sweep(grid_path: str | Path, out: str | Path | None = None, jobs: int | None
     0 if every run finished. `force`: run `profile gpu` where there is no CUDA."""
     from .params import check_device
 
+    if not dry_run or (cluster in ("slurm", "pbs") and not scheduler):  # a plain dry run needs no Dask
+        require_dask(cluster if not scheduler else "local")
     runs, rundir, grid = plan(grid_path, out)
     resources = check_resources(grid.get("resources"))
     if cluster not in CLUSTERS:

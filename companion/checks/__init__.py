@@ -8,6 +8,7 @@ read; in a plain Python process it is printed. Every verdict of the process is k
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -141,8 +142,6 @@ def check_prediction(prediction: Any, measured: Any, name: str, explanation: str
 def checks_for(notebook: str) -> dict[str, Callable[..., "Verdict"]]:
     """The registered checks of one notebook ('01', '01_probability' or a notebook's id from its metadata): imports
     that notebook's checks module, `companion.checks.nNN`, which registers them."""
-    import importlib
-
     number = str(notebook).split("_")[0]
     try:
         importlib.import_module(f"{__name__}.n{number}")

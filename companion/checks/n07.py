@@ -1,6 +1,7 @@
 """Exercise checks of notebook 07."""
 from __future__ import annotations
 
+from ..core.models import count_parameters, load_model
 from ..engine.layered import ULMFIT_DECAY, freeze_lower
 from ..lessons.n07_layered import adam_state_explanation
 from . import Verdict, check_close, check_equal, check_prediction, exercise
@@ -16,8 +17,6 @@ def check_adam_state_prediction(answer, measured: int, trainable: int, total: in
 @exercise("07", "trainable_after_freeze")
 def check_trainable_after_freeze(answer, model_name: str, k: int) -> bool:
     """Exercise: trainable parameters after freezing the embeddings and the lowest k layers."""
-    from ..core.models import count_parameters, load_model
-
     model = freeze_lower(load_model(model_name, "classifier", num_labels=5), k)
     return check_equal(answer, count_parameters(model)["trainable"], "trainable_after_freeze",
                        "add up the parameters of the parts above layer k-1 (parameter_shares lists every part)")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
 
 def plain_number(value: float, _pos: Any = None) -> str:
     """A tick label without scientific notation: 20, 1,000, 0.5."""
@@ -11,8 +13,6 @@ def plain_number(value: float, _pos: Any = None) -> str:
 
 def plain_log_axis(ax: Any, axis: str = "x", ticks: Sequence[float] | None = None) -> Any:
     """Log-scale one axis, labelled with plain numbers at `ticks` (default 1-2-5 steps), minor ticks unlabelled."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
-
     if axis not in ("x", "y"):
         raise ValueError(f"axis must be 'x' or 'y', not {axis!r}")
     getattr(ax, f"set_{axis}scale")("log")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -52,9 +53,7 @@ LIBRARY_NOTICES = (r".*`is_gradient_checkpointing` is deprecated",)
 
 def quiet_libraries() -> None:
     """Library logs at error level and known library FutureWarnings off; progress bars stay (live runs show them)."""
-    import warnings
-
-    import transformers
+    import transformers  # here, not at the top: `import companion` (every command line call) needs no transformers
 
     transformers.logging.set_verbosity_error()
     for message in LIBRARY_NOTICES:
@@ -64,7 +63,7 @@ def quiet_libraries() -> None:
 def start(profile: str = "auto", seed: int = 0, precision: str = "auto") -> tuple[str, torch.device, float]:
     """A notebook's set-up: resolve the profile, seed everything, pick the device and the training precision (and
     print it), quiet the libraries' warnings, set the plot theme; start a clock."""
-    import seaborn as sns  # imported here: the package itself does not need the plotting stack
+    import seaborn as sns  # here: `import companion` (every command line call) needs no plotting stack
 
     resolved = resolve_profile(profile)
     device = pick_device()

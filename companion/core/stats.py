@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,8 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> Interval:
     mean = float(x.mean())
     if len(x) == 1:
         return Interval(mean, -math.inf, math.inf, 1)
+    from scipy import stats as scipy_stats  # here: the command line's `report` imports this module, scipy is slow
+
     half = float(scipy_stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
     return Interval(mean, mean - half, mean + half, len(x))
 
