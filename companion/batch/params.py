@@ -27,6 +27,7 @@ from typing import Any, Mapping, NamedTuple
 
 from ..core.data import check_data
 from ..core.errors import CourseError
+from ..core.files import DATA_SUFFIXES
 from ..core.models import EMBEDDED, check_model_name
 from .notebooks import find_notebook, notebook_facts
 
@@ -35,7 +36,6 @@ _TYPES = {"int": (int,), "float": (float, int), "str": (str,), "bool": (bool,), 
 _RANGE = re.compile(r"range:\s*([\[(])\s*([^,\])]*?)\s*,\s*([^\])]*?)\s*([\])])")
 MODEL_PARAMETERS = ("model_name", "lm_name", "encoder_name")
 PATH_SUFFIXES = ("_path", "_file", "_dir", "_csv")
-DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 BOOL_WORDS = {"true": True, "yes": True, "false": False, "no": False}
 # options of a run, not of the notebook: accepted (and checked) as `-p` wherever a notebook declares `data`, and
 # passed to the kernel's loaders in the environment (companion.data reads it)

@@ -11,12 +11,13 @@ import tempfile
 import urllib.request
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .errors import CourseError, shown
 
+from .files import as_written, is_missing, load_source
 from .paths import DATA_DIR, cache_dir
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 DATA_ENV = "COURSE_DATA_DIR"
 SPLITS = ("train", "validation", "test")
-DATA_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 MERGE_CASE_ENV = "COURSE_MERGE_LABEL_CASE"  # 1: labels that differ only by case are one class (`-p merge_label_case`)
 # One split per data set, whatever a run's own seed: every notebook, sweep run and seed sees the same train /
 # validation / test texts, so results pair across notebooks and seeds vary only what trains.
@@ -161,115 +161,11 @@ def load_medical_abstracts(seed: int = SPLIT_SEED, val_size: float = 0.15, test_
     return dataset
 
 
-def _not_utf8(path: Path) -> CourseError:
-    """The message for a file that is not UTF-8 text, with the line of its first bad byte."""
-    raw = path.read_bytes()
-    try:
-        raw.decode("utf-8")
-        where = ""
-    except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        where = f" (byte {raw[err.start]:#04x} on line {line})"
-    return CourseError(f"{path.name} is not UTF-8 text{where}: save it as UTF-8 (in a spreadsheet: 'CSV UTF-8'), "
-                       f"or convert it, e.g. iconv -f latin1 -t utf-8 {path.name} > utf8-{path.name}")
-
-
-def _read_json_lines(path: Path) -> pd.DataFrame:
-    """A JSON Lines file as a DataFrame of Python values (labels stay as written); a bad line names its number."""
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as err:
-            raise CourseError(f"{path.name} line {number} is not valid JSON ({err}): each line must be one object "
-                              f'such as {{"text": "...", "label": "..."}}') from None
-        if not isinstance(record, dict):
-            raise CourseError(f"{path.name} line {number} is not a JSON object: each line must be one object "
-                              f'such as {{"text": "...", "label": "..."}}')
-        records.append(record)
-    return pd.DataFrame(records, dtype=object)
-
-
-def _read_json(path: Path) -> pd.DataFrame:
-    """A JSON file (a list of objects, or an object of columns) as a DataFrame of Python values."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-        return pd.DataFrame(data, dtype=object)
-    except json.JSONDecodeError as err:
-        raise CourseError(f"{path.name} is not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
-    except (ValueError, TypeError) as err:
-        raise CourseError(f"{path.name} is not a table: use a list of objects such as "
-                          f'[{{"text": "...", "label": "..."}}] ({err})') from None
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV, TSV, JSON Lines, JSON or Parquet file into a DataFrame; labels keep the form they have there."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".csv", ".tsv"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, encoding="utf-8")
-        if suffix == ".jsonl":
-            return _read_json_lines(path)
-        if suffix == ".json":
-            return _read_json(path)
-        if suffix == ".parquet":
-            return pd.read_parquet(path, dtype_backend="numpy_nullable")
-    except UnicodeDecodeError:
-        raise _not_utf8(path) from None
-    except pd.errors.EmptyDataError:
-        raise CourseError(f"{path.name} is empty: put a header line (text,label) and one labelled text per row") \
-            from None
-    except (pd.errors.ParserError, OSError, ValueError) as err:
-        raise CourseError(f"cannot read {path.name} ({type(err).__name__}: {str(err).splitlines()[0][:200]})") \
-            from None
-    raise CourseError(f"unsupported file type {suffix!r} for {path.name}: use .csv, .tsv, .jsonl, .json or .parquet")
-
-
-def _missing(value: Any) -> bool:
-    """Whether a cell is empty: None, NaN, pd.NA or blank text."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return True
-    return isinstance(value, str) and not value.strip()
-
-
-def _as_written(value: Any) -> str:
-    """A label as the user wrote it: 1 stays '1' (never '1.0'), text stays text."""
-    if isinstance(value, float) and value.is_integer() and not isinstance(value, bool):
-        return str(int(value))  # only from sources without a text form (hub data sets): 1.0 was stored as a number
-    return str(value)
-
-
-def _load_source(source: str) -> tuple[pd.DataFrame, str]:
-    """The raw table of a local file or a hub data set, and a short name for messages."""
-    if not source.strip():
-        raise CourseError("data is empty (''): pass 'medical_abstracts', a .csv/.tsv/.jsonl/.json/.parquet file or a "
-                          "hub id")
-    path = Path(source).expanduser()
-    if path.is_file():
-        return _read_table(path), path.name
-    if path.exists():
-        what = "a folder" if path.is_dir() else "not a regular file (a device, pipe or socket)"
-        raise CourseError(f"data {source!r} is {what}: pass a .csv/.tsv/.jsonl/.json/.parquet file")
-    if path.suffix.lower() in DATA_SUFFIXES:
-        raise CourseError(f"data file {source!r} not found: check the path (from the command line relative to where "
-                          f"you run it; in a notebook relative to the notebook's folder)")
-    try:
-        from datasets import load_dataset
-
-        table = load_dataset(source, split="train").to_pandas()
-    except Exception as err:
-        raise CourseError(f"cannot load data set {source!r}: pass 'medical_abstracts', a local .csv/.jsonl/"
-                          f".parquet file, or a hub id while online ({type(err).__name__})") from None
-    return table.convert_dtypes(), source
-
-
 def read_labelled_texts(source: str, text_column: str = "text",
                         label_column: str = "label") -> tuple[pd.DataFrame, dict]:
     """A learner's file as a (text, label-as-written) frame; rows with an empty text or no label are dropped,
     counted in the returned report and printed. Every problem is one CourseError that says what to change."""
-    table, name = _load_source(source)
+    table, name = load_source(source)
     if table.empty and not len(table.columns):
         raise CourseError(f"{name} is empty: put one labelled text per row, with columns {text_column!r} and "
                           f"{label_column!r}")
@@ -279,8 +175,8 @@ def read_labelled_texts(source: str, text_column: str = "text",
                           f"pass text_column=… and label_column=… to name the right ones")
     if table.empty:
         raise CourseError(f"{name} has a header but no rows: add one labelled text per row")
-    no_text = table[text_column].map(_missing)
-    no_label = table[label_column].map(_missing) & ~no_text
+    no_text = table[text_column].map(is_missing)
+    no_label = table[label_column].map(is_missing) & ~no_text
     kept = table[~no_text & ~no_label]
     report = {"rows_read": len(table), "empty_text_dropped": int(no_text.sum()),
               "missing_label_dropped": int(no_label.sum())}
@@ -291,7 +187,7 @@ def read_labelled_texts(source: str, text_column: str = "text",
         print(f"{name}: dropped {len(table) - len(kept)} of {len(table)} rows ({report['empty_text_dropped']} with an "
               f"empty {text_column!r}, {report['missing_label_dropped']} without a {label_column!r})", flush=True)
     frame = pd.DataFrame({"text": kept[text_column].astype(str).to_numpy(),
-                          "label": [_as_written(v).strip() for v in kept[label_column]]})  # "neo " is "neo"
+                          "label": [as_written(v).strip() for v in kept[label_column]]})  # "neo " is "neo"
     return frame, report
 
 
