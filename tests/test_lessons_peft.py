@@ -78,3 +78,52 @@ def test_storage_ratio_check():
     assert check_storage_ratio(2_100, full, task, 7_680, 1_925)  # within 25 % of 2,250
     assert not check_storage_ratio(22_000, full, task, 7_680, 1_925)
     assert not check_storage_ratio(None, full, task, 7_680, 1_925)
+
+
+def test_task_prompt_reads_a_texts_head_and_tail_like_the_protocol():
+    from companion.engine.batches import encode_texts
+    from companion.lessons.n08_soft_prompts import encoded
+
+    tok = load_tokenizer("minilm")
+    long = " ".join(f"word{i}" for i in range(200))
+    rows = encoded(tok, [long, "short text"], [1, 0], max_length=16, truncation="head+tail")
+    assert rows[0]["input_ids"] == encode_texts(tok, [long], 16, "head+tail")["input_ids"][0]
+    assert len(rows[0]["input_ids"]) == 16
+    assert rows[0]["input_ids"] != encoded(tok, [long], [1], max_length=16)[0]["input_ids"]  # head only differs
+    out = batches(tok, [long, "short text"], [1, 0], batch_size=2, max_length=16, truncation="head+tail")
+    assert out[0]["input_ids"][0].tolist() == rows[0]["input_ids"]
+    assert out[0]["attention_mask"][1].sum() == len(rows[1]["input_ids"]) < 16  # the short text padded on the right
+
+
+def test_task_prompt_trains_under_a_protocol_config_with_class_weights(shared):
+    from companion.engine.protocol import protocol
+
+    model, _, _ = shared
+    tok = load_tokenizer("minilm")
+    texts, labels = domain_identification(MEDICAL, GENERAL, per_class=8, seed=2)
+    texts, labels = texts[:12], labels[:12]  # unbalanced on purpose
+    config = protocol("smoke").config(3e-2, 0, len(texts), progress=False, epochs=None, max_steps=5)
+    assert config.class_weights == "balanced" and config.mixed_precision == "fp32"
+    torch.manual_seed(0)
+    task = TaskPrompt(model, "b", nn.Linear(384, 2))
+    losses = train_task_prompt(task, tok, texts, labels, config, max_length=24, truncation="head+tail")
+    assert len(losses) == 5 and all(loss == loss for loss in losses)  # max_steps honoured, finite losses
+
+
+def test_rate_search_table_reads_new_and_old_tables():
+    import pandas as pd
+
+    from companion.lessons.n08_soft_prompts import rate_search_table
+
+    new = pd.DataFrame({"setting": ["full"] * 3 + ["p_tuning"] * 4, "lr": [1e-4, 3e-4, 9e-4, 1e-3, 3e-3, 9e-3, 2.7e-2],
+                        "val_macro_f1": [0.5, 0.6, 0.4, 0.2, 0.3, 0.4, 0.45],
+                        "chosen": [False, True, False, False, False, False, True], "data": "mine.csv"})
+    table = rate_search_table(new, ["full", "p_tuning", "lora"], "mine.csv")
+    assert list(table.index) == ["full", "p_tuning"]  # lora was not searched
+    assert table.loc["full", "position"] == "interior" and table.loc["full", "chosen lr"] == 3e-4
+    assert table.loc["p_tuning", "position"] == "highest tried" and table.loc["p_tuning", "tried"] == 4
+    assert "0.0003 → 0.600 ✓" in table.loc["full", "candidates"]
+    assert rate_search_table(new, ["full"], "other.csv").empty  # a search of other data is not this data's
+    old = new.drop(columns="data").rename(columns={"setting": "strategy"})  # an older table: the medical abstracts
+    assert rate_search_table(old, ["full"], "medical_abstracts").loc["full", "chosen lr"] == 3e-4
+    assert rate_search_table(old, ["full"], "mine.csv").empty

@@ -48,12 +48,9 @@ def test_07_layered_finetuning(smoke_run):
 
 def test_08_prompt_tuning(smoke_run):
     result = smoke_run("08")
-    _common(result, "08_prompt_tuning")
-    _hard_and_seeds(result)
-    soft = result["soft_prompts"]
-    assert {"prompt tuning, random init", "prompt tuning, text init", "p-tuning", "prefix tuning"} <= set(soft)
-    assert all(soft[m]["trainable"] < 0.01 * soft[m]["total"] for m in soft if m != "full fine-tuning")
-    assert soft["prompt tuning, text init"]["forgetting"]["cka"] == pytest.approx(1.0)  # the encoder is frozen
+    assert result["notebook"] == "08_prompt_tuning" and result["profile"] == "smoke" and result["seconds"] > 0
+    assert result["protocol"]["profile"] == "smoke" and result["precision"] in ("fp32", "bf16")
+    _hard_prompts(result)
     assert all(c["by_hand"] == c["peft"] for c in result["peft_counts"].values())  # counts derived = peft's own
     assert set(result["peft_counts"]) == {"prompt tuning", "prefix tuning", "p-tuning"}
     assert result["prompt_by_hand_equal"]
@@ -63,10 +60,16 @@ def test_08_prompt_tuning(smoke_run):
     multi = result["multitask"]  # two soft prompts on one frozen encoder, far smaller than a full copy
     assert all(0.0 <= multi[t]["macro_f1"] <= 1.0 and 0 < multi[t]["bytes"] < multi["full_copy_bytes"] / 100
                for t in ("topic", "domain"))
+    checks = {c["name"]: c for c in result["training_checks"]}  # what 08 trains itself carries a did-it-train check
+    assert set(checks) == {"topic task prompt", "domain task prompt"}
+    assert all(multi[t]["trained"] == checks[f"{t} task prompt"]["trained"] and multi[t]["steps"] > 0
+               for t in ("topic", "domain"))
+    _sweep(result)
 
 
-def _hard_and_seeds(result: dict) -> None:
-    """08's hard prompts (generated search on validation, zero/few × base/adapted) and its seeded soft prompts."""
+def _hard_prompts(result: dict) -> None:
+    """08's hard prompts: a generated search on validation, the winner's curse read on test, zero/few × base/adapted
+    with bootstrap intervals on macro-F1."""
     hard = result["hard_prompts"]
     search = hard["search"]  # a generated space of >= 20 combinations, scored on validation
     assert search["combinations"] == len(search["table"]) >= 20
@@ -74,13 +77,44 @@ def _hard_and_seeds(result: dict) -> None:
     assert (hard["best_template"], hard["best_verbalizer"]) == (search["table"][0]["template"],
                                                                search["table"][0]["verbalizer"])
     assert search["forward_passes"] == search["templates"] * search["validation_texts"]  # one pass per template
-    assert 0 < hard["test_texts"] <= hard["test_split"]
+    assert hard["test_texts"] == result["protocol"]["eval_size"] or hard["test_texts"] == hard["test_split"]
+    chosen, curse = hard["chosen"], hard["winners_curse"]  # validation and test side by side
+    assert chosen["validation_macro_f1"] == search["best"] == curse["table"][0]["validation"]
+    assert chosen["test_macro_f1"] == curse["table"][0]["test"] == pytest.approx(hard["base"]["zero_shot"]["macro_f1"])
+    assert len(curse["table"]) == curse["top"] and [r["validation rank"] for r in curse["table"]] == list(
+        range(1, curse["top"] + 1))
+    low, high = chosen["validation_interval"]["low"], chosen["validation_interval"]["high"]
+    assert low <= chosen["validation_macro_f1"] <= high
     for lm in ("base", "adapted"):
-        assert all(0.0 <= hard[lm][shots]["macro_f1"] <= 1.0 for shots in ("zero_shot", "few_shot"))
-    seeds, soft = result["seeds"], result["soft_prompts"]
-    assert len(seeds) >= 2 and len({len(m["rate_search"]) for m in soft.values()}) == 1  # same search budget
-    for m in soft.values():
-        assert len(m["macro_f1_per_seed"]) == len(seeds) and m["lr"] in [r["lr"] for r in m["rate_search"]]
-        assert m["interval"]["low"] <= m["macro_f1"] == m["interval"]["mean"] <= m["interval"]["high"]
-    assert "text_minus_random_init" in result["soft_differences"]
+        for shots in ("zero_shot", "few_shot"):
+            run = hard[lm][shots]
+            assert 0.0 <= run["macro_f1"] <= 1.0 and run["interval"]["mean"] == pytest.approx(run["macro_f1"])
+            assert run["interval"]["low"] <= run["macro_f1"] <= run["interval"]["high"]
+    differences = hard["macro_f1_differences"]  # intervals on the table's metric, not accuracy
+    assert set(differences) == {"adapted_minus_base_zero_shot", "adapted_minus_base_few_shot",
+                                "few_minus_zero_shot_base", "few_minus_zero_shot_adapted"}
+    assert differences["adapted_minus_base_zero_shot"]["mean"] == pytest.approx(
+        hard["adapted"]["zero_shot"]["macro_f1"] - hard["base"]["zero_shot"]["macro_f1"])
+    assert hard["fast_macro_f1_max_diff"] < 1e-9
 
+
+def _sweep(result: dict) -> None:
+    """08 reads the strategy sweep (the committed one is of the medical abstracts): every method of 08 with its
+    rate search, mean and interval, paired difference to full fine-tuning, did-it-train and convergence shares."""
+    sweep = result["sweep"]
+    assert sweep is not None, "the default sweep is of the medical abstracts: 08 must read it"
+    methods = sweep["methods"]
+    assert {"full fine-tuning", "LoRA", "prompt tuning, random init", "prompt tuning, text init", "p-tuning",
+            "prefix tuning"} <= set(methods)
+    for name, row in methods.items():
+        assert row["95 % low"] <= row["macro_f1"] <= row["95 % high"] and row["seeds"] >= 2
+        if name != "full fine-tuning":
+            assert row["vs full low"] <= row["vs full"] <= row["vs full high"]
+    assert all(methods[m]["trainable"] < 0.01 * methods["full fine-tuning"]["trainable"]
+               for m in ("prompt tuning, random init", "prompt tuning, text init", "p-tuning", "prefix tuning"))
+    assert set(sweep["rates"]) <= set(methods) and all(r["position"] in ("interior", "lowest tried", "highest tried")
+                                                       for r in sweep["rates"].values())
+    assert any("text init" in line and "random init" in line for line in sweep["sentences"])
+    assert sweep["best_soft"] is None or sweep["full_minus_best_soft"] is not None
+    kinds = {row["kind"] for row in result["side_by_side"]}
+    assert kinds == {"rule (no training)", "hard prompt", "trained (sweep)"}

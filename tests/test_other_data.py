@@ -52,6 +52,10 @@ def test_finetuning_notebooks_speak_of_the_data_they_ran_on(smoke_run, other_csv
     assert not MEDICAL_WORDS.search(printed), MEDICAL_WORDS.search(printed).group(0)
     if number == "06":
         assert "ln(3)" in printed and "3 classes" in printed
+    if number == "08":  # the committed sweep is of other data: 08 says how to get one and skips its tables
+        assert result["sweep"] is None and "make decide DATA=" in printed
+        assert result["multitask"]["lr_chosen_on_validation"] is False  # a borrowed rate is never called chosen
+        assert "NOT chosen on validation" in printed and result["hard_prompts"]["search"]["combinations"] >= 20
 
 
 def test_domain_adaptation_runs_on_other_data(smoke_run, other_csv):

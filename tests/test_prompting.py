@@ -2,11 +2,19 @@
 with and without the shared few-shot prefix), the search and the evaluation."""
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from companion.core.errors import CourseError
-from companion.lessons.n08_hard_prompts import FRAMINGS, MEDICAL_VERBALIZER, QUESTIONS, admissible, build_prompt, domain_words, first_token_ids, hard_prompt_eval, label_logprobs, next_token_logprobs, pick_demos, search_spread, shared_prefix, template_search, template_space, verbalizer_for, verbalizer_sets
+from companion.core.stats import paired_bootstrap
+from companion.engine.metrics import classification_metrics
+from companion.lessons.n08_hard_prompts import (FRAMINGS, MEDICAL_VERBALIZER, QUESTIONS, admissible, bootstrap_score,
+                                               build_prompt, domain_words, first_token_ids, hard_prompt_eval,
+                                               label_logprobs, macro_f1, next_token_logprobs, pick_demos,
+                                               search_spread, shared_prefix, template_search, template_space,
+                                               verbalizer_for, verbalizer_sets, winners_curse)
 
 MEDICAL_NAMES = ["neoplasms", "digestive system diseases", "nervous system diseases", "cardiovascular diseases",
                  "general pathological conditions"]
@@ -98,3 +106,36 @@ def test_template_search_scores_every_combination_once_per_template(smollm2, med
     assert row["macro_f1"] == pytest.approx(alone["macro_f1"]) and alone["texts"] == 4 and alone["seconds"] > 0
     spread = search_spread(table)
     assert spread["combinations"] == len(table) and spread["worst"] <= spread["median"] <= spread["best"]
+
+
+def test_fast_macro_f1_equals_the_engines_macro_f1():
+    rng = np.random.default_rng(0)
+    for n, classes in ((3, 2), (40, 5), (399, 5), (25, 3)):
+        for _ in range(50):
+            y, p = rng.integers(0, classes, n), rng.integers(0, classes - 1, n)  # a class never predicted, too
+            assert macro_f1(y, p) == pytest.approx(classification_metrics(y, p)["macro_f1"], abs=1e-12)
+    assert macro_f1([0, 0, 1], [2, 2, 2]) == classification_metrics([0, 0, 1], [2, 2, 2])["macro_f1"] == 0.0
+
+
+def test_bootstrap_intervals_of_one_run_and_of_a_paired_difference():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 300)
+    good = np.where(rng.random(300) < 0.8, y, rng.integers(0, 4, 300))  # right 80 % of the time (and by chance)
+    poor = np.where(rng.random(300) < 0.3, y, rng.integers(0, 4, 300))
+    one = bootstrap_score(y, good, seed=0)
+    assert one.low < one.mean < one.high and one.mean == pytest.approx(macro_f1(y, good)) and one.n == 300
+    assert bootstrap_score(y, good, seed=0) == one  # seeded
+    difference = paired_bootstrap(y, good, poor, macro_f1, seed=0)
+    assert difference.excludes_zero() and difference.mean == pytest.approx(macro_f1(y, good) - macro_f1(y, poor))
+    assert not paired_bootstrap(y, good, good.copy(), macro_f1, seed=0).excludes_zero()  # identical: 0 difference
+
+
+def test_winners_curse_puts_validation_and_test_side_by_side():
+    validation = pd.DataFrame({"template": ["a", "b", "a", "c"], "verbalizer": ["x", "x", "y", "y"],
+                               "macro_f1": [0.60, 0.55, 0.50, 0.20]})
+    test = pd.DataFrame({"template": ["a", "a", "b"], "verbalizer": ["x", "y", "x"], "macro_f1": [0.40, 0.45, 0.50]})
+    table = winners_curse(validation, test, top=3)
+    assert list(table["validation rank"]) == [1, 2, 3] and list(table["test rank"]) == [3, 1, 2]
+    assert table["test − validation"].tolist() == pytest.approx([-0.20, -0.05, -0.05])
+    with pytest.raises(CourseError, match="lacks some of the best"):
+        winners_curse(validation, test, top=4)  # c / y was never scored on test

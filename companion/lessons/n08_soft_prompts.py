@@ -12,6 +12,7 @@ from pathlib import Path
 from dataclasses import replace
 from typing import Sequence
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -34,12 +35,6 @@ def save_quietly(model: nn.Module, folder: str | os.PathLike) -> int:
     finally:
         hf_logging.enable_progress_bar()
     return folder_bytes(folder)
-
-
-
-
-
-
 
 
 def domain_identification(medical: Sequence[str], general: Sequence[str], per_class: int, seed: int = 0,
@@ -82,34 +77,42 @@ class TaskPrompt(nn.Module):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-def encoded(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int) -> list[dict]:
-    """Tokenised examples (input_ids, attention_mask, labels) for the training engine."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
+def encoded(tokenizer, texts: Sequence[str], labels: Sequence[int], max_length: int,
+            truncation: str = "head") -> list[dict]:
+    """Tokenised examples (input_ids, attention_mask, labels) for the training engine, cut like every run of the
+    protocol (`truncation`: head, or head+tail)."""
+    from ..engine.batches import encode_texts
+
+    enc = encode_texts(tokenizer, texts, max_length, truncation)
     return [{"input_ids": ids, "attention_mask": mask, "labels": int(y)}
             for ids, mask, y in zip(enc["input_ids"], enc["attention_mask"], labels)]
 
 
-def batches(tokenizer, texts: Sequence[str], labels: Sequence[int], batch_size: int, max_length: int) -> list[dict]:
+def batches(tokenizer, texts: Sequence[str], labels: Sequence[int], batch_size: int, max_length: int,
+            truncation: str = "head") -> list[dict]:
     """Tokenised, padded evaluation batches in the given order (input_ids, attention_mask, labels)."""
+    from ..engine.batches import encode_texts
+
     out = []
     for start in range(0, len(texts), batch_size):
-        enc = tokenizer(list(texts[start:start + batch_size]), truncation=True, max_length=max_length, padding=True,
-                        return_tensors="pt")
-        out.append({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+        ids = encode_texts(tokenizer, list(texts[start:start + batch_size]), max_length, truncation)["input_ids"]
+        width = max(len(row) for row in ids)  # pad on the right to the batch's longest text
+        out.append({"input_ids": torch.tensor([row + [tokenizer.pad_token_id] * (width - len(row)) for row in ids]),
+                    "attention_mask": torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in ids]),
                     "labels": torch.tensor(list(labels[start:start + batch_size]))})
     return out
 
 
 def train_task_prompt(task: TaskPrompt, tokenizer, texts: Sequence[str], labels: Sequence[int],
-                      config: TrainConfig, max_length: int) -> list[float]:
-    """Train one task's prompt table and head with the course's training loop (the backbone stays frozen); returns
-    the training loss at every step."""
+                      config: TrainConfig, max_length: int, truncation: str = "head") -> list[float]:
+    """Train one task's prompt table and head with the course's training loop (the backbone stays frozen) for the
+    config's whole step budget (no validation: no early stopping); returns the training loss at every step."""
     from ..engine.batches import padding_collator
     from ..engine.training import train
 
     config = replace(config, log_every=1, patience=None, restore_best=False)
-    result = train(task, encoded(tokenizer, texts, labels, max_length), None, padding_collator(tokenizer), config,
-                   groups=[{"params": task.trainable(), "lr": config.lr, "weight_decay": 0.0}],
+    result = train(task, encoded(tokenizer, texts, labels, max_length, truncation), None, padding_collator(tokenizer),
+                   config, groups=[{"params": task.trainable(), "lr": config.lr, "weight_decay": 0.0}],
                    evaluate_fn=lambda _: {})
     task.eval()
     return result.history.query("split == 'train'")["loss"].tolist()
@@ -117,12 +120,32 @@ def train_task_prompt(task: TaskPrompt, tokenizer, texts: Sequence[str], labels:
 
 @torch.no_grad()
 def evaluate_task_prompt(task: TaskPrompt, tokenizer, texts: Sequence[str], labels: Sequence[int],
-                         batch_size: int = 64, max_length: int = 64) -> dict:
+                         batch_size: int = 64, max_length: int = 64, truncation: str = "head") -> dict:
     """Accuracy and macro-F1 of one task with its prompt switched on (`set_adapter`) and its head."""
     task.eval()
     preds: list[int] = []
-    for batch in batches(tokenizer, texts, labels, batch_size, max_length):
+    for batch in batches(tokenizer, texts, labels, batch_size, max_length, truncation):
         preds += task(batch["input_ids"], batch["attention_mask"]).logits.argmax(-1).tolist()
     return {**classification_metrics(list(labels), preds), "preds": preds}
 
 
+def rate_search_table(rates: pd.DataFrame, settings: Sequence[str], data: str) -> pd.DataFrame:
+    """Per setting, a rate search's candidates on `data` (rates.yaml's table: setting, lr, val_macro_f1, chosen):
+    every rate tried with its validation macro-F1 (✓ the chosen one), the chosen rate, and where it lies among those
+    tried (interior: the optimum is bracketed; lowest/highest tried: the search ended at an edge)."""
+    key = "setting" if "setting" in rates else "strategy"  # a table of an older search names strategies
+    made_on = rates["data"].astype(str) if "data" in rates else pd.Series("medical_abstracts", index=rates.index)
+    rates = rates[made_on == data]  # a table without the column: an older search, of the medical abstracts
+    rows = {}
+    for setting in settings:
+        part = rates[rates[key] == setting].sort_values("lr")
+        if part.empty:
+            continue
+        chosen = part["chosen"].astype(str).str.lower().eq("true")
+        lr = float(part.loc[chosen, "lr"].iloc[0]) if chosen.any() else float("nan")
+        where = ("lowest tried" if len(part) > 1 and lr == part["lr"].min() else
+                 "highest tried" if len(part) > 1 and lr == part["lr"].max() else "interior")
+        rows[setting] = {"candidates": " · ".join(f"{r:.2g} → {v:.3f}" + (" ✓" if c else "") for r, v, c in
+                                                  zip(part["lr"], part["val_macro_f1"], chosen)),
+                         "chosen lr": lr, "tried": len(part), "position": where}
+    return pd.DataFrame(rows, index=["candidates", "chosen lr", "tried", "position"]).T
