@@ -101,17 +101,23 @@ def _hard_prompts(result: dict) -> None:
 def _sweep(result: dict) -> None:
     """08 reads the strategy sweep (the committed one is of the medical abstracts): every method of 08 with its
     rate search, mean and interval, paired difference to full fine-tuning, did-it-train and convergence shares."""
+    from companion.core.paths import PROJECT_ROOT
+    from companion.engine.comparison import load_sweep
+
     sweep = result["sweep"]
     assert sweep is not None, "the default sweep is of the medical abstracts: 08 must read it"
     methods = sweep["methods"]
-    assert {"full fine-tuning", "LoRA", "prompt tuning, random init", "prompt tuning, text init", "p-tuning",
-            "prefix tuning"} <= set(methods)
+    names = {"full": "full fine-tuning", "lora": "LoRA", "prompt_tuning": "prompt tuning, random init",
+             "prompt_tuning_text": "prompt tuning, text init", "p_tuning": "p-tuning", "prefix_tuning": "prefix tuning"}
+    swept = set(load_sweep(PROJECT_ROOT / "sweeps" / "results" / "strategies-cpu.csv")["setting"])
+    assert set(methods) == {name for setting, name in names.items() if setting in swept}  # every one the sweep has
+    assert {"full fine-tuning", "prompt tuning, random init", "prompt tuning, text init"} <= set(methods)
     for name, row in methods.items():
         assert row["95 % low"] <= row["macro_f1"] <= row["95 % high"] and row["seeds"] >= 2
         if name != "full fine-tuning":
             assert row["vs full low"] <= row["vs full"] <= row["vs full high"]
-    assert all(methods[m]["trainable"] < 0.01 * methods["full fine-tuning"]["trainable"]
-               for m in ("prompt tuning, random init", "prompt tuning, text init", "p-tuning", "prefix tuning"))
+    assert all(methods[m]["trainable"] < 0.01 * methods["full fine-tuning"]["trainable"] for m in methods
+               if m not in ("full fine-tuning", "LoRA"))
     assert set(sweep["rates"]) <= set(methods) and all(r["position"] in ("interior", "lowest tried", "highest tried")
                                                        for r in sweep["rates"].values())
     assert any("text init" in line and "random init" in line for line in sweep["sentences"])

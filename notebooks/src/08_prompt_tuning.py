@@ -95,7 +95,7 @@ cfg = cc.settings(PROFILE, {  # what this notebook does beyond the protocol
     "smoke": {"search_val": 6, "top": 3, "words": 12, "demo_words": 6, "domain_per_class": 16,
               "domain_test_per_class": 8, "task_steps": 30, "task_max_length": None},
     "cpu": {"search_val": 64, "top": 5, "words": 20, "demo_words": 10, "domain_per_class": 64,
-            "domain_test_per_class": 100, "task_steps": 100, "task_max_length": 64},
+            "domain_test_per_class": 100, "task_steps": 80, "task_max_length": 64},
     "gpu": {"search_val": 200, "top": 8, "words": 48, "demo_words": 24, "domain_per_class": 500,
             "domain_test_per_class": 300, "task_steps": None, "task_max_length": None},
 })
