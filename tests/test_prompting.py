@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from companion.core.errors import CourseError
-from companion.core.stats import paired_bootstrap
+from companion.core.stats import bootstrap_score, macro_f1, paired_bootstrap
 from companion.engine.metrics import classification_metrics
-from companion.lessons.n08_hard_prompts import (FRAMINGS, MEDICAL_VERBALIZER, QUESTIONS, admissible, bootstrap_score,
+from companion.lessons.n08_hard_prompts import (FRAMINGS, MEDICAL_VERBALIZER, QUESTIONS, admissible,
                                                build_prompt, domain_words, first_token_ids, hard_prompt_eval,
-                                               label_logprobs, macro_f1, next_token_logprobs, pick_demos,
+                                               label_logprobs, next_token_logprobs, pick_demos,
                                                search_spread, shared_prefix, template_search, template_space,
                                                verbalizer_for, verbalizer_sets, winners_curse)
 

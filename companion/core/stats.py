@@ -79,10 +79,11 @@ def percentile_interval(samples: np.ndarray, estimate: float, n: int, level: flo
     return Interval(float(estimate), float(low), float(high), n)
 
 
-def paired_bootstrap(labels: Sequence[int], preds_a: Sequence[int], preds_b: Sequence[int], metric,
+def paired_bootstrap(labels: Sequence[int], preds_a: Sequence[int], preds_b: Sequence[int], metric=None,
                      resamples: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
     """metric(a) − metric(b) on the same test items, with a bootstrap interval over the items (resampled together,
     so the two predictions stay paired): how much a difference on one test set could move with other test texts."""
+    metric = metric or macro_f1
     y, a, b = np.asarray(labels), np.asarray(preds_a), np.asarray(preds_b)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(y), size=(resamples, len(y)))
@@ -103,3 +104,24 @@ def change_over_items_and_seeds(before: Sequence[float], after: Sequence[Sequenc
     items = rng.integers(0, len(b), size=(resamples, len(b)))
     samples = np.array([(a[r][:, i] - b[i]).mean() for r, i in zip(runs, items)])
     return percentile_interval(samples, float((a - b).mean()), len(a) * len(b), level)
+
+
+def macro_f1(labels: Sequence[int], preds: Sequence[int]) -> float:
+    """Macro-F1 from class counts (2·TP / (true + predicted) per class that occurs in either, averaged): the same
+    number as `classification_metrics`, fast enough to be recomputed on thousands of bootstrap resamples."""
+    y, p = np.asarray(labels, dtype=int), np.asarray(preds, dtype=int)
+    k = int(max(y.max(), p.max())) + 1
+    tp = np.bincount(y[y == p], minlength=k)
+    size = np.bincount(y, minlength=k) + np.bincount(p, minlength=k)  # TP + FN + TP + FP
+    present = size > 0
+    return float((2 * tp[present] / size[present]).mean())
+
+
+def bootstrap_score(labels: Sequence[int], preds: Sequence[int], metric=macro_f1, resamples: int = 2000,
+                    seed: int = 0, level: float = 0.95) -> Interval:
+    """One run's score with a bootstrap interval over its test items: how much the score could move with other
+    texts of the same kind (the interval of a single run, which has no seeds to average)."""
+    y, p = np.asarray(labels), np.asarray(preds)
+    draws = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
+    samples = np.array([metric(y[i], p[i]) for i in draws])
+    return percentile_interval(samples, metric(y, p), len(y), level)

@@ -12,7 +12,6 @@ import random
 import time
 from typing import Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -20,7 +19,6 @@ from tqdm.auto import tqdm
 
 from ..core.device import autocast
 from ..core.errors import CourseError
-from ..core.stats import Interval, percentile_interval
 from ..engine.metrics import classification_metrics
 
 # hand-chosen words for the five medical classes (index = label id): the medical data set's own verbalizer
@@ -250,22 +248,3 @@ def winners_curse(validation: pd.DataFrame, test: pd.DataFrame, top: int) -> pd.
     return table
 
 
-def macro_f1(labels: Sequence[int], preds: Sequence[int]) -> float:
-    """Macro-F1 from class counts (2·TP / (true + predicted) per class that occurs in either, averaged): the same
-    number as `classification_metrics`, fast enough to be recomputed on thousands of bootstrap resamples."""
-    y, p = np.asarray(labels, dtype=int), np.asarray(preds, dtype=int)
-    k = int(max(y.max(), p.max())) + 1
-    tp = np.bincount(y[y == p], minlength=k)
-    size = np.bincount(y, minlength=k) + np.bincount(p, minlength=k)  # TP + FN + TP + FP
-    present = size > 0
-    return float((2 * tp[present] / size[present]).mean())
-
-
-def bootstrap_score(labels: Sequence[int], preds: Sequence[int], metric=macro_f1, resamples: int = 2000,
-                    seed: int = 0, level: float = 0.95) -> Interval:
-    """One run's score with a bootstrap interval over its test items: how much the score could move with other
-    texts of the same kind (the interval of a single run, which has no seeds to average)."""
-    y, p = np.asarray(labels), np.asarray(preds)
-    draws = np.random.default_rng(seed).integers(0, len(y), size=(resamples, len(y)))
-    samples = np.array([metric(y[i], p[i]) for i in draws])
-    return percentile_interval(samples, metric(y, p), len(y), level)

@@ -55,14 +55,14 @@ import companion as cc
 from companion.checks.n08 import check_majority_f1, check_prompt_params, check_storage_ratio, check_word_logprob
 from companion.core.data import load_text_classification, load_wikitext2
 from companion.core.device import training_precision
-from companion.core.stats import Interval, compare, paired_bootstrap
+from companion.core.stats import Interval, bootstrap_score, compare, macro_f1, paired_bootstrap
 from companion.engine.comparison import convergence, for_data, load_sweep, pair, paired_against, summarise
 from companion.engine.finetune import subset
 from companion.engine.metrics import classification_metrics, majority_baseline
 from companion.engine.strategies import rate_for
 from companion.lessons.n05_adaptation import adapted_smollm2
-from companion.lessons.n08_hard_prompts import (admissible, bootstrap_score, build_prompt, domain_words,
-                                               first_token_ids, hard_prompt_eval, macro_f1, next_token_logprobs,
+from companion.lessons.n08_hard_prompts import (admissible, build_prompt, domain_words,
+                                               first_token_ids, hard_prompt_eval, next_token_logprobs,
                                                pick_demos, scoring_precision, search_spread, shorten,
                                                template_search, template_space, verbalizer_sets, winners_curse)
 from companion.lessons.n08_soft_prompts import (TaskPrompt, domain_identification, evaluate_task_prompt,
