@@ -238,8 +238,8 @@ paired[["difference", "low", "high", "seeds", "verdict"]].astype({"difference": 
 # `adapted + full` fine-tunes MiniLM after masked-LM domain-adaptive pretraining on the medical training texts
 # (notebook 05), with exactly the protocol and seeds of `full`, at its own chosen rate. Gururangan et al. (2020)
 # found domain-adaptive pretraining helps most when labelled data are few, so `sweeps/data-size.yaml` repeats the
-# pair at several training-set sizes (5 seeds each, paired). Whatever its sign, the answer is read off the
-# intervals:
+# pair at other training-set sizes (paired by seed; 3 seeds for the whole training split, whose runs cost the most).
+# Whatever its sign, the answer is read off the intervals:
 
 # %%
 if "adapted + full" in set(runs["setting"]):
@@ -252,7 +252,8 @@ else:
     adapt = None
 size_curve = None
 if Path(data_size_csv).is_file():
-    sizes = load_sweep(data_size_csv)
+    sizes = load_sweep(data_size_csv)  # 125, 250 and all training texts; the strategy sweep adds the protocol's size
+    sizes = pd.concat([sizes, runs[runs["setting"].isin(["full", "adapted + full"])]], ignore_index=True)
     sizes["encoder"] = np.where(sizes["setting"].str.startswith("adapted"), "adapted", "not adapted")
     rows = []
     for size, group in sizes.groupby("train_size"):
