@@ -93,6 +93,31 @@ def mark_outputs(folder: Path, stem: str, names: list[str]) -> None:
         write_json_atomic(folder / MARKS_FILE, {"files": {**marks, **{name: stem for name in names}}})
 
 
+def kernel_options() -> dict[str, Any]:
+    """papermill options that keep the kernel's transport warning off the console: where pyzmq has CurveZMQ and the
+    kernel declares support for it, the kernel manager provisions keys (the traffic is encrypted and ipykernel has no
+    "Kernel is running over TCP without encryption" to say); elsewhere the kernel's own log shows errors only."""
+    import zmq
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    from jupyter_client.manager import AsyncKernelManager
+
+    try:
+        declared = KernelSpecManager().get_kernel_spec("python3").metadata.get("supported_encryption") or []
+    except NoSuchKernel:
+        declared = []
+    if zmq.has("curve") and "curve" in declared and AsyncKernelManager.class_traits().get("transport_encryption"):
+
+        class EncryptedKernelManager(AsyncKernelManager):
+            """nbclient's kernel manager, provisioning CurveZMQ keys for the kernel it starts."""
+
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(**kwargs)
+                self.transport_encryption = "auto"
+
+        return {"kernel_manager_class": EncryptedKernelManager}
+    return {"extra_arguments": ["--IPKernelApp.log_level=ERROR"]}
+
+
 def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str, Any] | None = None,
                  progress: bool = True, timeout: float | None = None, force: bool = False) -> Path:
     """Validate parameters, then execute the notebook into `out_dir`; return the executed notebook's path.
@@ -116,7 +141,7 @@ def run_notebook(notebook: str | Path, out_dir: str | Path, parameters: dict[str
             # (Ctrl-C, a cell over `timeout`) races with the cell's reply and prints a kernel traceback
             papermill.execute_notebook(str(nb), str(output), parameters=kernel, cwd=str(nb.parent),
                                        progress_bar=progress, kernel_name="python3", language="python",
-                                       execution_timeout=timeout, shutdown_kernel="immediate")
+                                       execution_timeout=timeout, shutdown_kernel="immediate", **kernel_options())
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the kernel is stopped too, not left running
             _stop_processes(_children() - before)
             raise
