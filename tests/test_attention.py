@@ -8,8 +8,8 @@ matplotlib.use("Agg")
 import torch
 import torch.nn.functional as F
 
-from companion.lessons.n03_attention import apply_rope, attention, attention_heatmap, bert_attention_from_weights, bert_attention_maps, capture, causal_mask, llama_attention_from_weights, merge_heads, padding_mask, rope_cos_sin, split_heads
-from companion.checks.n03 import check_attention_params, check_attention_weights, check_causal_mask
+from companion.lessons.n03_attention import apply_rope, attention, attention_heatmap, bert_attention_from_weights, bert_attention_maps, capture, causal_mask, llama_attention_from_weights, merge_heads, padding_mask, rope_cos_sin, same_word_attention, same_word_ratios, split_heads, word_groups
+from companion.checks.n03 import check_attention_params, check_attention_weights, check_causal_mask, check_variance_prediction
 
 
 def _qkv(*shape):
@@ -101,3 +101,27 @@ def test_checks(minilm, capsys):
     d = minilm[0].config.hidden_size
     assert check_attention_params(4 * (d * d + d), minilm[0].encoder.layer[0].attention)
     assert "Hint" in capsys.readouterr().out
+
+
+def test_same_word_attention(minilm):
+    model, tok = minilm
+    assert word_groups([None, 0, 1, 1, 1, 2, None]) == [[2, 3, 4]]
+    uniform = [torch.full((2, 5, 5), 1 / 5)] * 3  # uniform attention: the ratio to uniform is exactly 1
+    table = same_word_attention(uniform, [None, 0, 0, 1, None])
+    assert len(table) == 3 and torch.allclose(torch.tensor(table["weight on same-word pieces"].values),
+                                              torch.tensor(table["uniform attention would give"].values).double())
+    assert same_word_attention(uniform, [None, 0, 1, 2, None]).empty  # no split word
+    text = "Laparoscopic cholecystectomy for symptomatic gallstones."
+    ratios = same_word_ratios(model, tok, [text, "The cat sat."])
+    assert set(ratios["text"]) == {0} and sorted(ratios["layer"]) == list(range(6)) and (ratios["ratio"] > 0).all()
+
+
+def test_variance_prediction_tolerance_is_four_standard_errors(capsys):
+    import pandas as pd
+
+    variance = pd.DataFrame({"d_k": [256, 256], "scores": ["q·k", "q·k / √d_k"], "variance": [250.0, 0.98],
+                             "standard error": [2.5, 0.01]})
+    assert check_variance_prediction(256, variance)  # 6 = 2.4 standard errors away
+    assert not check_variance_prediction(265, variance)  # 15 = 6 standard errors away
+    assert not check_variance_prediction(16, variance)
+    assert "±10.0" in capsys.readouterr().out

@@ -4,11 +4,14 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import pandas as pd
 import pytest
 import torch
 
-from companion.lessons.n04_domain_gap import centroid_cosine, corpus_perplexity, document_perplexities, domain_separability, fertility, keyness, most_split, oov_rate, pieces, pieces_per_word, vocabulary_overlap, word_counts, word_pieces_table, words
-from companion.checks.n04 import check_fertility, check_oov_rate, check_perplexity_gap
+from companion.lessons.n01_lm_probability import strided_token_nlls
+from companion.lessons.n04_domain_gap import centroid_cosine, corpus_blocks, corpus_gap, corpus_perplexity, document_perplexities, domain_separability, fertility, gap_verdict, keyness, marker_tokens, most_split, oov_rate, pieces, pieces_per_word, strip_markers, vocabulary_overlap, word_counts, word_pieces_table, word_starts, words
+from companion.checks.n04 import check_oov_rate, check_perplexity_gap, check_surprise_prediction
+from companion.core.stats import Interval
 from companion.core.errors import CourseError
 
 
@@ -74,10 +77,62 @@ def test_embedding_comparison_separates_shifted_sets():
 
 
 def test_exercise_checks(lm_tokenizer, capsys):
-    text = "Coronary artery disease"
-    assert check_fertility(fertility(lm_tokenizer, [text])["tokens_per_word"], lm_tokenizer, text)
-    assert not check_fertility(99.0, lm_tokenizer, text)
     assert check_oov_rate(0.2, Counter({"a": 8, "b": 2}), Counter({"a": 1}))
+    assert not check_oov_rate(0.8, Counter({"a": 8, "b": 2}), Counter({"a": 1}))
     assert check_perplexity_gap(math.exp(0.5), 3.0, 2.5)
     assert not check_perplexity_gap(None, 3.0, 2.5)
     assert "not yet" in capsys.readouterr().out
+
+
+def test_markers_stripped_and_located(lm_tokenizer):
+    text = "The <unk> is blue above, with spots that <unk>, and a <formula> below."
+    assert strip_markers(text) == "The is blue above, with spots that, and a below."
+    inside = marker_tokens(lm_tokenizer, text)
+    assert len(inside) == len(lm_tokenizer(text, add_special_tokens=False)["input_ids"])
+    ids = lm_tokenizer(text, add_special_tokens=False)["input_ids"]
+    spelled = lm_tokenizer.decode([t for t, m in zip(ids, inside) if m])
+    assert spelled.count("unk") == 2 and "formula" in spelled and "blue" not in spelled
+
+
+def test_word_starts_count_the_whitespace_words(lm_tokenizer):
+    text = "Percutaneous transluminal angioplasty, 12 patients.\n\nA second  paragraph (two spaces)."
+    ids = lm_tokenizer(text)["input_ids"]
+    assert int(word_starts(lm_tokenizer, torch.tensor(ids)).sum()) == len(text.split())
+
+
+def test_blocks_and_gap_of_two_corpora(smollm2):
+    model, tokenizer = smollm2
+    texts = ["Myocardial infarction was diagnosed in the emergency room after chest pain. " * 3,
+             "The river flows north through the old town before it reaches the sea. " * 3]
+    found = [strided_token_nlls(model, tokenizer, t, max_length=16, stride=8) for t in texts]
+    blocks = [corpus_blocks(tokenizer, f, block=8) for f in found]
+    for f, b, text in zip(found, blocks, texts):
+        assert b["tokens"].sum() == int((~torch.isnan(f["nll"])).sum()) and b["words"].sum() == len(text.split())
+        assert b["nll_sum"].sum() == pytest.approx(float(f["nll"].nansum()))
+    gap = corpus_gap(blocks[0], blocks[1], resamples=200)
+    per_token = (blocks[0]["nll_sum"].sum() / blocks[0]["tokens"].sum()
+                 - blocks[1]["nll_sum"].sum() / blocks[1]["tokens"].sum())
+    assert gap["token"].mean == pytest.approx(per_token) and gap["token"].low <= per_token <= gap["token"].high
+    assert set(gap) == {"token", "word"} and gap["word"].n == len(blocks[0]) + len(blocks[1])
+
+
+def test_gap_verdict_words_the_interval():
+    assert gap_verdict(Interval(0.1, -0.05, 0.25, 30), "medical", "general", "word").endswith("tied within noise")
+    line = gap_verdict(Interval(-0.2, -0.3, -0.1, 30), "medical", "general", "token")
+    assert line.endswith("general is more surprising per token") and "0.82 (95 % interval 0.74 to 0.90)" in line
+
+
+def test_surprise_prediction_follows_the_interval(capsys):
+    """The measured direction decides only when the per-token interval excludes 0; a tie contradicts no answer."""
+    ppl = pd.DataFrame({"token_ppl": [18.3, 21.4], "word_ppl": [95.7, 92.5], "tokens_per_word": [1.57, 1.48]},
+                       index=["medical", "general"])
+    resolved = {"token": Interval(-0.16, -0.25, -0.05, 32), "word": Interval(0.03, -0.2, 0.25, 32)}
+    assert check_surprise_prediction(" General ", ppl, resolved).status == "correct"
+    assert check_surprise_prediction("medical", ppl, resolved).status == "not_yet"
+    out = capsys.readouterr().out
+    assert "per word medical / general = 1.03 (95 % interval 0.82 to 1.28): tied within noise" in out
+    tied = {"token": Interval(-0.16, -0.4, 0.1, 32), "word": resolved["word"]}
+    verdict = check_surprise_prediction("medical", ppl, tied)
+    assert verdict.status == "correct" and verdict.message.startswith("not contradicted")
+    assert check_surprise_prediction(None, ppl, tied).status == "pending"
+    assert check_surprise_prediction("both", ppl, tied).status == "not_yet"

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from companion import CourseError
-from companion.lessons.n01_lm_probability import BigramLM, encode_with_start, model_loss, perplexity, sentence_nlls, sentence_perplexities, split_sentences, start_token_id, strided_perplexity, token_log_probs, window_starts, words
-from companion.checks.n01 import check_bigram_prob, check_perplexity, check_window_count
+from companion.lessons.n01_lm_probability import BigramLM, bigram_reversal_ratio, encode_with_start, model_loss, model_provenance, perplexity, reversal_ratios, reverse_words, sentence_nlls, sentence_perplexities, split_sentences, start_token_id, strided_perplexity, strided_token_nlls, token_log_probs, window_starts, words
+from companion.checks.n01 import check_bigram_prob, check_perplexity, check_reversal_prediction, check_window_count
 
 SENTENCE = "The patient underwent a laparoscopic cholecystectomy."
 
@@ -97,3 +97,51 @@ def test_checks(capsys):
     assert check_bigram_prob(lm.prob("a", "b"), lm, "a", "b")
     assert check_window_count(9, 5000, 1024, 512) and not check_window_count(10, 5000, 1024, 512)
     assert "Hint" in capsys.readouterr().out
+
+
+def test_strided_token_nlls_score_each_token_once(smollm2):
+    model, tok = smollm2
+    text = " ".join([SENTENCE, "Gallstones are hardened deposits of digestive fluid."] * 3)
+    sliding = strided_token_nlls(model, tok, text, max_length=16, stride=8)
+    n = encode_with_start(tok, text).shape[1]
+    assert sliding["ids"].shape == sliding["nll"].shape == (n,) and torch.isnan(sliding["nll"][0])
+    assert not torch.isnan(sliding["nll"][1:]).any()
+    disjoint = strided_token_nlls(model, tok, text, max_length=16, stride=16)
+    assert [int(i) for i in torch.isnan(disjoint["nll"]).nonzero()] == list(range(0, n, 16))
+    one = strided_token_nlls(model, tok, text, max_length=n, stride=n)  # one window: the model's own per-token loss
+    ids = encode_with_start(tok, text)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, :-1].float()
+        own = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none")
+    assert torch.allclose(one["nll"][1:], own.double(), atol=1e-4)
+    assert strided_perplexity(model, tok, text, 16, 8)["nll"] == pytest.approx(float(sliding["nll"].nanmean()))
+
+
+def test_reversal(smollm2):
+    model, tok = smollm2
+    assert reverse_words("a b  c.") == "c. b a"
+    table = reversal_ratios(model, tok, [SENTENCE, "Fever and cough were the first symptoms."])
+    assert (table["ratio"] == table["ppl_reversed"] / table["ppl"]).all() and (table["ratio"] > 1).all()
+    lm = BigramLM(k=0.5).fit(["the cat sat on the mat.", "the dog sat on the rug."])
+    assert bigram_reversal_ratio(lm, ["the cat sat on the rug."]) > 1
+    assert bigram_reversal_ratio(lm, ["a a a a a"]) == pytest.approx(1.0)  # a palindrome of words
+
+
+def test_reversal_prediction_against_the_interval(capsys):
+    ratios = [12.0, 20.0, 15.0, 30.0, 9.0]
+    assert check_reversal_prediction("more than 5", ratios, own=12.0).status == "correct"
+    assert check_reversal_prediction("about 1", ratios).status == "not_yet"
+    assert check_reversal_prediction(16.0, ratios).status == "correct"  # a number inside the interval
+    assert check_reversal_prediction(3.0, ratios).status == "not_yet"
+    assert "95 % interval" in capsys.readouterr().out
+    wide = [3.0, 40.0, 6.0]  # few, scattered sentences: the interval overlaps two bins
+    assert check_reversal_prediction("2 to 5", wide).status == "correct"
+    assert check_reversal_prediction("more than 5", wide).status == "correct"
+    assert check_reversal_prediction(None, ratios).status == "pending"
+    assert check_reversal_prediction("huge", ratios).status == "not_yet"
+
+
+def test_model_provenance_names_the_instruct_gguf():
+    line = model_provenance("smollm2")
+    assert "SmolLM2-135M-Instruct" in line and "Q4_1" in line and "4-bit" in line
+    assert "gpt2" in model_provenance("gpt2")

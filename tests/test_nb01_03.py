@@ -17,6 +17,8 @@ def test_nb01_smoke(smoke_run):
     assert r["bigram"]["word_perplexity"]["bigram, no smoothing (k=0)"] is None  # zeros without smoothing
     assert 0 < r["bigram"]["unseen_pair_share"] < 1
     assert all(v > 1 for v in r["domain_perplexity_median"].values()) and r["domain_gap_ratio"] > 0
+    reversal = r["reversal"]  # the sentence of the chain rule and the validation sentences, reversed word by word
+    assert reversal["sentences"] == 5 and reversal["geometric_mean_ratio"] > 1 and reversal["bigram_ratio"] > 1
 
 
 def test_nb02_smoke(smoke_run):
@@ -43,3 +45,5 @@ def test_nb03_smoke(smoke_run):
     unscaled, scaled = r["variance_unscaled_by_dk"], r["variance_scaled_by_dk"]
     assert unscaled["1024"] > 100 * unscaled["4"] / 4 and 0.7 < scaled["1024"] < 1.3
     assert len(r["subword_self_share_by_layer"]) == 6
+    over = r["subword_ratio_by_layer"]  # the same measure on several sentences
+    assert over["sentences"] >= 2 and len(over["mean"]) == 6 and sum(over["top_layer_counts"]) == over["sentences"]

@@ -96,3 +96,74 @@ def test_nbgrader_generate_and_autograde_round_trip(tmp_path):
         assert scores["solved"].max_score == _exercises()
         assert (scores["solved"].score, scores["unsolved"].score) == (_exercises(), 0)
     shutil.rmtree(course / "autograded")
+
+
+# The "write the mechanism" exercises of notebooks 01–04 (issue 25): the function the learner completes, and a
+# deliberately wrong version of it (the same signature, a classic bug) that must cost exactly that exercise's marks.
+WRONG_MECHANISMS = {
+    "01": ("sentence_log_prob", '''def sentence_log_prob(model, tokenizer, text):
+    ids = encode_with_start(tokenizer, text)
+    with torch.no_grad():
+        log_p = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+    return float(log_p[torch.arange(ids.shape[1]), ids[0]].sum())  # bug: no shift, token t read at position t'''),
+    "02": ("masked_cross_entropy", '''def masked_cross_entropy(logits, labels):
+    logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    nll = -torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0)[:, None])[:, 0]
+    return (nll * (labels != -100)).mean()  # bug: ignored positions count as zeros in the mean'''),
+    "03": ("causal_attention", '''def causal_attention(q, k, v):
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1) @ v  # bug: no causal mask'''),
+    "04": ("tokens_per_word", '''def tokens_per_word(tokenizer, texts):
+    ratios = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) / len(t.split()) for t in texts]
+    return sum(ratios) / len(ratios)  # bug: the mean of per-text ratios, not the ratio of totals'''),
+}
+
+
+def _from_source(number: str, folder: Path, script) -> Path:
+    """The notebook built from its source (notebooks/src), so the test follows the source, stored or not."""
+    src = next((Path(__file__).resolve().parents[1] / "notebooks" / "src").glob(f"{number}_*.py"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return script("tools/build_notebooks.py").convert(src, folder / f"{src.stem}.ipynb")
+
+
+def _solved(source_nb) -> nbformat.NotebookNode:
+    """A learner who wrote exactly the solutions: the instructor version without the solution markers."""
+    solved = nbformat.from_dict(source_nb)
+    for cell in solved.cells:
+        cell.source = "\n".join(x for x in cell.source.splitlines() if "### BEGIN" not in x and "### END" not in x)
+    return solved
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("number", sorted(WRONG_MECHANISMS))
+def test_nbgrader_grades_the_mechanism_exercise(number, tmp_path, script):
+    """Solved → full marks; the mechanism written wrong (all else solved) → exactly that exercise's marks lost."""
+    from nbgrader.api import Gradebook
+
+    function, wrong = WRONG_MECHANISMS[number]
+    course = tmp_path / "course"
+    source = export_course(course, [str(_from_source(number, tmp_path / "built", script))], timeout=300)[0]
+    assignment = source.stem
+    _nbgrader(course, "generate_assignment", assignment)
+    instructor = nbformat.read(source, as_version=4)
+    answer = next(c for c in instructor.cells if c.metadata.get("nbgrader", {}).get("solution")
+                  and f"def {function}(" in c.source.split("### BEGIN SOLUTION")[-1])
+    exercise = answer.metadata["nbgrader"]["grade_id"].removesuffix("_answer")
+    points = next(c.metadata["nbgrader"]["points"] for c in instructor.cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id") == f"{exercise}_check")
+    total = sum(c.metadata["nbgrader"].get("points", 0) for c in instructor.cells if "nbgrader" in c.metadata)
+    wrong_nb = _solved(instructor)
+    for cell, original in zip(wrong_nb.cells, instructor.cells):
+        if original is answer:  # the learner's lines stay, the solution region becomes the wrong function
+            cell.source = original.source.split("### BEGIN SOLUTION")[0] + wrong + "\n"
+    for student, nb in (("solved", _solved(instructor)), ("wrong", wrong_nb)):
+        folder = course / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / source.name)
+    _nbgrader(course, "autograde", assignment)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        solved, wrong_sub = (gradebook.find_submission(assignment, s) for s in ("solved", "wrong"))
+        assert solved.max_score == total and solved.score == total
+        assert wrong_sub.score == total - points
+        grade = gradebook.find_grade(f"{exercise}_check", assignment, assignment, "wrong")  # notebook = assignment
+        assert grade.score == 0
+    shutil.rmtree(course / "autograded")

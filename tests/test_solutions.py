@@ -69,3 +69,47 @@ def test_every_stored_solution_cell_passes_its_check(path):
         solved |= {name for name, _ in found}
     missing = set(checks_for(path.stem)) - solved
     assert not missing, f"registered checks with no passing solution in the stored notebook: {sorted(missing)}"
+
+
+# Issue 25: in notebooks 00–04, each predict-then-measure solution derives its prediction without the measurement
+# (these names hold the measurement; only the check call may read them), and 01–04 each have an exercise where the
+# learner writes the mechanism as a function that the check runs on fresh inputs.
+MEASURED = {"00": {"similarity"}, "01": {"reversal", "measured_ratio"},
+            "02": {"text_ppl", "measured_order", "shuffles"}, "03": {"variance"}, "04": {"ppl", "gap", "blocks", "scored"}}
+MECHANISMS = {"01": "check_log_prob_function", "02": "check_masked_ce_function",
+              "03": "check_causal_attention_function", "04": "check_tokens_per_word_function"}
+
+
+def _source(number: str) -> Path:
+    return next(p for p in SOURCES if p.stem.startswith(f"{number}_"))
+
+
+@pytest.mark.parametrize("number", sorted(MEASURED))
+def test_predictions_are_derived_not_read_from_the_measurement(number):
+    derived = 0
+    for cell in solution_cells(_source(number)):
+        tree = ast.parse(cell.source)
+        targets = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets
+                   if isinstance(t, ast.Name)}
+        if not any(name.endswith("_prediction") for name in targets):
+            continue
+        derived += 1
+        body = [node for node in tree.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call))]
+        read = {n.id for node in body for n in ast.walk(node) if isinstance(n, ast.Name)}
+        assert not read & MEASURED[number], f"{number}: the prediction reads the measurement {read & MEASURED[number]}"
+    assert derived >= 1
+
+
+@pytest.mark.parametrize("number", sorted(MECHANISMS))
+def test_a_mechanism_exercise_has_a_function_to_write(number):
+    check = MECHANISMS[number]
+    cells = [c for c in jupytext.read(_source(number)).cells if c.cell_type == "code"]
+    index = next(i for i, c in enumerate(cells) if is_solution(c) and check in c.source)
+    learner, solution = cells[index - 1], cells[index]
+    own = [n for n in ast.parse(learner.source).body if isinstance(n, ast.FunctionDef)]
+    solved = [n for n in ast.parse(solution.source).body if isinstance(n, ast.FunctionDef)]
+    assert own and solved and own[0].name == solved[0].name, "the learner completes the function the solution defines"
+    assert isinstance(own[0].body[-1], ast.Return) and ast.literal_eval(own[0].body[-1].value) is None
+    assert sum(isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in own[0].body) == 1  # docstring
+    assert "#" in learner.source.split(f"def {own[0].name}(")[1], "the learner's function carries hints"
+    assert check in learner.source and set(checks_for(number)) >= {check.removeprefix("check_")}

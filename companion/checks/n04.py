@@ -6,16 +6,9 @@ from collections import Counter
 
 import pandas as pd
 
-from ..lessons.n04_domain_gap import fertility, oov_rate
-from . import Verdict, check_close, check_prediction, exercise
-
-
-@exercise("04", "fertility")
-def check_fertility(answer: float | None, tokenizer, text: str) -> bool:
-    """Exercise: tokens per whitespace word of one text."""
-    expected = fertility(tokenizer, [text])["tokens_per_word"]
-    return check_close(answer, expected, "fertility", "len(tokenizer(text, add_special_tokens=False)['input_ids']) "
-                       "divided by len(text.split())", rtol=1e-6)
+from ..core.stats import Interval
+from ..lessons.n04_domain_gap import fertility, gap_verdict, oov_rate
+from . import Verdict, check_close, exercise, feedback, not_attempted
 
 
 @exercise("04", "oov_rate")
@@ -33,18 +26,69 @@ def check_perplexity_gap(answer: float | None, domain_nll: float, general_nll: f
 
 
 @exercise("04", "surprise_prediction")
-def check_surprise_prediction(prediction: str | None, ppl: pd.DataFrame) -> Verdict:
-    """Predict-then-measure: which corpus ('medical' or 'general') has the higher perplexity per *token*."""
-    measured = str(ppl["token_ppl"].idxmax())
-    med, gen = ppl.loc["medical"], ppl.loc["general"]
-    per_word = "medical" if med["word_ppl"] > gen["word_ppl"] else "general"
-    fertility = f"A medical word costs {med['tokens_per_word']:.2f} tokens, a general one {gen['tokens_per_word']:.2f}"
-    if med["tokens_per_word"] > gen["tokens_per_word"] * 1.05:
-        why = (f"{fertility}: once the first pieces of a split word are seen the rest is easy to guess, which pulls "
-               "the per-token average down, so compare corpora per word, not per token.")
-    else:
-        why = f"{fertility}, about the same, so per token and per word tell the same story here."
-    explanation = (f"Per token: medical {med['token_ppl']:.1f}, general {gen['token_ppl']:.1f}. Per word: medical "
-                   f"{med['word_ppl']:.1f}, general {gen['word_ppl']:.1f} (higher: {per_word}). {why}")
+def check_surprise_prediction(prediction: str | None, ppl: pd.DataFrame, gap: dict[str, Interval]) -> Verdict:
+    """Predict-then-measure: which corpus ('medical' or 'general') has the higher perplexity per *token*. `gap` holds
+    the medical − general NLL per token and per word with their bootstrap intervals over text blocks: the measurement
+    decides only when the interval excludes 0; inside the noise, no prediction is contradicted."""
+    name = "surprise_prediction"
+    pending = not_attempted(prediction, name)
+    if pending is not None:
+        return pending
     answer = prediction.strip().lower() if isinstance(prediction, str) else prediction
-    return check_prediction(answer, measured, "surprise_prediction", explanation)
+    if answer not in ("medical", "general"):
+        return feedback(False, name, "answer 'medical' or 'general'")
+    med, gen = ppl.loc["medical"], ppl.loc["general"]
+    per_token, per_word = gap["token"], gap["word"]
+    resolved = per_token.excludes_zero()
+    measured = ("medical" if per_token.mean > 0 else "general") if resolved else None
+    fertility = f"A medical word costs {med['tokens_per_word']:.2f} tokens, a general one {gen['tokens_per_word']:.2f}"
+    explanation = (f"Per token: medical {med['token_ppl']:.1f}, general {gen['token_ppl']:.1f}, "
+                   f"{gap_verdict(per_token, 'medical', 'general', 'token')}. Per word: medical {med['word_ppl']:.1f}, "
+                   f"general {gen['word_ppl']:.1f}, {gap_verdict(per_word, 'medical', 'general', 'word')}. "
+                   f"{fertility}: a word's NLL is shared by its tokens, so more tokens per word pull the per-token "
+                   "number down; compare corpora per word. The intervals resample blocks of text, so they say how "
+                   "much other text of the same kind could move each number.")
+    if measured is None:
+        head = ("not contradicted: per token the two corpora are tied within noise at this size, so the run cannot "
+                "tell which is higher (a larger corpus_tokens can)")
+        return Verdict(name, "correct", f"{head} (you said {prediction!r}). {explanation}").emit()
+    ok = answer == measured
+    head = "your prediction holds" if ok else "not what was measured"
+    return Verdict(name, "correct" if ok else "not_yet",
+                   f"{head} (you said {prediction!r}, the run measured {measured!r}, its interval excludes a "
+                   f"tie). {explanation}").emit()
+
+
+# Texts the notebook never measures, of very different lengths (an average of per-text ratios is not the corpus's)
+FRESH_TEXTS = ("Hyperkalemia was corrected with intravenous calcium gluconate.",
+               "The band toured Europe in 1998, playing to sold-out halls in Berlin, Vienna and Prague before "
+               "returning home to record their second album, which critics praised for its arrangements.",
+               "Echocardiography showed mild mitral regurgitation.",
+               "Rain.")
+
+
+@exercise("04", "tokens_per_word_function")
+def check_tokens_per_word_function(fn, tokenizers: list) -> Verdict:
+    """Mechanism: the learner's `fn(tokenizer, texts)` → subword tokens per whitespace word of a corpus, run on fresh
+    texts with every tokenizer given against `fertility(tokenizer, texts)`."""
+    name = "tokens_per_word_function"
+    hint = ("count the tokens of every text without special tokens (tokenizer(text, add_special_tokens=False)"
+            "['input_ids']) and the whitespace words (text.split()); divide the two totals, not an average of "
+            "per-text ratios")
+    pending = not_attempted(fn, name)
+    if pending is not None:
+        return pending
+    for tokenizer in tokenizers:
+        for texts in (list(FRESH_TEXTS), list(FRESH_TEXTS[:1])):
+            expected = fertility(tokenizer, texts)["tokens_per_word"]
+            try:
+                got = fn(tokenizer, texts)
+            except Exception as err:  # noqa: BLE001 - the learner's code: any error is a "not yet" with its message
+                return feedback(False, name, f"your function raised {type(err).__name__}: {err}. {hint}")
+            if got is None:
+                return Verdict(name, "pending", "your function returns None: finish its body, then run the cell "
+                                                "again").emit()
+            if not math.isclose(float(got), expected, rel_tol=1e-9):
+                return feedback(False, name, f"with the {type(tokenizer).__name__} on {len(texts)} fresh text(s) you "
+                                             f"return {float(got):.4f}, fertility() gives {expected:.4f}. {hint}")
+    return feedback(True, name, hint)

@@ -13,8 +13,19 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core.errors import CourseError
+from ..core.models import EMBEDDED
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[.,;:!?()]")
+
+
+def model_provenance(name: str) -> str:
+    """Where a causal LM's weights come from, in words: the embedded SmolLM2 is the instruction-tuned model,
+    de-quantised from a 4-bit GGUF file; any other name is reported as given."""
+    entry = EMBEDDED.get(name, {})
+    if entry.get("gguf"):
+        return (f"{entry['gguf'].split('.')[0]} (instruction-tuned), de-quantised to float32 from the 4-bit file "
+                f"{entry['gguf']} of the PyPI package {entry['package']}")
+    return f"{name} (as loaded: check its model card for how it was trained)"
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -130,10 +141,11 @@ def window_starts(n_tokens: int, max_length: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def strided_perplexity(model: torch.nn.Module, tokenizer, texts: str | list[str], max_length: int, stride: int,
-                       max_tokens: int | None = None, progress: bool = False) -> dict[str, float]:
-    """Sliding-window perplexity of a corpus (texts joined by blank lines): each token is scored once, with up
-    to `max_length - stride` tokens of earlier context; returns perplexity, nll, tokens and windows."""
+def strided_token_nlls(model: torch.nn.Module, tokenizer, texts: str | list[str], max_length: int, stride: int,
+                       max_tokens: int | None = None, progress: bool = False) -> dict:
+    """The sliding-window loss of every token of a corpus (texts joined by blank lines): `ids` (n,) the token ids,
+    `nll` (n,) float64 the NLL of each token with up to `max_length - stride` tokens of earlier context (NaN where
+    a token is not scored: the start token, and with disjoint windows the first token of each window), `windows`."""
     corpus = texts if isinstance(texts, str) else "\n\n".join(texts)
     ids = encode_with_start(tokenizer, corpus)
     if max_tokens is not None:
@@ -142,18 +154,50 @@ def strided_perplexity(model: torch.nn.Module, tokenizer, texts: str | list[str]
     if n < 2:
         raise CourseError("the corpus has fewer than two tokens: pass more text")
     device = _device(model)
-    nll_sum, scored, prev_end = 0.0, 0, 0
+    nll = torch.full((n,), math.nan, dtype=torch.float64)
+    prev_end = 0
     starts = window_starts(n, max_length, stride)
     for begin in tqdm(starts, disable=not progress, desc=f"stride {stride}", mininterval=5):
         end = min(begin + max_length, n)
         window = ids[:, begin:end].to(device)
         labels = window.clone()
         labels[:, : -(end - prev_end)] = -100  # context only: those tokens were scored by an earlier window
-        nll_sum += float(token_nlls(model(input_ids=window).logits, labels).sum())
-        scored += int((labels[0, 1:] != -100).sum())
+        per_position = token_nlls(model(input_ids=window).logits, labels)[0].double().cpu()  # predicts begin + 1 …
+        scored = (labels[0, 1:] != -100).cpu()
+        nll[begin + 1:end][scored] = per_position[scored]
         prev_end = end
-    return {"perplexity": math.exp(nll_sum / scored), "nll": nll_sum / scored, "tokens": scored,
-            "windows": len(starts)}
+    return {"ids": ids[0], "nll": nll, "windows": len(starts)}
+
+
+def strided_perplexity(model: torch.nn.Module, tokenizer, texts: str | list[str], max_length: int, stride: int,
+                       max_tokens: int | None = None, progress: bool = False) -> dict[str, float]:
+    """Sliding-window perplexity of a corpus (texts joined by blank lines): each token is scored once, with up
+    to `max_length - stride` tokens of earlier context; returns perplexity, nll, tokens and windows."""
+    found = strided_token_nlls(model, tokenizer, texts, max_length, stride, max_tokens, progress)
+    scored = found["nll"][~torch.isnan(found["nll"])]
+    nll = float(scored.sum()) / len(scored)
+    return {"perplexity": math.exp(nll), "nll": nll, "tokens": len(scored), "windows": found["windows"]}
+
+
+def reverse_words(text: str) -> str:
+    """The words of a text in reverse order (split at whitespace, punctuation stays on its word)."""
+    return " ".join(text.split()[::-1])
+
+
+def reversal_ratios(model: torch.nn.Module, tokenizer, texts: list[str], max_tokens: int = 128) -> pd.DataFrame:
+    """Per text: its perplexity, the perplexity of its words in reverse order and their ratio (reversed / original)."""
+    forward = sentence_nlls(model, tokenizer, texts, max_tokens=max_tokens)
+    backward = sentence_nlls(model, tokenizer, [reverse_words(t) for t in texts], max_tokens=max_tokens)
+    ppl = [math.exp(s / n) for s, n in zip(forward["nll_sum"], forward["tokens"])]
+    ppl_reversed = [math.exp(s / n) for s, n in zip(backward["nll_sum"], backward["tokens"])]
+    return pd.DataFrame({"text": list(texts), "ppl": ppl, "ppl_reversed": ppl_reversed,
+                         "ratio": [r / p for p, r in zip(ppl, ppl_reversed)]})
+
+
+def bigram_reversal_ratio(bigram: "BigramLM", texts: list[str]) -> float:
+    """Geometric mean over texts of a count model's perplexity ratio, reversed words / original order."""
+    logs = [math.log(bigram.perplexity(reverse_words(t)) / bigram.perplexity(t)) for t in texts]
+    return math.exp(sum(logs) / len(logs))
 
 
 def words(text: str) -> list[str]:
@@ -200,9 +244,3 @@ class BigramLM:
         """Per-word perplexity of a sentence (inf when a pair has probability 0, i.e. k = 0)."""
         values = self.log_probs(sentence)
         return math.inf if any(math.isinf(v) for v in values) else perplexity(values)
-
-
-
-
-
-

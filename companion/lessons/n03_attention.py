@@ -6,8 +6,8 @@ import math
 from contextlib import contextmanager
 from typing import Iterator
 
+import pandas as pd
 import torch
-
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
@@ -112,6 +112,41 @@ def bert_attention_maps(model: torch.nn.Module, tokenizer, text: str) -> tuple[l
     return tokenizer.convert_ids_to_tokens(batch["input_ids"][0].tolist()), maps
 
 
+def word_groups(word_ids: list[int | None]) -> list[list[int]]:
+    """The token positions of each word that the tokenizer split into two or more pieces."""
+    groups: dict[int, list[int]] = {}
+    for pos, word in enumerate(word_ids):
+        if word is not None:
+            groups.setdefault(word, []).append(pos)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def same_word_attention(maps: list[torch.Tensor], word_ids: list[int | None]) -> pd.DataFrame:
+    """Per layer: the weight each piece of a split word puts on the *other* pieces of the same word (mean over heads
+    and pieces), next to what uniform attention over all tokens would give; empty when no word is split."""
+    multi, n = word_groups(word_ids), len(word_ids)
+    rows = []
+    for layer, heads in enumerate(maps):
+        mean_heads = heads.mean(0)
+        within = [float(mean_heads[i, [j for j in g if j != i]].sum()) for g in multi for i in g]
+        uniform = [(len(g) - 1) / n for g in multi for _ in g]
+        if within:
+            rows.append({"layer": layer, "weight on same-word pieces": sum(within) / len(within),
+                         "uniform attention would give": sum(uniform) / len(uniform)})
+    return pd.DataFrame(rows, columns=["layer", "weight on same-word pieces", "uniform attention would give"])
+
+
+def same_word_ratios(model: torch.nn.Module, tokenizer, texts: list[str]) -> pd.DataFrame:
+    """For each text with a split word and each layer: same-word weight / uniform weight (1 = chance)."""
+    rows = []
+    for index, text in enumerate(texts):
+        _, maps = bert_attention_maps(model, tokenizer, text)
+        table = same_word_attention(maps, tokenizer(text).word_ids())
+        ratio = table["weight on same-word pieces"] / table["uniform attention would give"]
+        rows += [{"text": index, "layer": int(layer), "ratio": float(r)} for layer, r in zip(table["layer"], ratio)]
+    return pd.DataFrame(rows, columns=["text", "layer", "ratio"])
+
+
 def attention_heatmap(weights: torch.Tensor, tokens: list[str], ax=None, title: str = "", cbar: bool = False):
     """A seaborn heatmap of one (n, n) attention matrix: rows = queries, columns = keys."""
     import matplotlib.pyplot as plt
@@ -123,11 +158,3 @@ def attention_heatmap(weights: torch.Tensor, tokens: list[str], ax=None, title: 
     ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=8)
     return ax
-
-
-
-
-
-
-
-

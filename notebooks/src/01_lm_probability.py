@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 import companion as cc
 from companion.core.data import load_medical_abstracts, load_wikitext2
-from companion.lessons.n01_lm_probability import BigramLM, encode_with_start, sentence_nlls, sentence_perplexities, split_sentences, strided_perplexity, token_log_probs, window_starts, words
+from companion.lessons.n01_lm_probability import BigramLM, bigram_reversal_ratio, encode_with_start, model_provenance, reversal_ratios, reverse_words, sentence_nlls, sentence_perplexities, split_sentences, strided_perplexity, token_log_probs, window_starts, words
 from companion.core.plots import plain_log_axis
 
 # %% tags=["parameters"]
@@ -57,6 +57,7 @@ cfg = cc.settings(PROFILE, {
 tokenizer = cc.load_tokenizer(model_name)
 model = cc.load_model(model_name, "causal-lm").to(device)
 print("profile:", PROFILE, "| settings:", cfg)
+print("model:", model_provenance(model_name))
 
 # %% [markdown]
 # ## 1. The chain rule, token by token
@@ -218,6 +219,12 @@ pd.Series(word_ppl, name="per-word perplexity (geometric mean over sentences)").
 # It is the inverse geometric mean of the token probabilities: a model with perplexity 20 is, on average,
 # as uncertain as a uniform choice among 20 tokens (a uniform model over $|V|$ tokens has $\operatorname{PPL}=|V|$).
 # Because the model loss *is* the mean NLL, $\operatorname{PPL}=e^{\text{loss}}$:
+#
+# **Whose perplexity.** A perplexity describes one model on one text. Ours is SmolLM2-135M-**Instruct**, de-quantised
+# from a 4-bit Q4_1 GGUF file (the line printed when it loaded): a base model further trained to answer chat
+# prompts, then with its weights rounded to 4 bits. Both steps change the distribution it assigns to plain prose, so
+# the perplexities of this notebook are those of this particular model: they are not the base SmolLM2-135M's, and
+# not comparable with published numbers of other models (such as GPT-2's below).
 
 # %%
 ppl_by_hand = (torch.prod(token_lp.double().exp())) ** (-1.0 / n)
@@ -327,14 +334,17 @@ plt.tight_layout(); plt.show()
 # predict. This is one measurement of the gap: short sentences, each scored from its first token with no
 # context. Notebook 04 measures it again with long context (whole abstracts, strided), where repeated terms
 # become predictable and the ratio can even fall below 1, and notebook 05 measures it on the blocks it trains
-# on. Which number matters depends on how the model is used; each notebook states which one it measures.
+# on. Which number matters depends on how the model is used; each notebook states which one it measures. All of
+# these are perplexities of the instruction-tuned, 4-bit-rounded SmolLM2 (section 3): a base model could rank the two
+# kinds of text differently.
 # (Try including the `<unk>` paragraphs: the placeholder alone can make "general" text look harder than
 # medical text.)
 
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a check that says *correct* or *not yet* with a hint. Replace `None`, run the cell.
+# Each exercise has a check that says *correct* or *not yet* with a hint. Replace `None` (in a *write the
+# mechanism* exercise: complete the function's body), run the cell.
 # Solutions are in the collapsed cell below each exercise (click to expand).
 #
 # **1.** A model assigns the log-probabilities below to the four tokens of a text. What is its perplexity?
@@ -382,32 +392,71 @@ for begin in range(0, 5000, 512):  # the same loop as strided_perplexity
 check_window_count(windows_answer, 5000, 1024, 512)
 
 # %% [markdown]
-# **4. Predict, then measure.** Reverse the order of the words of `sentence` (same words, same tokens, nonsense
-# order). Before you run the experiment below, predict the ratio
-# $\operatorname{PPL}(\text{reversed}) / \operatorname{PPL}(\text{original})$: about 1 (the model mostly knows
-# which *words* are medical), 2–5, or much more? Any prediction within 50 % of the measurement counts.
+# **4. Write the mechanism.** Complete `sentence_log_prob(model, tokenizer, text)`: the log-probability of `text`
+# under the model, $\log P(X)=\sum_i\log P(x_i\mid x_{<i})$ in nats, summed over every token after the start token,
+# as in section 1. The check runs your function on sentences this notebook never scores and compares it with
+# $-n\cdot\text{loss}$, the model's own loss times the number of predicted tokens.
 
 # %%
-from companion.checks import check_prediction
-from companion.lessons.n01_lm_probability import model_loss
+from companion.checks.n01 import check_log_prob_function
 
-ratio_prediction = None  # your prediction: a float, PPL(reversed words) / PPL(original)
 
-# %%
-reversed_sentence = " ".join(sentence.split()[::-1])
-ppl_original = math.exp(model_loss(model, tokenizer, sentence))
-ppl_reversed = math.exp(model_loss(model, tokenizer, reversed_sentence))
-measured_ratio = ppl_reversed / ppl_original
-print(f"{sentence!r}: PPL {ppl_original:.1f}\n{reversed_sentence!r}: PPL {ppl_reversed:.1f}")
-reversal_explanation = (f"Reversing the words multiplies the perplexity by {measured_ratio:.1f}: the same tokens are "
-                        f"{'far less' if measured_ratio > 2 else 'hardly less'} predictable out of order, so the model "
-                        f"scores word order, not only vocabulary; a bag-of-words model would give a ratio of exactly 1.")
-check_prediction(ratio_prediction, measured_ratio, "reversed_ratio", reversal_explanation, rtol=0.5)
+def sentence_log_prob(model, tokenizer, text: str) -> float:
+    """log P(text) in nats: the sum of log P(token | tokens before it) over every token after the start token."""
+    ids = encode_with_start(tokenizer, text).to(model.device)  # (1, n): the start token, then the text's tokens
+    # 1. one forward pass under torch.no_grad(): model(input_ids=ids).logits[0] has shape (n, |V|)
+    # 2. position t predicts token t + 1: drop the last position's logits and the first token (the start token)
+    # 3. torch.log_softmax over the vocabulary, pick each next token's column, add them up
+    return None  # replace with the summed log-probability (a float)
+
+
+check_log_prob_function(sentence_log_prob, model, tokenizer)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-# Solution: a prediction passes when it is within 50 % of the measured ratio printed above
-ratio_prediction = round(measured_ratio, 1)
-check_prediction(ratio_prediction, measured_ratio, "reversed_ratio", reversal_explanation, rtol=0.5)
+# Solution: one forward pass; position t's log-softmax read at the column of token t + 1; the sum over positions
+def sentence_log_prob(model, tokenizer, text: str) -> float:
+    """log P(text) in nats: the sum of log P(token | tokens before it) over every token after the start token."""
+    ids = encode_with_start(tokenizer, text).to(model.device)
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0].float()
+    log_p = torch.log_softmax(logits[:-1], dim=-1)  # row t: the distribution of token t + 1
+    return float(log_p[torch.arange(ids.shape[1] - 1), ids[0, 1:]].sum())
+
+
+check_log_prob_function(sentence_log_prob, model, tokenizer)
+
+# %% [markdown]
+# **5. Predict, then measure.** Reverse the order of the words of a sentence: the same words (and nearly the same
+# tokens) in a nonsense order. By how much does that multiply SmolLM2's perplexity: `"about 1"` (the model mostly
+# knows which *words* are medical), `"2 to 5"`, or `"more than 5"`? Reason it out before you run the experiment
+# below: the bigram model of section 2 knows nothing but which word follows which; what does reversal do to *its*
+# perplexity, and does the neural LM depend on word order less or more?
+#
+# The experiment reverses `sentence` and the validation sentences of section 2. The ratio differs from sentence to
+# sentence, so the measurement is the geometric mean of the ratios with its 95 % interval over the sentences (its
+# noise: which sentences were drawn); your answer counts when its range overlaps that interval.
+
+# %%
+from companion.checks.n01 import check_reversal_prediction
+
+ratio_prediction = None  # your prediction: "about 1", "2 to 5" or "more than 5" (or a number)
+
+# %%
+reversal_texts = [sentence] + test_sentences
+reversal = reversal_ratios(model, tokenizer, reversal_texts, max_tokens=128)
+print(f"{sentence!r}: PPL {reversal['ppl'].iloc[0]:.1f}\n"
+      f"{reverse_words(sentence)!r}: PPL {reversal['ppl_reversed'].iloc[0]:.1f}")
+reversal.assign(text=reversal["text"].str.slice(0, 50)).round(1)
+
+# %%
+check_reversal_prediction(ratio_prediction, reversal["ratio"].tolist(), own=float(reversal["ratio"].iloc[0]))
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: count what reversal costs a model that knows only which word follows which (section 2's bigram model);
+# the neural LM conditions on the whole order, so it should lose at least that factor
+bigram_ratio = bigram_reversal_ratio(bigram, reversal_texts)
+ratio_prediction = "about 1" if bigram_ratio < 2 else "2 to 5" if bigram_ratio <= 5 else "more than 5"
+check_reversal_prediction(ratio_prediction, reversal["ratio"].tolist(), own=float(reversal["ratio"].iloc[0]))
 
 # %% [markdown]
 # ## Summary
@@ -419,7 +468,10 @@ check_prediction(ratio_prediction, measured_ratio, "reversed_ratio", reversal_ex
 # * Perplexity $=\exp(\text{mean NLL})=e^{\text{loss}}$. For long texts, a sliding window with a smaller stride
 #   gives every token more context: lower perplexity, more compute.
 # * The same model finds medical sentences more or less surprising than general ones by a measurable ratio
-#   (printed above, `domain_gap_ratio` in the results): the domain gap that later notebooks close.
+#   (printed above, `domain_gap_ratio` in the results): the domain gap that later notebooks close. These are the
+#   perplexities of SmolLM2-135M-Instruct de-quantised from 4 bits, not of the base model.
+# * Exercise 5 measures what reversing the word order does to the perplexity, with its interval over sentences: a
+#   ratio above 1 means the model scores order, not only vocabulary.
 #
 # The numbers of this run are saved for batch runs and sweeps:
 
@@ -435,6 +487,9 @@ results = {
                 "perplexity_by_stride": {int(r["stride"]): float(r["perplexity"]) for _, r in strided.iterrows()}},
     "domain_perplexity_median": {k: float(v) for k, v in summary["median"].items()},
     "domain_gap_ratio": float(gap_ratio),
+    "reversal": {"sentences": len(reversal),
+                 "geometric_mean_ratio": float(math.exp(reversal["ratio"].map(math.log).mean())),
+                 "bigram_ratio": float(bigram_reversal_ratio(bigram, reversal_texts))},
     "seconds": round(time.perf_counter() - start, 1),
 }
 cc.save_results("01_lm_probability", results)

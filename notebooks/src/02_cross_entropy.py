@@ -300,7 +300,8 @@ print("stable = torch.log_softmax on large random logits:", bool(torch.allclose(
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a check that says *correct* or *not yet* with a hint. Replace `None`, run the cell.
+# Each exercise has a check that says *correct* or *not yet* with a hint. Replace `None` (in a *write the
+# mechanism* exercise: complete the function's body), run the cell.
 # Solutions are in the collapsed cell below each exercise (click to expand).
 #
 # **1.** The logits for three classes are `[2.0, 0.5, -1.0]` and the gold class is 0. Compute the
@@ -346,9 +347,46 @@ labels_answer[ex_batch["attention_mask"] == 0] = -100
 check_clm_labels(labels_answer, ex_batch["input_ids"], ex_batch["attention_mask"])
 
 # %% [markdown]
-# **4. Predict, then measure.** Three texts for SmolLM2: `normal` (a medical sentence), `shuffled` (its words in a
+# **4. Write the mechanism.** Complete `masked_cross_entropy(logits, labels)`: `logits` has shape
+# `(..., classes)`, `labels` the same leading shape, and a label of `-100` means "not scored" (padding, unmasked
+# tokens). Return the mean of $-\log\operatorname{softmax}(z)_{\text{label}}$ over the scored positions only, as
+# sections 2 and 4 did, computed stably (section 6). The check runs your function on fresh random inputs (several
+# shapes, many ignored positions, logits in the hundreds) against `F.cross_entropy(..., ignore_index=-100)`.
+
+# %%
+from companion.checks.n02 import check_masked_ce_function
+
+
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean −log softmax(logits)[label] over the positions whose label is not -100."""
+    logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)  # one row per position
+    # 1. keep = labels != -100: which rows count
+    # 2. log-probabilities with torch.log_softmax (stable), one row per kept position
+    # 3. pick each kept row's gold column, negate, average over the kept rows only
+    return None  # replace with the loss (a scalar tensor)
+
+
+check_masked_ce_function(masked_cross_entropy)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: stable log-softmax per row, read at the gold label of the kept rows, mean over those rows only
+def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean −log softmax(logits)[label] over the positions whose label is not -100."""
+    logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    keep = labels != -100
+    log_p = torch.log_softmax(logits[keep].float(), dim=-1)
+    return -log_p[torch.arange(len(log_p)), labels[keep]].mean()
+
+
+check_masked_ce_function(masked_cross_entropy)
+
+# %% [markdown]
+# **5. Predict, then measure.** Three texts for SmolLM2: `normal` (a medical sentence), `shuffled` (its words in a
 # random order) and `twice` (the sentence written two times in a row). Before you run the experiment below, rank
-# them by the model's perplexity, lowest first, e.g. `["normal", "shuffled", "twice"]`.
+# them by the model's perplexity, lowest first, e.g. `["normal", "shuffled", "twice"]`. Reason from the loss: it is
+# a *mean* over the tokens of a text. What does the second copy of `twice` cost, once the first copy is in the
+# context? What does shuffling take away? Shuffling is random, so the experiment shuffles the sentence several times
+# and ranks `shuffled` by the median; the range over the shuffles is printed as its noise.
 
 # %%
 from companion.checks import check_prediction
@@ -358,20 +396,30 @@ order_prediction = None  # your prediction: a list of the three names, lowest pe
 
 # %%
 base_text = "Chest pain radiating to the left arm suggests myocardial infarction."
-shuffled_words = base_text.split()
-random.Random(seed).shuffle(shuffled_words)
-texts = {"normal": base_text, "shuffled": " ".join(shuffled_words), "twice": f"{base_text} {base_text}"}
-text_ppl = {name: math.exp(model_loss(lm, lm_tokenizer, text)) for name, text in texts.items()}
+shuffles = []
+for offset in range(5):  # five shuffles: how much the ranking of `shuffled` depends on the draw
+    shuffled_words = base_text.split()
+    random.Random(seed + offset).shuffle(shuffled_words)
+    shuffles.append(math.exp(model_loss(lm, lm_tokenizer, " ".join(shuffled_words))))
+text_ppl = {"normal": math.exp(model_loss(lm, lm_tokenizer, base_text)),
+            "shuffled": float(pd.Series(shuffles).median()),
+            "twice": math.exp(model_loss(lm, lm_tokenizer, f"{base_text} {base_text}"))}
 measured_order = sorted(text_ppl, key=text_ppl.get)
-print(", ".join(f"{name}: PPL {value:.1f}" for name, value in text_ppl.items()))
-order_explanation = (f"Measured, lowest first: {' < '.join(measured_order)}. The loss is a mean over tokens: in "
-                     f"`twice` the second copy can be copied from the context (in-context repetition is almost "
-                     f"free), while shuffling keeps the words but breaks the order the model learned to predict.")
+print(", ".join(f"{name}: PPL {value:.1f}" for name, value in text_ppl.items())
+      + f" (shuffled: median of {len(shuffles)} shuffles, range {min(shuffles):.1f} to {max(shuffles):.1f})")
+above = "every one of them is above" if min(shuffles) > text_ppl["normal"] else "not all of them are above"
+order_explanation = (
+    f"Measured, lowest first: {' < '.join(measured_order)}; of the {len(shuffles)} shuffles, {above} `normal`. "
+    f"The loss is a mean over tokens: in `twice` the second copy can be copied from the context, so if it cost nothing the mean NLL would halve and "
+    f"the perplexity would be the square root of `normal`'s, √{text_ppl['normal']:.1f} = "
+    f"{math.sqrt(text_ppl['normal']):.1f} (measured {text_ppl['twice']:.1f}); shuffling keeps the words but breaks "
+    f"the order the model learned to predict.")
 check_prediction(order_prediction, measured_order, "perplexity_order", order_explanation)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-# Solution: rank the three texts by the perplexities printed above
-order_prediction = measured_order
+# Solution: a repeat is copied from the context almost for free (the mean NLL nearly halves: PPL near the square root
+# of normal's); a shuffle keeps the words but removes the order every prediction leans on (far above normal)
+order_prediction = ["twice", "normal", "shuffled"]
 check_prediction(order_prediction, measured_order, "perplexity_order", order_explanation)
 
 # %% [markdown]

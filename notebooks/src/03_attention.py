@@ -32,7 +32,10 @@ import torch
 import torch.nn.functional as F
 
 import companion as cc
-from companion.lessons.n03_attention import apply_rope, attention_heatmap, bert_attention_maps, capture, causal_mask, llama_attention_from_weights, merge_heads, rope_cos_sin, split_heads
+from companion.core.data import load_medical_abstracts
+from companion.core.stats import mean_ci
+from companion.lessons.n01_lm_probability import split_sentences
+from companion.lessons.n03_attention import apply_rope, attention_heatmap, bert_attention_maps, capture, causal_mask, llama_attention_from_weights, merge_heads, rope_cos_sin, same_word_attention, same_word_ratios, split_heads, word_groups
 from companion.core.plots import plain_log_axis
 
 # %% tags=["parameters"]
@@ -48,8 +51,9 @@ n_samples: Optional[int] = None  # range: [1, inf); random query-key pairs per s
 # %%
 cc.check_values("03", globals())  # types, choices and ranges of the parameters above
 PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
-cfg = cc.settings(PROFILE, {"smoke": {"n_samples": 2000}, "cpu": {"n_samples": 20000}, "gpu": {"n_samples": 100000}},
-                  n_samples=n_samples)
+cfg = cc.settings(PROFILE, {"smoke": {"n_samples": 2000, "n_sentences": 4},
+                            "cpu": {"n_samples": 20000, "n_sentences": 32},
+                            "gpu": {"n_samples": 100000, "n_sentences": 200}}, n_samples=n_samples)
 print("profile:", PROFILE, "| settings:", cfg)
 
 # %% [markdown]
@@ -98,7 +102,10 @@ print(f"max |ours − F.scaled_dot_product_attention| < 1e-6: {diff_sdpa < 1e-6}
 
 # **Predict, then measure.** The entries of `q` and `k` below are independent standard normals (mean 0,
 # variance 1). *Before you run the experiment*, predict the variance of the unscaled score $q\cdot k$ at
-# $d_k = 256$. A prediction within 20 % of the measurement counts.
+# $d_k = 256$. The measurement is an average over random samples, so it has noise: the experiment also measures its
+# standard error (the spread of the estimate over 10 independent blocks of the samples, divided by √10), and a
+# prediction within 4 standard errors of the measurement counts (a right prediction misses that by chance in fewer
+# than 1 run in 300).
 
 # %%
 from companion.checks.n03 import check_variance_prediction
@@ -114,11 +121,13 @@ for d_k in [4, 16, 64, 256, 1024]:
     for scaled in (False, True):
         s = raw / math.sqrt(d_k) if scaled else raw
         w = torch.softmax(s, dim=-1)
+        blocks = torch.stack([b.var() for b in s.chunk(10)])  # the same estimate on 10 independent blocks of queries
         rows.append({"d_k": d_k, "scores": "q·k / √d_k" if scaled else "q·k", "variance": float(s.var()),
+                     "standard error": float(blocks.std() / math.sqrt(len(blocks))),
                      "mean max weight": float(w.max(-1).values.mean()),
                      "entropy (nats)": float(-(w * w.clamp_min(1e-30).log()).sum(-1).mean())})
 variance = pd.DataFrame(rows)
-variance.pivot(index="d_k", columns="scores", values=["variance", "mean max weight"]).round(3)
+variance.pivot(index="d_k", columns="scores", values=["variance", "standard error", "mean max weight"]).round(3)
 
 # %%
 check_variance_prediction(variance_prediction, variance, d_k=256)
@@ -328,35 +337,50 @@ plt.show()
 
 # %%
 word_ids = enc_tokenizer(text).word_ids()
-groups = {}
-for pos, w in enumerate(word_ids):
-    if w is not None:
-        groups.setdefault(w, []).append(pos)
-multi = [g_ for g_ in groups.values() if len(g_) > 1]
-share_rows = []
-for lay, m in enumerate(maps):
-    mean_heads = m.mean(0)
-    within = [float(mean_heads[i, [j for j in g_ if j != i]].sum()) for g_ in multi for i in g_]
-    uniform = [(len(g_) - 1) / len(tokens) for g_ in multi for i in g_]
-    share_rows.append({"layer": lay, "weight on same-word pieces": sum(within) / len(within),
-                       "uniform attention would give": sum(uniform) / len(uniform)})
-subword_share = pd.DataFrame(share_rows)
-print("multi-piece words:", [" ".join(tokens[i] for i in g_) for g_ in multi])
+subword_share = same_word_attention(maps, word_ids)
+print("multi-piece words:", [" ".join(tokens[i] for i in g_) for g_ in word_groups(word_ids)])
 ratios = subword_share["weight on same-word pieces"] / subword_share["uniform attention would give"]
 print(f"layer 0: {ratios.iloc[0]:.2f}× uniform; highest layer: {ratios.iloc[-1]:.2f}× uniform")
 subword_share.round(3)
 
 # %% [markdown]
-# Where the first column exceeds the second, the pieces of split words look at each other more than chance.
-# Typically this happens in the lowest layer: the encoder first glues *cho + ##le + ##cy + …* back into one
-# unit; higher layers spread attention over the context and the special tokens. Words that the tokenizer
-# shreds cost the model part of its depth, one of the reasons domain vocabulary matters (notebook 04 measures
-# tokens per word across domains).
+# Where the first column exceeds the second, the pieces of split words look at each other more than chance. One
+# sentence is one sample, though: its handful of split words could be special. The same measurement on
+# `n_sentences` sentences of medical abstracts (validation split) says how general the pattern is: per layer the mean
+# ratio to uniform attention with its 95 % interval over the sentences, and in how many sentences that layer has
+# the highest ratio of all six.
+
+# %%
+sample_sentences = [s_ for t in load_medical_abstracts()["validation"]["text"] for s_ in split_sentences(t)
+                    if 8 <= len(s_.split()) <= 40][: cfg["n_sentences"]]
+by_sentence = same_word_ratios(encoder, enc_tokenizer, sample_sentences)
+top_layer = by_sentence.loc[by_sentence.groupby("text")["ratio"].idxmax(), "layer"]
+layer_rows = []
+for layer_no, group in by_sentence.groupby("layer"):
+    ci = mean_ci(group["ratio"])  # mean over the sentences with its 95 % t-interval
+    layer_rows.append({"layer": layer_no, "mean ratio to uniform": ci.mean, "95 % low": ci.low, "95 % high": ci.high,
+                       "sentences where highest": int((top_layer == layer_no).sum())})
+per_layer = pd.DataFrame(layer_rows)
+first = per_layer.iloc[0]
+best = per_layer.loc[per_layer["mean ratio to uniform"].idxmax()]
+print(f"{by_sentence['text'].nunique()} sentences with a split word: layer 0's pieces attend to their own word "
+      f"{first['mean ratio to uniform']:.2f}× uniform (95 % interval {first['95 % low']:.2f} to "
+      f"{first['95 % high']:.2f}), {'above' if first['95 % low'] > 1 else 'not clearly above'} chance; the highest mean ratio is layer "
+      f"{int(best['layer'])}'s, which is the top layer of {int(best['sentences where highest'])} of "
+      f"{by_sentence['text'].nunique()} sentences")
+per_layer.round(2)
+
+# %% [markdown]
+# The printed line says which layer glues split words back together most, and how consistently across sentences.
+# Where that is the lowest layer, the encoder first reads *cho + ##le + ##cy + …* as one unit, and the higher layers
+# spread attention over the context and the special tokens. Words that the tokenizer shreds cost the model part of
+# its depth, one of the reasons domain vocabulary matters (notebook 04 measures tokens per word across domains).
 
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise has a check that says *correct* or *not yet* with a hint. Replace `None`, run the cell.
+# Each exercise has a check that says *correct* or *not yet* with a hint. Replace `None` (in a *write the
+# mechanism* exercise: complete the function's body), run the cell.
 # Solutions are in the collapsed cell below each exercise (click to expand).
 #
 # **1.** Compute the attention weights (a 2×3 tensor) of these queries and keys by hand.
@@ -387,7 +411,40 @@ mask_answer = torch.arange(6)[:, None] >= torch.arange(6)[None, :]   # key posit
 check_causal_mask(mask_answer, 6)
 
 # %% [markdown]
-# **3.** How many parameters do the four projections ($W^Q, W^K, W^V, W^O$ with their biases) of one MiniLM
+# **3. Write the mechanism.** Complete `causal_attention(q, k, v)`: scaled dot-product attention in which query $i$
+# sees only keys $j\le i$, for inputs of shape `(..., n, d_k)` (a batch and heads in front, any number of them) and
+# values of any width. Return the output only. The check runs it on fresh random inputs against
+# `F.scaled_dot_product_attention(q, k, v, is_causal=True)`.
+
+# %%
+from companion.checks.n03 import check_causal_attention_function
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(Q Kᵀ / √d_k + causal mask) V for q, k of shape (..., n, d_k) and v of shape (..., n, d_v)."""
+    n = q.shape[-2]
+    # 1. scores: q times k transposed over the last two dimensions, divided by √d_k, shape (..., n, n)
+    # 2. a boolean (n, n) mask, True where key position ≤ query position; scores elsewhere → -inf (masked_fill)
+    # 3. softmax over the keys (the last dimension), then the weighted sum of the values
+    return None  # replace with the output, shape (..., n, d_v)
+
+
+check_causal_attention_function(causal_attention)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: scale the dot products, fill the scores above the diagonal with -inf, softmax over keys, weight the values
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(Q Kᵀ / √d_k + causal mask) V for q, k of shape (..., n, d_k) and v of shape (..., n, d_v)."""
+    n = q.shape[-2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    allowed = torch.ones(n, n, dtype=torch.bool).tril()  # key j ≤ query i
+    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ v
+
+
+check_causal_attention_function(causal_attention)
+
+# %% [markdown]
+# **4.** How many parameters do the four projections ($W^Q, W^K, W^V, W^O$ with their biases) of one MiniLM
 # attention block have? Compute it from `encoder.config`, then compare with `block`.
 
 # %%
@@ -409,8 +466,8 @@ check_attention_params(params_answer, block)
 # * Masks are $-\infty$ scores: causal for decoders, padding for batches.
 # * A pretrained MiniLM attention block and a SmolLM2 self-attention (RoPE + GQA) are reproduced from their
 #   weights to < 1e-5: nothing hidden.
-# * How much the subword pieces of split domain terms attend to each other is measured per layer
-#   (the per-layer table above shows where it exceeds chance).
+# * How much the subword pieces of split domain terms attend to each other is measured per layer, on one sentence and
+#   then over `n_sentences` sentences with intervals (the printed line says which layer and how consistently).
 #
 # The numbers of this run are saved for batch runs and sweeps:
 
@@ -423,6 +480,9 @@ results = {
     "variance_unscaled_by_dk": {int(r.d_k): r.variance for r in variance[variance.scores == "q·k"].itertuples()},
     "variance_scaled_by_dk": {int(r.d_k): r.variance for r in variance[variance.scores != "q·k"].itertuples()},
     "subword_self_share_by_layer": subword_share["weight on same-word pieces"].round(4).tolist(),
+    "subword_ratio_by_layer": {"sentences": int(by_sentence["text"].nunique()),
+                               "mean": per_layer["mean ratio to uniform"].round(4).tolist(),
+                               "top_layer_counts": per_layer["sentences where highest"].tolist()},
     "seconds": round(time.perf_counter() - start, 1),
 }
 cc.save_results("03_attention", results)
