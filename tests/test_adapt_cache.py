@@ -110,54 +110,34 @@ def test_digests_follow_content_not_timestamps(tmp_path):
 
 
 def test_adapted_smollm2_is_built_once_per_fingerprint(tmp_path, monkeypatch, capsys):
-    from companion.lessons.n05_adaptation import DAPT_SETTINGS, adaptation_record, adapted_smollm2
+    """The recipe at a tiny size (the recipe, not its result, is tested): a rate search, the steps, the adapted,
+    control and replay runs, per-block losses of each model; a hit the second time, stale when a setting changes."""
+    import companion.lessons.n05_adaptation as adaptation
     from companion.core.models import load_model
     from companion.core.paths import cache_dir
+    from companion.lessons.n05_adaptation import adaptation_record, adapted_smollm2, causal_dapt
 
     (tmp_path / "models").symlink_to(cache_dir("models"), target_is_directory=True)  # the dequantised SmolLM2
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
-    path = adapted_smollm2("smoke", progress=False, max_steps=1)  # one step: the recipe, not the result, is tested
-    assert path.name == "smollm2-medical_abstracts-dapt-smoke"
+    tiny = causal_dapt("smoke", train_blocks=4, holdout_blocks=2, eval_blocks=3, max_steps=1, eval_every=1,
+                       rate_candidates=2, rate_extensions=0)
+    builds = []
+    real = adaptation.search_and_train
+    monkeypatch.setattr(adaptation, "search_and_train", lambda *a, **k: builds.append(1) or real(*a, **k))
+    path = adapted_smollm2("smoke", progress=False, settings=tiny)
+    assert path.name == "smollm2-medical_abstracts-dapt-smoke" and len(builds) == 1
     record = adaptation_record(path)
-    assert record["settings"] == {**DAPT_SETTINGS["smoke"], "max_steps": 1} and record["config"]["steps"] == 1
-    assert {e["set"] for e in record["evals"]} == {"domain", "general"}
+    assert record["settings"]["max_steps"] == 1 and len(record["rate_search"]) == 2
+    assert record["lr"] in [r["lr"] for r in record["rate_search"] if r["chosen"]] and record["steps"] == 1
+    assert set(record["block_losses"]) == {"base", "adapted", "control", "replay"}
+    assert all(len(sets["domain"]) == 3 and len(sets["general"]) == 3 for sets in record["block_losses"].values())
+    assert set(record["final_runs"]) == {"adapted", "control", "replay"} and "Instruct" in record["provenance"]
+    assert record["final_runs"]["control"]["steps"] == record["steps"] == record["final_runs"]["replay"]["steps"]
     built = (path / "model.safetensors").stat().st_mtime_ns
     capsys.readouterr()
-    again = adapted_smollm2("smoke", progress=False, max_steps=1)
-    assert again == path and (path / "model.safetensors").stat().st_mtime_ns == built
+    again = adapted_smollm2("smoke", progress=False, settings=tiny)
+    assert again == path and (path / "model.safetensors").stat().st_mtime_ns == built and len(builds) == 1
     assert capsys.readouterr().out.strip().endswith("cached: artifacts/smollm2-medical_abstracts-dapt-smoke")
     assert load_model(str(path), "causal-lm").config.model_type == "llama"
-    import pandas as pd
-
-    from companion.lessons.n05_adaptation import AdaptResult
-
-    given = AdaptResult(pd.DataFrame({"step": [1], "loss": [2.0], "lr": [1e-3]}),
-                        pd.DataFrame({"step": [1], "set": ["domain"], "perplexity": [9.0]}), 1, 32, 0.1, 0.1, 0.0, {})
-    capsys.readouterr()
-    adapted_smollm2("smoke", progress=False, max_steps=1, lr=1e-3, trained=(load_model(str(path), "causal-lm"), given))
-    assert "settings.lr changed" in capsys.readouterr().out  # stale: the caller's own run is saved, not retrained
-    assert adaptation_record(path)["evals"] == [{"step": 1, "set": "domain", "perplexity": 9.0}]
-
-
-def test_a_damaged_cached_file_is_found_and_rebuilt(artifacts, capsys):
-    """4 MB of finite bytes written into the cached model's weights: it was loaded as "cached" (macro-F1 0.134)."""
-    from companion.core.cache import CONTENTS, damaged_files
-
-    calls = []
-    path = cached_artifact("m", {"v": 1}, counting_build(calls, "weights of the build"))
-    assert json.loads((path / CONTENTS).read_text()).keys() == {"model.bin"}
-    with open(path / "model.bin", "r+b") as handle:  # same size, other bytes (a bad disk, a bad copy)
-        handle.write(b"W")
-    assert damaged_files(path) == ["model.bin (changed)"]
-    capsys.readouterr()
-    again = cached_artifact("m", {"v": 1}, counting_build(calls, "weights of the build"))
-    assert len(calls) == 2 and (again / "model.bin").read_text() == "weights of the build"
-    assert "does not match what was saved (model.bin (changed)): rebuilding" in capsys.readouterr().out
-    (again / "model.bin").unlink()
-    assert damaged_files(again) == ["model.bin (missing)"]
-    cached_artifact("m", {"v": 1}, counting_build(calls))
-    (again / CONTENTS).unlink()  # an artifact of an earlier version: its files cannot be verified, so rebuilt
-    cached_artifact("m", {"v": 1}, counting_build(calls))
-    assert len(calls) == 4 and damaged_files(again) == []
-    cached_artifact("m", {"v": 1}, counting_build(calls))
-    assert len(calls) == 4 and capsys.readouterr().out.splitlines()[-1] == "cached: artifacts/m"
+    adapted_smollm2("smoke", progress=False, settings=causal_dapt("smoke", **{**tiny.__dict__, "lr": 1e-3}))
+    assert "settings.lr" in capsys.readouterr().out and len(builds) == 2  # stale: rebuilt

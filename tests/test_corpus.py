@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from companion.lessons.n01_lm_probability import strided_token_nlls
-from companion.lessons.n04_domain_gap import centroid_cosine, corpus_blocks, corpus_gap, corpus_perplexity, document_perplexities, domain_separability, fertility, gap_verdict, keyness, marker_tokens, most_split, oov_rate, pieces, pieces_per_word, strip_markers, vocabulary_overlap, word_counts, word_pieces_table, word_starts, words
+from companion.lessons.n04_domain_gap import centroid_cosine, corpus_blocks, corpus_gap, corpus_perplexity, document_perplexities, domain_separability, fertility, gap_verdict, keyness, marker_tokens, most_split, oov_rate, pieces, pieces_per_word, strip_markers, vocabulary_overlap, word_pieces_table, word_starts, words
 from companion.checks.n04 import check_oov_rate, check_perplexity_gap, check_surprise_prediction
 from companion.core.stats import Interval
 from companion.core.errors import CourseError

@@ -47,7 +47,8 @@ def token_loss(model: MaskedLM, masked: list[dict[str, torch.Tensor]]) -> float:
 
 def unigram_log_probs(items: list[dict], vocab_size: int, special_ids: Sequence[int]) -> torch.Tensor:
     """log P(token) of a unigram model: token frequencies in windows (special tokens left out), add-one smoothed."""
-    counts = Counter(t for item in items for t in item["input_ids"] if t not in set(special_ids))
+    special = set(special_ids)
+    counts = Counter(t for item in items for t in item["input_ids"] if t not in special)
     table = torch.ones(vocab_size, dtype=torch.float64)
     for token, n in counts.items():
         table[token] += n
@@ -58,6 +59,47 @@ def unigram_losses(log_probs: torch.Tensor, masked: list[dict[str, torch.Tensor]
     """Each window's mean −log P(token) over its masked positions under a unigram model (the same masks as
     `sequence_losses`): what a model that ignores the context would score."""
     return np.array([float(-log_probs[m["labels"][m["labels"] != IGNORE_INDEX]].mean()) for m in masked])
+
+
+@torch.no_grad()
+def token_losses(model: MaskedLM, masked: list[dict[str, torch.Tensor]], batch_size: int = 32) -> torch.Tensor:
+    """The cross-entropy of every masked position (nats), window by window in the order of `masked`."""
+    model.eval()
+    device, out = next(model.parameters()).device, []
+    for start in range(0, len(masked), batch_size):
+        batch = padded(masked[start:start + batch_size], device)
+        hidden = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        chosen = batch["labels"] != IGNORE_INDEX
+        out.append(F.cross_entropy(model.head(hidden[chosen]).float(), batch["labels"][chosen], reduction="none").cpu())
+    return torch.cat(out)
+
+
+def shown_as(masked: list[dict[str, torch.Tensor]], mask_token_id: int) -> list[str]:
+    """How each masked position was shown to the model, in the order of token_losses: [MASK], a random token, or
+    the token itself (BERT's 80/10/10)."""
+    kinds = []
+    for m in masked:
+        chosen = m["labels"] != IGNORE_INDEX
+        for shown, true in zip(m["input_ids"][chosen].tolist(), m["labels"][chosen].tolist()):
+            kinds.append("[MASK]" if shown == mask_token_id else "kept" if shown == true else "random token")
+    return kinds
+
+
+def head_vs_unigram(model: MaskedLM, log_probs: torch.Tensor, sets: dict[str, list[dict]], mask_token_id: int
+                    ) -> pd.DataFrame:
+    """Per set and per way a position was shown: masked positions, the head's mean loss and the unigram model's on
+    the same positions (nats), and the head's advantage (unigram − head)."""
+    rows = []
+    for name, masked in sets.items():
+        head = token_losses(model, masked).numpy()
+        labels = torch.cat([m["labels"][m["labels"] != IGNORE_INDEX] for m in masked])
+        frame = pd.DataFrame({"shown": shown_as(masked, mask_token_id), "head": head,
+                              "unigram": (-log_probs[labels]).numpy()})
+        for shown, part in [("all", frame)] + list(frame.groupby("shown")):
+            rows.append({"set": name, "shown as": shown, "positions": len(part), "head_loss": part["head"].mean(),
+                         "unigram_loss": part["unigram"].mean()})
+    table = pd.DataFrame(rows).set_index(["set", "shown as"])
+    return table.assign(advantage=table["unigram_loss"] - table["head_loss"])
 
 
 def change_row(name: str, before: np.ndarray, after: np.ndarray) -> dict:
@@ -111,10 +153,34 @@ def fill_mask(model: MaskedLM, tokenizer, sentence: str, k: int = 5) -> list[str
     return tokenizer.convert_ids_to_tokens(model.head(hidden).topk(k).indices.tolist())
 
 
-def fill_mask_table(models: dict[str, MaskedLM], tokenizer, sentences: dict[str, str], k: int = 5) -> pd.DataFrame:
-    """Top-k predictions of each model (columns) for each sentence (rows, named by their domain)."""
-    return pd.DataFrame({name: [", ".join(fill_mask(m, tokenizer, s, k)) for s in sentences.values()]
-                         for name, m in models.items()}, index=pd.Index(list(sentences), name="sentence"))
+def masked_sentences(tokenizer, texts: Sequence[str], n: int, words: int = 24, min_letters: int = 5
+                     ) -> list[tuple[str, str]]:
+    """`n` (sentence with one [MASK], hidden word) pairs from texts: each text's opening `words` words, the longest
+    word that is one whole word piece (at least `min_letters` letters) replaced by the mask; texts without one are
+    skipped."""
+    vocab, out = tokenizer.get_vocab(), []
+    for text in texts:
+        opening = text.split()[:words]
+        candidates = [(len(w), -i, i) for i, w in enumerate(opening)
+                      if w.isalpha() and len(w) >= min_letters and w.lower() in vocab]
+        if not candidates:
+            continue
+        i = max(candidates)[2]
+        out.append((" ".join(opening[:i] + [tokenizer.mask_token] + opening[i + 1:]), opening[i].lower()))
+        if len(out) == n:
+            break
+    return out
+
+
+def fill_mask_table(models: dict[str, MaskedLM], tokenizer, sentences: dict[str, tuple[str, str]], k: int = 5
+                    ) -> pd.DataFrame:
+    """Top-k predictions of each model (columns) for each sentence (rows, named by their set), beside the hidden
+    word; `sentences`: name → (sentence with one [MASK], hidden word)."""
+    table = pd.DataFrame({"hidden word": [word for _, word in sentences.values()]},
+                         index=pd.Index(list(sentences), name="sentence"))
+    for name, model in models.items():
+        table[name] = [", ".join(fill_mask(model, tokenizer, s, k)) for s, _ in sentences.values()]
+    return table
 
 
 OBJECTIVES = [
