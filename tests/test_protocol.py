@@ -64,3 +64,29 @@ def test_comparisons_score_the_protocols_seeds(name):
     grid = yaml.safe_load((SWEEPS / name).read_text())
     assert grid["seeds"][:3] == list(PROTOCOLS[grid["params"]["profile"]].seeds)[:3]
     assert name != "strategies.yaml" or grid["seeds"] == list(PROTOCOLS["cpu"].seeds)
+
+
+def _sweep_csv(tmp_path, record: dict, **changed) -> str:
+    """A two-run sweep report of the medical data under `record`, with some protocol columns changed."""
+    import pandas as pd
+
+    columns = {f"protocol.{k}": changed.get(k, v) for k, v in record.items() if k != "seeds"}
+    rows = [{"status": "ok", "macro_f1": 0.5, "strategy": "full", "setting": "full", "seed": s,
+             "data": "medical_abstracts", **columns} for s in (0, 1)]
+    path = tmp_path / "report.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return str(path)
+
+
+def test_a_sweep_counts_only_under_the_same_protocol(tmp_path):
+    from companion.engine.comparison import sweep_for
+
+    record = protocol("cpu").record()
+    runs, why = sweep_for(_sweep_csv(tmp_path, record), "medical_abstracts", record)
+    assert runs is not None and len(runs) == 2 and why == ""
+    runs, why = sweep_for(_sweep_csv(tmp_path, record, max_length=32), "medical_abstracts", record)
+    assert runs is None and f"max_length: 32 ≠ {record['max_length']}" in why
+    runs, why = sweep_for(_sweep_csv(tmp_path, record), "my_file", record)
+    assert runs is None and "not a sweep of 'my_file'" in why
+    runs, why = sweep_for(tmp_path / "missing.csv", "medical_abstracts", record)
+    assert runs is None and "no sweep report" in why

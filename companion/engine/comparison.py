@@ -3,7 +3,9 @@ per setting; paired differences on the same seeds; how many runs converged (earl
 collapsed. Notebooks 07, 08 and 09 read the strategy sweep with it, so a number means the same thing in each."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -17,6 +19,11 @@ METRICS = {"macro_f1": "macro-F1", "val_macro_f1": "validation macro-F1", "accur
            "result.seconds": "seconds", "peak_memory_mb": "peak MiB", "memory_added_mb": "MiB added by training",
            "forgetting.drift": "forgetting (1 − cosine)", "forgetting.cka": "CKA to original",
            "forgetting.general_acc": "general-task accuracy", "forgetting.general_acc_change": "general-task change"}
+
+
+# The protocol's settings that make two runs' budgets the same (a sweep under other ones answers another question).
+BUDGET = ("train_size", "max_length", "truncation", "batch_size", "max_epochs", "min_steps", "eval_steps", "patience",
+          "class_weights", "eval_size")
 
 
 def load_sweep(csv: str | Path) -> pd.DataFrame:
@@ -94,3 +101,34 @@ def for_data(frame: pd.DataFrame, data: str) -> bool:
     """Whether a sweep's runs were made on `data` (a sweep of older runs without the column: the medical abstracts)."""
     made_on = set(frame["data"].astype(str)) if "data" in frame else {"medical_abstracts"}
     return made_on == {data}
+
+
+def protocol_differences(frame: pd.DataFrame, record: dict[str, Any]) -> list[str]:
+    """The budget settings (BUDGET) on which a sweep's runs differ from a protocol's record, as 'key: sweep ≠ ours'."""
+    differences = []
+    for key in BUDGET:
+        column = f"protocol.{key}"
+        seen = sorted({_plain(v) for v in frame[column]}) if column in frame else ["not recorded"]
+        if seen != [_plain(record[key])]:
+            differences.append(f"{key}: {', '.join(seen)} ≠ {_plain(record[key])}")
+    return differences
+
+
+def _plain(value: Any) -> str:
+    """A setting as text, the same whether pandas read it as a number, a float with .0, or empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "None"
+    return str(value).removesuffix(".0")
+
+
+def sweep_for(csv: str | Path, data: str, record: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
+    """A sweep's finished runs if `csv` holds runs on `data` under the protocol `record`; else None and why not."""
+    if not Path(csv).is_file():
+        return None, f"there is no sweep report at {csv}"
+    frame = load_sweep(csv)
+    if not for_data(frame, data):
+        return None, f"{csv} is not a sweep of {data!r}"
+    differences = protocol_differences(frame, record)
+    if differences:
+        return None, f"{csv} ran under another protocol ({'; '.join(differences)})"
+    return frame, ""

@@ -43,7 +43,7 @@ from companion.checks.n07 import (check_adam_state_prediction, check_gradual_par
                                   check_trainable_after_freeze)
 from companion.core.data import load_text_classification
 from companion.core.stats import compare as compare_pair
-from companion.engine.comparison import convergence, for_data, load_sweep, pair, summarise
+from companion.engine.comparison import convergence, pair, summarise, sweep_for
 from companion.engine.finetune import run_strategy, task_for
 from companion.engine.forgetting import forgetting_change, forgetting_sentence
 from companion.engine.layered import (UpperStack, discriminative_groups, freeze_lower, gradual_unfreezing,
@@ -71,11 +71,10 @@ cfg = cc.settings(PROFILE, {"smoke": {"check_size": 16}, "cpu": {"check_size": 4
 dataset = load_text_classification(data, text_column, label_column)  # one fixed split per data set
 tokenizer = cc.load_tokenizer(model_name)
 num_labels = len(dataset["train"].features["label"].names)
-sweep_runs = load_sweep(report_csv) if Path(report_csv).is_file() else None
-if sweep_runs is None or not for_data(sweep_runs, data):  # the committed comparison is of another data set
-    print(f"{report_csv} is not a sweep of {data!r}: the comparisons of sections 4 and 5 are skipped. Run them on "
-          f"your data with `make decide DATA=…` and pass its report here (-p report_csv …)")
-    sweep_runs = None
+sweep_runs, why_not = sweep_for(report_csv, data, protocol.record())  # runs on this data under this protocol
+if sweep_runs is None:
+    print(f"{why_not}: the comparisons of sections 4 and 5 are skipped. Run them with `make rates sweep` (the "
+          f"course's data) or `make decide DATA=…` (yours) and pass the report here (-p report_csv …)")
 print(protocol.describe())
 
 # %% [markdown]

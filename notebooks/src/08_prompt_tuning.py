@@ -56,7 +56,7 @@ from companion.checks.n08 import check_majority_f1, check_prompt_params, check_s
 from companion.core.data import load_text_classification, load_wikitext2
 from companion.core.device import training_precision
 from companion.core.stats import Interval, bootstrap_score, compare, macro_f1, paired_bootstrap
-from companion.engine.comparison import convergence, for_data, load_sweep, pair, paired_against, summarise
+from companion.engine.comparison import convergence, pair, paired_against, summarise, sweep_for
 from companion.engine.finetune import subset
 from companion.engine.metrics import classification_metrics, majority_baseline
 from companion.engine.strategies import rate_for
@@ -112,14 +112,13 @@ if max_length is not None:
     print(f"this run deviates from the protocol: max_length {max_length} (sections 2-4; section 5 reads the sweep)")
 print(f"test texts scored: {n_test} of {len(dataset['test'])}; majority class on them: macro-F1 "
       f"{majority['macro_f1']:.3f}, accuracy {majority['accuracy']:.3f}")
-sweep_runs = load_sweep(report_csv) if Path(report_csv).is_file() else None
-if sweep_runs is None or not for_data(sweep_runs, data):  # the committed comparison is of another data set
+sweep_runs, why_not = sweep_for(report_csv, data, protocol.record())  # runs on this data under this protocol
+if sweep_runs is None:
     decided = Path("runs") / "decide" / Path(data).stem  # where `make decide` writes its reports
-    print(f"{report_csv} is not a sweep of {data!r}: sections 5 and 6 skip the trained methods. Get one for your "
+    print(f"{why_not}: sections 5 and 6 skip the trained methods. Get one for your "
           f"data with `make decide DATA={data} TEXT={text_column} LABEL={label_column}` (the rate search and the "
           f"sweep, from the project's folder) and pass its reports here: -p report_csv "
           f"{decided / 'strategies' / 'report.csv'} -p rates_csv {decided / 'rates.csv'}")
-    sweep_runs = None
 seconds = {}  # wall time of each section, for the machine-time budget
 pd.Series(cfg, name="setting", dtype=object).to_frame()
 

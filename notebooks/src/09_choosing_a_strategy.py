@@ -58,7 +58,7 @@ from companion.checks.n09 import check_cheapest_above_tfidf, check_mean_over_see
 from companion.core.data import load_text_classification
 from companion.core.plots import plain_log_axis
 from companion.core.stats import equivalence, mean_ci, paired_difference
-from companion.engine.comparison import convergence, for_data, load_sweep, pair, paired_against, summarise
+from companion.engine.comparison import convergence, load_sweep, pair, paired_against, summarise, sweep_for
 from companion.engine.finetune import subset
 from companion.engine.forgetting import forgetting_change, forgetting_sentence
 from companion.engine.metrics import majority_baseline, tfidf_tuned
@@ -67,10 +67,10 @@ from companion.lessons.n09_claims import LITERATURE_CLAIMS, SOURCE_CLAIMS, claim
 
 cc.check_values("09", globals())  # types, choices and ranges of the parameters above
 PROFILE, _, start = cc.start(profile, seed)  # resolve the profile, seed, start a clock
-runs = load_sweep(report_csv)
-if not for_data(runs, data):
-    raise cc.CourseError(f"{report_csv} is not a sweep of {data!r}: run `make decide DATA=…` for your data and pass "
-                         f"its reports (-p report_csv … -p rates_csv …)")
+runs, why_not = sweep_for(report_csv, data, cc.protocol(PROFILE).record())  # this data, under this profile's protocol
+if runs is None:
+    raise cc.CourseError(f"{why_not}: run `make rates sweep` (the course's data) or `make decide DATA=…` (yours) and "
+                         f"pass its reports (-p report_csv … -p rates_csv …)")
 rates = pd.read_csv(rates_csv) if Path(rates_csv).is_file() else None
 step_times = pd.read_csv(step_time_csv) if Path(step_time_csv).is_file() else None
 seeds = sorted(int(s) for s in runs["seed"].unique())
