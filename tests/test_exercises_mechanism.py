@@ -1,4 +1,4 @@
-"""The "write the mechanism" exercises of notebooks 01–04: each check runs the learner's function on fresh inputs
+"""The "write the mechanism" exercises of notebooks 01–04 and 06–08: each check runs the learner's function on fresh inputs
 against the library and says correct for a right function, not yet for a deliberately wrong one (with a hint that
 names the difference), pending for `None` or a function whose body still returns None."""
 from __future__ import annotations
@@ -12,6 +12,9 @@ from companion.checks.n01 import check_log_prob_function
 from companion.checks.n02 import check_masked_ce_function, fresh_ce_inputs
 from companion.checks.n03 import check_causal_attention_function
 from companion.checks.n04 import check_tokens_per_word_function
+from companion.checks.n06 import check_weighted_ce_function, fresh_weighted_ce_inputs
+from companion.checks.n07 import check_freeze_lowest_function, fresh_classifiers
+from companion.checks.n08 import check_lora_forward_function, fresh_lora_inputs
 from companion.lessons.n01_lm_probability import encode_with_start
 
 
@@ -149,3 +152,144 @@ def test_tokens_per_word_function(tokenizers):
     assert check_tokens_per_word_function(tpw_with_special, tokenizers).status == "not_yet"
     assert check_tokens_per_word_function(None, tokenizers).status == "pending"
     assert check_tokens_per_word_function(lambda tok, texts: None, tokenizers).status == "pending"
+
+
+# --- 06: class-weighted cross-entropy ------------------------------------------------------------------------------
+
+def weighted_ce_right(logits, labels, class_weights):
+    nll = -torch.log_softmax(logits, -1)[torch.arange(len(labels)), labels]
+    w = class_weights[labels]
+    return (w * nll).sum() / w.sum()
+
+
+def weighted_ce_plain_mean(logits, labels, class_weights):
+    """Wrong: the weighted losses averaged over the examples, not divided by the sum of the weights used."""
+    nll = -torch.log_softmax(logits, -1)[torch.arange(len(labels)), labels]
+    return (class_weights[labels] * nll).mean()
+
+
+def weighted_ce_all_weights(logits, labels, class_weights):
+    """Wrong: divided by the sum of every class's weight (also those of classes absent from the batch)."""
+    nll = -torch.log_softmax(logits, -1)[torch.arange(len(labels)), labels]
+    return (class_weights[labels] * nll).sum() / class_weights.sum()
+
+
+def weighted_ce_unstable(logits, labels, class_weights):
+    """Wrong for large logits: log(softmax) as written, which overflows."""
+    p = torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True)
+    w = class_weights[labels]
+    return (w * -torch.log(p[torch.arange(len(labels)), labels])).sum() / w.sum()
+
+
+def test_weighted_ce_function(capsys):
+    assert check_weighted_ce_function(weighted_ce_right).status == "correct"
+    for wrong in (weighted_ce_plain_mean, weighted_ce_all_weights, weighted_ce_unstable,
+                  lambda z, y, w: torch.nn.functional.cross_entropy(z, y)):  # unweighted
+        assert check_weighted_ce_function(wrong).status == "not_yet"
+    assert "F.cross_entropy(weight=…) gives" in capsys.readouterr().out
+    assert check_weighted_ce_function(lambda z, y, w: [1.0, 2.0]).status == "not_yet"  # not one number
+    assert check_weighted_ce_function(None).status == "pending"
+    assert check_weighted_ce_function(lambda z, y, w: None).status == "pending"
+    broken = check_weighted_ce_function(lambda z, y, w: 1 / 0)
+    assert broken.status == "not_yet" and "ZeroDivisionError" in broken.message
+
+
+def test_fresh_weighted_ce_inputs_cover_the_traps():
+    cases = fresh_weighted_ce_inputs()
+    assert any(logits.abs().max() > 89 for logits, _, _ in cases)  # exp() overflows in float32
+    assert all(not (labels == w.numel() - 1).any() for _, labels, w in cases)  # a class absent from the labels
+    assert any(abs(float(w[labels].mean()) - 1) > 0.1 for _, labels, w in cases)  # weights that do not average 1
+
+
+# --- 07: freeze the embeddings and the lowest k layers --------------------------------------------------------------
+
+def freeze_right(model, k):
+    base = model.base_model
+    base.embeddings.requires_grad_(False)
+    for layer in base.encoder.layer[:k]:
+        layer.requires_grad_(False)
+    return model
+
+
+def freeze_off_by_one(model, k):
+    """Wrong: freezes layers 0 … k (k + 1 layers)."""
+    base = model.base_model
+    base.embeddings.requires_grad_(False)
+    for layer in base.encoder.layer[: k + 1]:
+        layer.requires_grad_(False)
+    return model
+
+
+def freeze_keeps_embeddings(model, k):
+    """Wrong: the embeddings stay trainable."""
+    for layer in model.base_model.encoder.layer[:k]:
+        layer.requires_grad_(False)
+    return model
+
+
+def freeze_the_pooler_too(model, k):
+    """Wrong: BERT's pooler frozen too (it sits in the base model but belongs to the head, which trains)."""
+    freeze_right(model, k)
+    if getattr(model.base_model, "pooler", None) is not None:
+        model.base_model.pooler.requires_grad_(False)
+    return model
+
+
+def test_freeze_lowest_function():
+    assert check_freeze_lowest_function(freeze_right).status == "correct"
+    for wrong in (freeze_off_by_one, freeze_keeps_embeddings, freeze_the_pooler_too,
+                  lambda m, k: m):  # nothing frozen
+        assert check_freeze_lowest_function(wrong).status == "not_yet"
+    off = check_freeze_lowest_function(freeze_off_by_one)
+    assert "should train: " in off.message and "encoder.layer." in off.message
+    assert check_freeze_lowest_function(lambda m, k: 3).status == "not_yet"  # not the model
+    assert check_freeze_lowest_function(None).status == "pending"
+    assert check_freeze_lowest_function(lambda m, k: None).status == "pending"
+
+
+def test_fresh_classifiers_are_two_families_and_include_every_layer_frozen():
+    cases = fresh_classifiers()
+    assert {type(build()).__name__ for _, build, _ in cases} == {"BertForSequenceClassification",
+                                                                 "RobertaForSequenceClassification"}
+    assert all(1 <= k <= build().config.num_hidden_layers for _, build, k in cases)
+    assert any(k == build().config.num_hidden_layers for _, build, k in cases)
+    assert any(k < build().config.num_hidden_layers for _, build, k in cases)
+
+
+# --- 08: the LoRA forward pass ---------------------------------------------------------------------------------------
+
+def lora_right(x, weight, bias, A, B, alpha, r):
+    return x @ weight.T + bias + (alpha / r) * (x @ A.T @ B.T)
+
+
+def lora_unscaled(x, weight, bias, A, B, alpha, r):
+    """Wrong: no α/r scaling."""
+    return x @ weight.T + bias + x @ A.T @ B.T
+
+
+def lora_alpha_only(x, weight, bias, A, B, alpha, r):
+    """Wrong: scaled by α, not α/r."""
+    return x @ weight.T + bias + alpha * (x @ A.T @ B.T)
+
+
+def lora_no_bias(x, weight, bias, A, B, alpha, r):
+    """Wrong: the frozen layer's bias forgotten."""
+    return x @ weight.T + (alpha / r) * (x @ A.T @ B.T)
+
+
+def test_lora_forward_function():
+    assert check_lora_forward_function(lora_right).status == "correct"
+    for wrong in (lora_unscaled, lora_alpha_only, lora_no_bias):
+        assert check_lora_forward_function(wrong).status == "not_yet"
+    assert check_lora_forward_function(lambda x, w, b, A, B, alpha, r: x @ A.T).status == "not_yet"  # wrong shape
+    broken = check_lora_forward_function(lambda x, w, b, A, B, alpha, r: x @ B)  # shapes do not fit
+    assert broken.status == "not_yet" and "RuntimeError" in broken.message
+    assert check_lora_forward_function(None).status == "pending"
+    assert check_lora_forward_function(lambda x, w, b, A, B, alpha, r: None).status == "pending"
+
+
+def test_fresh_lora_inputs_make_the_scaling_matter():
+    cases = fresh_lora_inputs()
+    assert all(c["alpha"] / c["r"] != 1 and c["alpha"] / c["r"] != c["alpha"] for c in cases)
+    assert all(c["B"].abs().max() > 0 for c in cases)  # B = 0 (peft's initial state) would hide every mistake
+    assert {c["x"].dim() for c in cases} == {2, 3}

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Sequence
 
-from typing import Sequence
-
+import torch
 from torch import nn
 
 from ..engine.metrics import classification_metrics
@@ -12,7 +12,7 @@ from ..lessons.n08_hard_prompts import label_logprobs
 from ..core.errors import CourseError, shown
 from ..core.models import load_tokenizer
 from ..lessons.n08_hard_prompts import admissible, domain_words, verbalizer_sets
-from . import Verdict, check_close, check_equal, check_prediction, exercise
+from . import Verdict, check_close, check_equal, check_prediction, exercise, feedback, not_attempted
 
 
 @exercise("08", "storage_ratio")
@@ -62,3 +62,70 @@ def check_label_words(lm_name: str, label_names: tuple[str, ...]) -> None:
     except CourseError as err:
         raise CourseError(f"the labels {shown(label_names)} cannot be turned into words for hard prompts with "
                           f"{lm_name!r}: {err}") from None
+
+
+def fresh_lora_inputs(seed: int = 2024) -> list[dict[str, Any]]:
+    """Inputs the notebook never uses: (x, weight, bias, A, B, alpha, r) for a few layer sizes, ranks and alphas with
+    α/r ≠ 1 and α/r ≠ α (so a missing or half scaling shows), B non-zero (as after training), and x with and without
+    a sequence dimension."""
+    g = torch.Generator().manual_seed(seed)
+    cases = []
+    for x_shape, d_out, r, alpha in (((2, 5, 12), 7, 4, 8.0), ((6, 10), 10, 2, 1.0), ((1, 3, 8), 16, 8, 32.0)):
+        d_in = x_shape[-1]
+        cases.append({"x": torch.randn(*x_shape, generator=g), "weight": torch.randn(d_out, d_in, generator=g),
+                      "bias": torch.randn(d_out, generator=g), "A": torch.randn(r, d_in, generator=g) * 0.3,
+                      "B": torch.randn(d_out, r, generator=g) * 0.3, "alpha": alpha, "r": r})
+    return cases
+
+
+def peft_lora_output(case: dict[str, Any]) -> torch.Tensor:
+    """What peft's LoRA computes: an nn.Linear with `weight` and `bias`, wrapped by `get_peft_model` with
+    LoraConfig(r, lora_alpha=alpha, lora_dropout=0), its lora_A and lora_B set to A and B, applied to x."""
+    from peft import LoraConfig, get_peft_model
+
+    d_out, d_in = case["weight"].shape
+    layer = nn.Module()
+    layer.proj = nn.Linear(d_in, d_out)
+    layer.forward = lambda x: layer.proj(x)
+    with torch.no_grad():
+        layer.proj.weight.copy_(case["weight"])
+        layer.proj.bias.copy_(case["bias"])
+    wrapped = get_peft_model(layer, LoraConfig(r=case["r"], lora_alpha=case["alpha"], lora_dropout=0.0,
+                                               target_modules=["proj"])).eval()
+    lora = wrapped.get_base_model().proj
+    with torch.no_grad():
+        lora.lora_A["default"].weight.copy_(case["A"])
+        lora.lora_B["default"].weight.copy_(case["B"])
+        return lora(case["x"])
+
+
+@exercise("08", "lora_forward_function")
+def check_lora_forward_function(fn) -> Verdict:
+    """Mechanism: the learner's `fn(x, weight, bias, A, B, alpha, r)` → x Wᵀ + b + (α/r)·x Aᵀ Bᵀ, run on fresh inputs
+    against a peft LoRA layer holding the same W, b, A and B."""
+    name = "lora_forward_function"
+    hint = ("the frozen layer: x @ weight.T + bias; the update: (x @ A.T) @ B.T (x → r numbers → d_out numbers), "
+            "scaled by alpha / r; return their sum, shape (..., d_out)")
+    pending = not_attempted(fn, name)
+    if pending is not None:
+        return pending
+    for case in fresh_lora_inputs():
+        expected = peft_lora_output(case)
+        shown = (f"x {tuple(case['x'].shape)}, weight {tuple(case['weight'].shape)}, r={case['r']}, "
+                 f"alpha={case['alpha']:g}")
+        try:
+            got = fn(*(v.clone() if torch.is_tensor(v) else v for v in case.values()))
+        except Exception as err:  # noqa: BLE001 - the learner's code: any error is a "not yet" with its message
+            return feedback(False, name, f"with {shown} your function raised {type(err).__name__}: {err}. {hint}")
+        if got is None:
+            return Verdict(name, "pending", "your function returns None: finish its body, then run the cell "
+                                            "again").emit()
+        if not torch.is_tensor(got) or got.shape != expected.shape:
+            size = tuple(got.shape) if torch.is_tensor(got) else type(got).__name__
+            return feedback(False, name, f"with {shown} the output must have shape {tuple(expected.shape)}, yours "
+                                         f"is {size}. {hint}")
+        if not torch.allclose(got.detach().float(), expected, atol=1e-4, rtol=1e-4):
+            diff = float((got.detach().float() - expected).abs().max())
+            return feedback(False, name, f"with {shown} your output differs from peft's LoRA layer by up to "
+                                         f"{diff:.3g}. {hint}")
+    return feedback(True, name, hint)

@@ -594,7 +594,39 @@ cka_half = float((yc.T @ xc).norm() ** 2 / ((xc.T @ xc).norm() * (yc.T @ yc).nor
 check_linear_cka(cka_half, reference, half)
 
 # %% [markdown]
-# **5 (open).** Re-run with `-p class_weights_mode none` on your own unbalanced data, or with `-p max_length 256`,
+# **5. Write the mechanism.** Complete `weighted_cross_entropy(logits, labels, class_weights)`: `logits` has shape
+# `(examples, classes)`, `labels` one class index per example and `class_weights` one weight per class. Return the
+# class-weighted loss of Step 2, Σ wᵢ·(−log softmax(zᵢ)[yᵢ]) / Σ wᵢ with wᵢ = class_weights[yᵢ], computed stably.
+# The check runs your function on fresh random inputs (weights that do not average 1, a class absent from the
+# labels, one example, logits in the hundreds) against `F.cross_entropy(logits, labels, weight=class_weights)`.
+
+# %%
+from companion.checks.n06 import check_weighted_ce_function
+
+
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+    """Σ w[yᵢ]·(−log softmax(logits)ᵢ[yᵢ]) / Σ w[yᵢ]: the cross-entropy, each example weighted by its class."""
+    # 1. log-probabilities with torch.log_softmax over the classes (stable), shape (examples, classes)
+    # 2. each example's −log-probability of its own label (row i, column labels[i])
+    # 3. each example's weight: class_weights indexed by labels; the weighted sum divided by the sum of those weights
+    return None  # replace with the loss (a scalar tensor)
+
+
+check_weighted_ce_function(weighted_cross_entropy)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: stable log-softmax, the label's entry per row, a weighted mean with the weights of the labels present
+def weighted_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+    """Σ w[yᵢ]·(−log softmax(logits)ᵢ[yᵢ]) / Σ w[yᵢ]: the cross-entropy, each example weighted by its class."""
+    nll = -torch.log_softmax(logits.float(), dim=-1)[torch.arange(len(labels)), labels]
+    w = class_weights[labels]
+    return (w * nll).sum() / w.sum()
+
+
+check_weighted_ce_function(weighted_cross_entropy)
+
+# %% [markdown]
+# **6 (open).** Re-run with `-p class_weights_mode none` on your own unbalanced data, or with `-p max_length 256`,
 # and compare quality, time and the did-it-train line.
 #
 # ## Summary

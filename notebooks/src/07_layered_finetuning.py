@@ -437,7 +437,42 @@ parts_epoch2 = ["layer_4", "layer_5", "head"]
 check_gradual_parts(parts_epoch2, 2)
 
 # %% [markdown]
-# **5 (open).** Run `python -m companion run sweeps/strategy_run.ipynb -p strategy freeze -p k 3` for a k the sweep
+# **5. Write the mechanism.** Complete `freeze_lowest(model, k)`: switch off the gradients of the embeddings and of
+# the lowest k encoder layers (layers 0 … k−1) of a BERT-style classifier, leave everything above (the upper layers,
+# the pooler, the classifier) trainable, and return the model, as section 2 did for one k. The check builds fresh
+# tiny random classifiers (a BERT with a pooler and a RoBERTa, which names its encoder `roberta`), calls your function
+# with k drawn at random and with k = every layer, and compares the trainable parameters with the package's
+# `freeze_lower`.
+
+# %%
+from companion.checks.n07 import check_freeze_lowest_function
+
+
+def freeze_lowest(model: nn.Module, k: int) -> nn.Module:
+    """Freeze the embeddings and encoder layers 0 … k-1 of a BERT-style classifier; return the model."""
+    # 1. the encoder inside the classifier: model.base_model (model.bert for BERT, model.roberta for RoBERTa)
+    # 2. its embeddings: requires_grad_(False) switches off every parameter of a module
+    # 3. the first k modules of its encoder.layer list likewise; the layers above, pooler and head stay as they are
+    return None  # replace with: return model
+
+
+check_freeze_lowest_function(freeze_lowest)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: reach the encoder through base_model, switch off the embeddings and the first k layers, nothing else
+def freeze_lowest(model: nn.Module, k: int) -> nn.Module:
+    """Freeze the embeddings and encoder layers 0 … k-1 of a BERT-style classifier; return the model."""
+    encoder = model.base_model
+    encoder.embeddings.requires_grad_(False)
+    for layer in encoder.encoder.layer[:k]:
+        layer.requires_grad_(False)
+    return model
+
+
+check_freeze_lowest_function(freeze_lowest)
+
+# %% [markdown]
+# **6 (open).** Run `python -m companion run sweeps/strategy_run.ipynb -p strategy freeze -p k 3` for a k the sweep
 # did not try, and place it in the table above.
 #
 # ## Summary

@@ -802,7 +802,40 @@ majority_f1 = (2 * share / (1 + share)) / len(set(labels) | {majority["predicted
 check_majority_f1(majority_f1, dataset["test"]["label"], majority["predicted_class"])
 
 # %% [markdown]
-# **5 (open).** Train prompt tuning at a full fine-tuning rate with the sweep's unit,
+# **5. Write the mechanism.** Complete `lora_forward(x, weight, bias, A, B, alpha, r)`: the output of a linear layer
+# (`weight` of shape d_out × d_in, `bias` of size d_out) with a LoRA update of rank r (`A` of shape r × d_in, `B` of
+# shape d_out × r), y = x Wᵀ + b + (α/r)·x Aᵀ Bᵀ, for `x` of shape (..., d_in), as `LoRALinear` of section 3
+# computes it without ever forming the d_out × d_in product B·A. The check runs your function on fresh random
+# tensors (several sizes, ranks and alphas, B non-zero) against peft's LoRA layer (`get_peft_model` with a
+# `LoraConfig(r, lora_alpha, lora_dropout=0)` on one `nn.Linear`) holding the same W, b, A and B.
+
+# %%
+from companion.checks.n08 import check_lora_forward_function
+
+
+def lora_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                 alpha: float, r: int) -> torch.Tensor:
+    """x Wᵀ + b + (alpha / r) · x Aᵀ Bᵀ: a frozen linear layer plus its rank-r LoRA update."""
+    # 1. the frozen layer: x times the transposed weight, plus the bias (shape (..., d_out))
+    # 2. the update: x times Aᵀ (down to r numbers), times Bᵀ (up to d_out numbers)
+    # 3. scale the update by alpha / r, then add the two
+    return None  # replace with y, shape (..., d_out)
+
+
+check_lora_forward_function(lora_forward)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: the frozen layer's output plus the low-rank path x → r numbers → d_out numbers, scaled by α/r
+def lora_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                 alpha: float, r: int) -> torch.Tensor:
+    """x Wᵀ + b + (alpha / r) · x Aᵀ Bᵀ: a frozen linear layer plus its rank-r LoRA update."""
+    return x @ weight.T + bias + (alpha / r) * (x @ A.T @ B.T)
+
+
+check_lora_forward_function(lora_forward)
+
+# %% [markdown]
+# **6 (open).** Train prompt tuning at a full fine-tuning rate with the sweep's unit,
 # `python -m companion run sweeps/strategy_run.ipynb --out runs/pt-small-rate -p strategy prompt_tuning -p lr 5e-5`,
 # and read its did-it-train line (`--accept-collapse` keeps a collapsed run as a result). Then widen the winner's
 # curse table with `-p profile cpu` and a larger `top` in the settings table: how far down the validation ranking
