@@ -33,11 +33,11 @@ test: setup $(VENV)/.site-installed browser  ## unit tests, papermill smoke runs
 	HF_HUB_OFFLINE=1 COURSE_FORCE_PROFILE=smoke $(PY) -m pytest
 
 # The unit tests only (the fast check while developing): tests/ without the tests marked `notebook` (a course notebook's
-# smoke run) or `kernel` (anything that starts Jupyter kernels: runs, sweeps, checks), without nbval over
+# smoke run), `kernel` (anything that starts Jupyter kernels: runs, sweeps, checks) or `slow` (real model training), without nbval over
 # notebooks/ and without the tests that re-run stored notebooks or drive a browser. `make test` runs them all.
 UNIT_SKIP := --ignore=tests/test_site.py --ignore=tests/test_machine_independence.py --ignore=tests/test_stored_notebooks.py
 unit: setup  ## unit tests only: no notebook, kernel or browser (a fast check while developing)
-	HF_HUB_OFFLINE=1 COURSE_FORCE_PROFILE=smoke $(PY) -m pytest tests -m "not notebook and not kernel" $(UNIT_SKIP)
+	HF_HUB_OFFLINE=1 COURSE_FORCE_PROFILE=smoke $(PY) -m pytest tests -m "not notebook and not kernel and not slow" $(UNIT_SKIP)
 
 # Extra JupyterLab options, e.g. make lab LAB_ARGS="--no-browser --ip 0.0.0.0 --port 8888"; as root (containers,
 # cloud VMs) --allow-root is added, since JupyterLab refuses to start as root without it.

@@ -64,6 +64,7 @@ def lm_config(steps: int, lr: float, batch_size: int = 2, eval_every: int | None
     return config
 
 
+@pytest.mark.slow
 def test_continued_pretraining_lowers_the_held_out_loss_and_repeats(smollm2):
     base, tokenizer = smollm2
     blocks = token_blocks(tokenizer, TEXTS, block_size=16)[:2]
@@ -96,6 +97,7 @@ def test_embedding_only_run_changes_only_embeddings(smollm2):
     assert result.params["trainable"] == emb_before.numel()
 
 
+@pytest.mark.slow
 def test_step_times_measures_both_modes_in_turn(smollm2):
     base, tokenizer = smollm2
     blocks = token_blocks(tokenizer, TEXTS, block_size=16)[:2]
@@ -130,6 +132,7 @@ def test_exercise_checks(smollm2):
     assert check_replay_blocks(40, 100, 0.4)
 
 
+@pytest.mark.slow
 def test_causal_lm_batches_go_through_the_one_training_engine(smollm2, monkeypatch):
     import companion.lessons.n05_adaptation as adaptation
     from companion.lessons.n05_adaptation import causal_lm_batch

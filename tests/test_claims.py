@@ -61,7 +61,7 @@ def paired(evidence: dict, a: str, b: str, metric: str = "macro_f1"):
 
 
 @dataclass(frozen=True)
-class Claim:
+class StatedClaim:
     """A sentence (or its key phrase) a notebook's Markdown states, and the test of the numbers behind it."""
     notebook: str
     words: str
@@ -71,41 +71,42 @@ class Claim:
         return f"{self.notebook}: {self.words[:60]}"
 
 
+def mlm_losses(e: dict) -> list[float]:
+    """05's masked-LM losses of the encoder before, after and in the control run, on both evaluation texts."""
+    return [v for k, v in e["05"]["mlm"].items() if k.endswith(("_loss_before", "_loss_after", "_loss_control"))]
+
+
+def step_ratio(e: dict, a: str, b: str) -> float:
+    """Median over the benchmark's rounds of a's time per step divided by b's (same round, same process)."""
+    table = e["steps"].pivot_table(index="round", columns="setting", values="seconds_per_step")
+    return float((table[a] / table[b]).median())
+
+
 CLAIMS = [
     # 05: the masked-LM table beside Gururangan et al.'s (RoBERTa-base: biomedical 1.32 → 0.99, general 1.19 → 1.63)
-    Claim("05", "Our absolute losses are much higher",
-          lambda e: min(e["05"]["mlm"][f"{s}_loss_{t}"] for s in ("medical", "general") for t in ("before", "after"))
-          > 2 * 1.63),
-    Claim("05", "the reloaded model gives the same perplexity", lambda e: e["05"]["reload_matches"]),
-    # 06: the overfitting experiment and its moral
-    Claim("06", "validation loss turns up while training loss falls",
-          lambda e: e["06"]["overfitting"]["best_val_loss_epoch"] < e["06"]["settings"]["small_epochs"]),
-    Claim("06", "more data is the real cure",
-          lambda e: e["06"]["test"]["macro_f1"] > e["06"]["overfitting"]["test_macro_f1"]),
-    Claim("06", "the companion's `train` is the same loop", lambda e: e["06"]["loop_equivalence"]["equal"]),
-    # 07: the structure, the cache, the step time
-    Claim("07", "the cached run equals the ordinary one", lambda e: e["07"]["cache_check"]["equal"]),
-    Claim("07", "Every epoch then skips k of the 6 layers",
-          lambda e: e["07"]["comparison"]["full (k=0)"]["seconds_per_step"]
-          > e["07"]["comparison"][f"freeze k={e['07']['freeze_check']['k']}"]["seconds_per_step"]),
-    Claim("07", "Half of MiniLM's parameters are the word-piece table; each encoder layer is ~8 %",
-          lambda e: 0.45 < e["minilm"]["word_embeddings"] < 0.55 and 0.075 < e["minilm"]["layer"] < 0.085),
-    # 08: hard prompts like for like with the trained models
-    Claim("08", "on the **whole test split**",
-          lambda e: e["08"]["hard_prompts"]["test_texts"] == e["08"]["hard_prompts"]["test_split"]),
-    Claim("08", "Every soft-prompt run must predict more than one class and beat the majority class",
-          lambda e: not e["08"]["did_not_train"]),
+    StatedClaim("05", "Our absolute losses are much higher", lambda e: min(mlm_losses(e)) > 2 * 1.63),
+    StatedClaim("05", "A head that reads the context must beat it clearly",
+                lambda e: e["05"]["mlm"]["head_beats_unigram"]),
+    # 07: the structure and the cache
+    StatedClaim("07", "Every epoch then skips k of the 6 layers",
+                lambda e: e["07"]["cache_check"]["equal"] and e["07"]["cache_check"]["speedup_per_epoch"] > 1),
+    StatedClaim("07", "each encoder layer is 7.8 % of the parameters",
+                lambda e: 0.45 < e["minilm"]["word_embeddings"] < 0.55 and abs(e["minilm"]["layer"] - 0.078) < 0.0005),
+    # 08: hard prompts like for like with the trained models; the winner's curse
+    StatedClaim("08", "on the **whole test split**",
+                lambda e: e["08"]["hard_prompts"]["test_texts"] == e["08"]["hard_prompts"]["test_split"]),
+    StatedClaim("08", "the score falls towards its true value",
+                lambda e: e["08"]["hard_prompts"]["winners_curse"]["test_mean"]
+                < e["08"]["hard_prompts"]["winners_curse"]["validation_mean"]),
     # 09: the literature paragraph's measured side, and the table's set-up
-    Claim("09", "LoRA well under 1 %", lambda e: e["sweep"].query("setting == 'lora'")["trainable_pct"].max() < 1),
-    Claim("09", "prompt tuning from a task description only a few thousand",
-          lambda e: e["sweep"].query("setting == 'prompt_tuning_text'")["trainable"].max() < 20_000),
-    Claim("09", "on a CPU its step is not cheaper than full fine-tuning's",
-          lambda e: paired(e, "prompt_tuning_text", "full", "seconds_per_step").high > 0),
-    Claim("09", "a frozen lower stack is computed once, so each step only runs the layers above it",
-          lambda e: paired(e, "freeze k=4", "full", "seconds_per_step").high < 0),
-    Claim("09", "the same three candidates (1/3, 1 and 3 × its default)",
-          lambda e: e["09"]["rate_candidates"] == 3),
-    Claim("09", "5 seeds", lambda e: e["sweep"].groupby("setting")["seed"].nunique().min() >= 5),
+    StatedClaim("09", "LoRA well under 1 %", lambda e: e["sweep"].query("setting == 'lora'")["trainable_pct"].max() < 1),
+    StatedClaim("09", "prompt tuning only a few thousand",
+                lambda e: e["sweep"].query("setting == 'prompt_tuning'")["trainable"].max() < 20_000),
+    StatedClaim("09", "so its step is not much cheaper than full fine-tuning's",
+                lambda e: step_ratio(e, "prompt_tuning", "full") > 0.5),
+    StatedClaim("09", "a frozen lower stack is computed once, so each step only",
+                lambda e: paired(e, "freeze k=4", "full", "seconds_per_step").high < 0),
+    StatedClaim("09", "5 seeds", lambda e: e["sweep"].groupby("setting")["seed"].nunique().min() >= 5),
 ]
 
 
@@ -115,7 +116,7 @@ def evidence() -> dict:
 
 
 @pytest.mark.parametrize("claim", CLAIMS, ids=str)
-def test_claim_is_stated_and_holds(claim: Claim, evidence: dict):
+def test_claim_is_stated_and_holds(claim: StatedClaim, evidence: dict):
     assert claim.words in markdown(claim.notebook), f"notebook {claim.notebook} no longer says {claim.words!r}"
     assert claim.holds(evidence), f"notebook {claim.notebook} says {claim.words!r}, which its numbers contradict"
 
@@ -128,14 +129,15 @@ def test_every_stored_result_is_from_the_cpu_profile(evidence: dict):
 
 def test_a_contradicting_number_fails(evidence: dict):
     """Change one stored number so that a sentence becomes false: its claim must then fail."""
-    cure = next(c for c in CLAIMS if c.words == "more data is the real cure")
-    broken = copy.deepcopy({k: v for k, v in evidence.items() if k != "sweep"})
-    broken["sweep"] = evidence["sweep"]
-    broken["06"]["overfitting"]["test_macro_f1"] = broken["06"]["test"]["macro_f1"] + 0.05
-    assert cure.holds(evidence) and not cure.holds(broken)
+    curse = next(c for c in CLAIMS if c.words == "the score falls towards its true value")
+    broken = copy.deepcopy({k: v for k, v in evidence.items() if k not in ("sweep", "steps")})
+    broken |= {"sweep": evidence["sweep"], "steps": evidence["steps"]}
+    table = broken["08"]["hard_prompts"]["winners_curse"]
+    table["test_mean"] = table["validation_mean"] + 0.05  # the chosen templates score higher on test
+    assert curse.holds(evidence) and not curse.holds(broken)
 
-    not_cheaper = next(c for c in CLAIMS if c.words.startswith("on a CPU its step"))
+    not_cheaper = next(c for c in CLAIMS if c.words.startswith("so its step is not much cheaper"))
     steps = evidence["steps"].copy()
-    prompt = steps["setting"] == "prompt_tuning_text"
+    prompt = steps["setting"] == "prompt_tuning"
     steps.loc[prompt, "seconds_per_step"] = steps.loc[prompt, "seconds_per_step"] / 10  # prompt steps 10× cheaper
     assert not_cheaper.holds(evidence) and not not_cheaper.holds(evidence | {"steps": steps})

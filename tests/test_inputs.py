@@ -274,6 +274,7 @@ def test_a_valid_grid_passes():
 
 # ---- the command line: exit 2, one 'error:' line, no traceback, within 10 s ----------------------------------------
 
+@pytest.mark.slow
 def test_cli_errors_come_before_any_kernel(tmp_path):
     write(tmp_path / "broken.jsonl", '{"text": "x", "label": "a"}\nnot json\n')
     write(tmp_path / "notes.txt", "not a notebook")

@@ -45,6 +45,7 @@ def shared():
     return model, backbone, before
 
 
+@pytest.mark.slow
 def test_training_moves_only_the_task_prompt_and_head(shared):
     model, backbone, before = shared
     tok = load_tokenizer("minilm")

@@ -54,6 +54,7 @@ def test_window_starts():
         window_starts(100, 64, 128)
 
 
+@pytest.mark.slow
 def test_strided_perplexity(smollm2):
     model, tok = smollm2
     text = " ".join([SENTENCE, "Gallstones are hardened deposits of digestive fluid that can form in the gallbladder."] * 3)
@@ -99,6 +100,7 @@ def test_checks(capsys):
     assert "Hint" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_strided_token_nlls_score_each_token_once(smollm2):
     model, tok = smollm2
     text = " ".join([SENTENCE, "Gallstones are hardened deposits of digestive fluid."] * 3)

@@ -126,6 +126,7 @@ def stored(tokenizer, encoder, items, seed):
     return mlm.masked_states(encoder, mlm.fixed_masks(tokenizer, items, seed=seed))
 
 
+@pytest.mark.slow
 def test_warm_up_trains_the_head_alone_and_lowers_the_held_out_loss(base):
     _, tokenizer, texts = base
     model = mlm.MaskedLM(load_model("minilm", "encoder"))
@@ -200,6 +201,7 @@ def tiny_texts(monkeypatch):
                                                                       for key, texts in real(*a, **k).items()})
 
 
+@pytest.mark.slow
 def test_the_adapted_encoder_is_cached_with_its_control(monkeypatch, tmp_path, capsys, tiny_texts):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     builds = []

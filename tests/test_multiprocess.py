@@ -64,6 +64,7 @@ def runs(tmp_path_factory) -> tuple[dict, dict]:
     return json.loads((tmp / "one.json").read_text()), json.loads((tmp / "two.json").read_text())
 
 
+@pytest.mark.slow
 def test_two_processes_split_the_data(runs):
     one, two = runs
     assert (one["processes"], two["processes"], two["backend"]) == (1, 2, "gloo")

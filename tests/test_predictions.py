@@ -48,16 +48,16 @@ def test_surprise_prediction_reads_the_measured_table(capsys) -> None:
 def test_ranking_prediction_is_judged_by_the_paired_intervals(capsys) -> None:
     """An order holds unless a setting placed above another is significantly worse on the same seeds."""
     rows = [{"setting": s, "seed": seed, "macro_f1": f1 + jitter}
-            for s, f1 in (("full", 0.60), ("lora", 0.60), ("prompt_tuning_text", 0.40))
+            for s, f1 in (("full", 0.60), ("lora", 0.60), ("prompt_tuning", 0.40))
             for seed, jitter in enumerate((0.01, -0.01, 0.02, 0.0, -0.02))]
     runs = pd.DataFrame(rows)
     runs.loc[runs["setting"] == "lora", "macro_f1"] += [0.004, -0.003, 0.001, -0.002, 0.0]  # lora − full: noise
-    assert check_ranking_prediction(["full", "lora", "prompt_tuning_text"], runs)
-    assert check_ranking_prediction(["lora", "full", "prompt_tuning_text"], runs)  # a tied pair may go either way
+    assert check_ranking_prediction(["full", "lora", "prompt_tuning"], runs)
+    assert check_ranking_prediction(["lora", "full", "prompt_tuning"], runs)  # a tied pair may go either way
     out = capsys.readouterr().out
     assert "full − lora" in out and "either way" in out
-    assert not check_ranking_prediction(["prompt_tuning_text", "full", "lora"], runs)
-    assert "Contradicted by the intervals: prompt_tuning_text above full" in capsys.readouterr().out
+    assert not check_ranking_prediction(["prompt_tuning", "full", "lora"], runs)
+    assert "Contradicted by the intervals: prompt_tuning above full" in capsys.readouterr().out
 
 
 def test_plain_numbers_never_scientific() -> None:

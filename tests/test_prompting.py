@@ -70,6 +70,7 @@ def test_shared_prefix():
     assert shared_prefix([[1, 2]]) == 0
 
 
+@pytest.mark.slow
 def test_one_pass_scoring_equals_word_by_word_scoring(smollm2):
     model, tokenizer = smollm2
     words = ["heart", "cancer", "brain", "neoplasms"]

@@ -37,6 +37,7 @@ def test_loop_runs_and_measures(tiny):
     assert 0 <= result.best["macro_f1"] <= 1 and result.best_epoch in (1, 2)
 
 
+@pytest.mark.slow
 def test_seeded_runs_repeat_exactly(tiny):
     a, b = _run(tiny, seed=3), _run(tiny, seed=3)
     assert a.history["loss"].tolist() == b.history["loss"].tolist()
@@ -72,6 +73,7 @@ def test_warmup_then_linear_decay():
     assert rates == pytest.approx([0.0, 0.5, 1.0, 0.75, 0.5, 0.25])
 
 
+@pytest.mark.slow
 def test_balanced_class_weights_are_the_weighted_cross_entropy(tiny):
     """class_weights="balanced": each example's loss weighted by n / (classes × n_c), as a weighted mean."""
     from companion.engine.training import class_weights, weighted_loss
@@ -88,6 +90,7 @@ def test_balanced_class_weights_are_the_weighted_cross_entropy(tiny):
         _run(tiny, class_weights="inverse")
 
 
+@pytest.mark.slow
 def test_patience_waits_for_the_plateau_to_be_left(tiny):
     """A run whose best score never rises above the plateau (here: unreachable) is not stopped early."""
     stuck = _run(tiny, epochs=4, patience=1, lr=0.0, plateau=1.01)

@@ -35,7 +35,7 @@ def check_pareto(answer: list | None, summary: pd.DataFrame) -> Verdict:
 
 @exercise("09", "ranking_prediction")
 def check_ranking_prediction(prediction: list[str] | None, runs: pd.DataFrame) -> Verdict:
-    """Predict-then-measure: the order of full fine-tuning, LoRA and text-initialised prompt tuning by macro-F1,
+    """Predict-then-measure: the order of full fine-tuning, LoRA and prompt tuning by macro-F1,
     judged by the paired intervals: an order holds unless a setting placed above another is significantly worse."""
     present = [s for s in RANKED if s in set(runs["setting"])]
     lines = [f"{a} − {b} {pair(runs, a, b)}" for i, a in enumerate(present) for b in present[i + 1:]]

@@ -56,4 +56,4 @@ def decision_guide(summary: pd.DataFrame, paired: pd.DataFrame, tfidf_f1: float,
     return lines
 
 
-RANKED = ("full", "lora", "prompt_tuning_text")  # the settings whose order the learner predicts (notebook 09)
+RANKED = ("full", "lora", "prompt_tuning")  # the settings whose order the learner predicts (notebook 09)

@@ -189,13 +189,13 @@ readable(show, counts=["trainable", "memory_added_mb", "seeds"],
 
 # %% [markdown]
 # **Predict, then measure.** Full fine-tuning trains all 22.7 M parameters, LoRA well under 1 %, and prompt
-# tuning from a task description only a few thousand. *Before reading the next section*, predict the order of
-# `full`, `lora` and `prompt_tuning_text` by test macro-F1, best first, from what you know (notebook 08's
+# tuning only a few thousand. *Before reading the next section*, predict the order of
+# `full`, `lora` and `prompt_tuning` by test macro-F1, best first, from what you know (notebook 08's
 # literature numbers, and the size of this model). The check compares your order with the **paired intervals**:
 # an order is consistent with the measurement unless a pair you put first is significantly worse.
 
 # %%
-ranking_prediction = None  # your prediction: a list such as ["full", "lora", "prompt_tuning_text"], best first
+ranking_prediction = None  # your prediction: a list such as ["full", "lora", "prompt_tuning"], best first
 
 # %%
 check_ranking_prediction(ranking_prediction, runs)
@@ -203,7 +203,7 @@ check_ranking_prediction(ranking_prediction, runs)
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution: from the literature, before the table: LoRA tracks full fine-tuning (Hu et al. 2021), while soft prompts
 # on a model this small fall far behind (Lester et al. 2021: the gap closes only near 11B parameters)
-ranking_prediction = ["full", "lora", "prompt_tuning_text"]
+ranking_prediction = ["full", "lora", "prompt_tuning"]
 check_ranking_prediction(ranking_prediction, runs)
 
 # %% [markdown]
