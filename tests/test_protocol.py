@@ -71,7 +71,7 @@ def _sweep_csv(tmp_path, record: dict, **changed) -> str:
     import pandas as pd
 
     columns = {f"protocol.{k}": changed.get(k, v) for k, v in record.items() if k != "seeds"}
-    rows = [{"status": "ok", "macro_f1": 0.5, "strategy": "full", "setting": "full", "seed": s,
+    rows = [{"status": "ok", "macro_f1": 0.5, "strategy": "full", "setting": "full", "seed": s, "profile": "cpu",
              "data": "medical_abstracts", **columns} for s in (0, 1)]
     path = tmp_path / "report.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
@@ -90,3 +90,7 @@ def test_a_sweep_counts_only_under_the_same_protocol(tmp_path):
     assert runs is None and "not a sweep of 'my_file'" in why
     runs, why = sweep_for(tmp_path / "missing.csv", "medical_abstracts", record)
     assert runs is None and "no sweep report" in why
+    runs, why = sweep_for(_sweep_csv(tmp_path, record), "medical_abstracts")  # a smoke notebook reading the cpu sweep
+    assert runs is not None and why == ""
+    runs, why = sweep_for(_sweep_csv(tmp_path, record, truncation="head"), "medical_abstracts")
+    assert runs is None and "truncation: head ≠ head+tail" in why

@@ -12,6 +12,7 @@ import pandas as pd
 from ..core.errors import CourseError
 from ..core.rates import setting_name
 from ..core.stats import Interval, mean_ci, paired_difference
+from .protocol import PROTOCOLS
 
 METRICS = {"macro_f1": "macro-F1", "val_macro_f1": "validation macro-F1", "accuracy": "accuracy",
            "trainable": "trainable params", "trainable_pct": "trainable %", "lr": "learning rate",
@@ -121,13 +122,19 @@ def _plain(value: Any) -> str:
     return str(value).removesuffix(".0")
 
 
-def sweep_for(csv: str | Path, data: str, record: dict[str, Any]) -> tuple[pd.DataFrame | None, str]:
-    """A sweep's finished runs if `csv` holds runs on `data` under the protocol `record`; else None and why not."""
+def sweep_for(csv: str | Path, data: str, record: dict[str, Any] | None = None) -> tuple[pd.DataFrame | None, str]:
+    """A sweep's finished runs if `csv` holds runs on `data` under the protocol `record` (None: today's protocol of
+    the profile the sweep ran at, so a smoke run may read the cpu sweep); else None and why not."""
     if not Path(csv).is_file():
         return None, f"there is no sweep report at {csv}"
     frame = load_sweep(csv)
     if not for_data(frame, data):
         return None, f"{csv} is not a sweep of {data!r}"
+    if record is None:
+        profiles = set(frame["profile"].astype(str)) if "profile" in frame else set()
+        if len(profiles) != 1 or next(iter(profiles)) not in PROTOCOLS:
+            return None, f"{csv} does not record one profile its runs ran at"
+        record = PROTOCOLS[next(iter(profiles))].record()
     differences = protocol_differences(frame, record)
     if differences:
         return None, f"{csv} ran under another protocol ({'; '.join(differences)})"

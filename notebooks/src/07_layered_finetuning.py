@@ -71,7 +71,7 @@ cfg = cc.settings(PROFILE, {"smoke": {"check_size": 16}, "cpu": {"check_size": 4
 dataset = load_text_classification(data, text_column, label_column)  # one fixed split per data set
 tokenizer = cc.load_tokenizer(model_name)
 num_labels = len(dataset["train"].features["label"].names)
-sweep_runs, why_not = sweep_for(report_csv, data, protocol.record())  # runs on this data under this protocol
+sweep_runs, why_not = sweep_for(report_csv, data)  # runs on this data under today's protocol of their profile
 if sweep_runs is None:
     print(f"{why_not}: the comparisons of sections 4 and 5 are skipped. Run them with `make rates sweep` (the "
           f"course's data) or `make decide DATA=…` (yours) and pass the report here (-p report_csv …)")

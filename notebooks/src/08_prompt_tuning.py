@@ -112,7 +112,7 @@ if max_length is not None:
     print(f"this run deviates from the protocol: max_length {max_length} (sections 2-4; section 5 reads the sweep)")
 print(f"test texts scored: {n_test} of {len(dataset['test'])}; majority class on them: macro-F1 "
       f"{majority['macro_f1']:.3f}, accuracy {majority['accuracy']:.3f}")
-sweep_runs, why_not = sweep_for(report_csv, data, protocol.record())  # runs on this data under this protocol
+sweep_runs, why_not = sweep_for(report_csv, data)  # runs on this data under today's protocol of their profile
 if sweep_runs is None:
     decided = Path("runs") / "decide" / Path(data).stem  # where `make decide` writes its reports
     print(f"{why_not}: sections 5 and 6 skip the trained methods. Get one for your "
