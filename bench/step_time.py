@@ -8,6 +8,7 @@ claim about time per step.
 
     .venv/bin/python bench/step_time.py                      # → sweeps/results/step-time-cpu.csv
     .venv/bin/python bench/step_time.py --rounds 3 --steps 10 --out /tmp/steps.csv
+    .venv/bin/python bench/step_time.py --settings "freeze k=4" lora prompt_tuning   # only these, and full
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ SETTINGS = {"full": ("full", {}), "freeze k=2": ("freeze", {"k": 2}), "freeze k=
             "prefix_tuning": ("prefix_tuning", {})}
 
 
-def measure(rounds: int, steps: int, profile: str = "cpu") -> pd.DataFrame:
+def measure(rounds: int, steps: int, profile: str = "cpu", settings: list[str] | None = None) -> pd.DataFrame:
     """One row per (round, setting): seconds per optimiser step, the mean over `steps` steps. Gradual unfreezing
     (and ULMFiT) are left out: their step grows epoch by epoch as layers thaw, so a few steps do not represent it."""
     import companion as cc
@@ -38,6 +39,8 @@ def measure(rounds: int, steps: int, profile: str = "cpu") -> pd.DataFrame:
     rows = []
     for round_ in range(rounds):
         for name, (strategy, options) in SETTINGS.items():
+            if settings and name not in settings:
+                continue
             config = protocol.config(1e-4, round_, len(task.data["train"]), epochs=None, max_steps=steps,
                                      patience=None, progress=False)
             began = time.perf_counter()
@@ -56,8 +59,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--profile", default="cpu", help="the protocol whose budget the steps use")
     parser.add_argument("--out", default=str(ROOT / "sweeps" / "results" / "step-time-cpu.csv"))
+    parser.add_argument("--settings", nargs="*", choices=list(SETTINGS), help="only these (default: all; full always)")
     args = parser.parse_args()
-    table = measure(args.rounds, args.steps, args.profile)
+    chosen = sorted(set(args.settings) | {"full"}) if args.settings else None
+    table = measure(args.rounds, args.steps, args.profile, chosen)
     table.to_csv(args.out, index=False)
     median = table.groupby("setting")["seconds_per_step"].median()
     print((median / median["full"]).round(2).rename("× full fine-tuning's step").to_string())
