@@ -99,7 +99,8 @@ CLAIMS = [
                 lambda e: e["08"]["hard_prompts"]["winners_curse"]["test_mean"]
                 < e["08"]["hard_prompts"]["winners_curse"]["validation_mean"]),
     # 09: the literature paragraph's measured side, and the table's set-up
-    StatedClaim("09", "LoRA well under 1 %", lambda e: e["sweep"].query("setting == 'lora'")["trainable_pct"].max() < 1),
+    StatedClaim("09", "LoRA well under 1 %",
+                lambda e: e["sweep"].query("setting == 'lora'")["trainable_pct"].max() < 1),
     StatedClaim("09", "prompt tuning only a few thousand",
                 lambda e: e["sweep"].query("setting == 'prompt_tuning'")["trainable"].max() < 20_000),
     StatedClaim("09", "so its step is not much cheaper than full fine-tuning's",
