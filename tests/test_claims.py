@@ -76,10 +76,15 @@ def mlm_losses(e: dict) -> list[float]:
     return [v for k, v in e["05"]["mlm"].items() if k.endswith(("_loss_before", "_loss_after", "_loss_control"))]
 
 
-def step_ratio(e: dict, a: str, b: str) -> float:
-    """Median over the benchmark's rounds of a's time per step divided by b's (same round, same process)."""
+def step_ratios(e: dict, a: str, b: str) -> pd.Series:
+    """Per round of the step-time benchmark, a's time per step divided by b's (same round, same process)."""
     table = e["steps"].pivot_table(index="round", columns="setting", values="seconds_per_step")
-    return float((table[a] / table[b]).median())
+    return table[a] / table[b]
+
+
+def step_ratio(e: dict, a: str, b: str) -> float:
+    """Median over the benchmark's rounds of a's time per step divided by b's."""
+    return float(step_ratios(e, a, b).median())
 
 
 CLAIMS = [
@@ -106,7 +111,7 @@ CLAIMS = [
     StatedClaim("09", "so its step is not much cheaper than full fine-tuning's",
                 lambda e: step_ratio(e, "prompt_tuning", "full") > 0.5),
     StatedClaim("09", "a frozen lower stack is computed once, so each step only",
-                lambda e: paired(e, "freeze k=4", "full", "seconds_per_step").high < 0),
+                lambda e: step_ratios(e, "freeze k=4", "full").max() < 1),  # cheaper in every round
     StatedClaim("09", "5 seeds", lambda e: e["sweep"].groupby("setting")["seed"].nunique().min() >= 5),
 ]
 
