@@ -55,7 +55,8 @@ def test_an_unbalanced_set_trains_with_the_protocols_defaults(tmp_path):
 def test_an_untrainable_run_says_it_collapsed_and_exits_non_zero(tmp_path):
     done, result = run(tmp_path, "tiny-rate", "-p", "lr", "1e-9")
     assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "collapsed: did not train" in done.stdout
+    line = next(x for x in done.stdout.splitlines() if x.startswith("collapsed: "))  # one line says so, and how to keep it
+    assert "did not train: full" in line and "--accept-collapse" in line
     assert result["training_checks"][0]["trained"] is False
     status = json.loads((tmp_path / "tiny-rate" / "status.json").read_text())
     assert status["status"] == "collapsed" and status["collapsed"]
