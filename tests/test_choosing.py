@@ -109,3 +109,14 @@ def test_a_setting_reads_its_rate_chosen_on_its_own_data(tmp_path):
 def test_missing_report_is_a_clear_error(tmp_path):
     with pytest.raises(cc.CourseError, match="make sweep"):
         load_sweep(tmp_path / "none.csv")
+
+
+def test_per_sentence_strings_keep_their_leading_zeros(tmp_path):
+    """A run whose first probe sentences were answered wrongly stores '00…': read as a number it would lose the
+    zeros and no longer line up with the probe (the forgetting test would then fail or, worse, shift)."""
+    path = tmp_path / "report.csv"
+    path.write_text("status,seed,setting,macro_f1,forgetting.general_correct,forgetting.general_correct_before\n"
+                    "ok,0,full,0.5,0011,0111\nok,1,full,0.6,1011,0111\n")
+    frame = load_sweep(path)
+    assert frame["forgetting.general_correct"].tolist() == ["0011", "1011"]
+    assert frame["forgetting.general_correct_before"].tolist() == ["0111", "0111"]

@@ -27,12 +27,16 @@ BUDGET = ("train_size", "max_length", "truncation", "batch_size", "max_epochs", 
           "class_weights", "eval_size")
 
 
+PER_ITEM_COLUMNS = ("forgetting.general_correct", "forgetting.general_correct_before")
+
+
 def load_sweep(csv: str | Path) -> pd.DataFrame:
     """The finished runs of a strategy sweep (report.csv), one row per run, with a `setting` label."""
     path = Path(csv)
     if not path.is_file():
         raise CourseError(f"no sweep report at {path}: run `make sweep` (sweeps/strategies.yaml) or pass report_csv")
-    frame = pd.read_csv(path)
+    # per-sentence 0/1 strings ("0110…") stay text: read as numbers they would lose their leading zeros
+    frame = pd.read_csv(path, dtype={c: str for c in PER_ITEM_COLUMNS})
     frame = frame[frame["status"] == "ok"].copy()
     if frame.empty or "macro_f1" not in frame:
         raise CourseError(f"{path.name} has no finished strategy runs (column macro_f1 missing)")
