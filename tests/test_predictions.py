@@ -60,6 +60,20 @@ def test_ranking_prediction_is_judged_by_the_paired_intervals(capsys) -> None:
     assert "Contradicted by the intervals: prompt_tuning above full" in capsys.readouterr().out
 
 
+def test_a_contradicted_ranking_fails_even_when_it_is_the_listed_order(capsys) -> None:
+    """The guess equal to the check's own listing order (full, lora, prompt tuning) fails when the runs put prompt
+    tuning significantly first, and the message shows the measured order, best first."""
+    rows = [{"setting": s, "seed": seed, "macro_f1": f1 + jitter}
+            for s, f1 in (("full", 0.55), ("lora", 0.555), ("prompt_tuning", 0.60))
+            for seed, jitter in enumerate((0.01, -0.01, 0.02, 0.0, -0.02))]
+    runs = pd.DataFrame(rows)
+    runs.loc[runs["setting"] == "lora", "macro_f1"] += [0.004, -0.013, 0.001, -0.012, 0.0]  # lora − full: noise
+    assert not check_ranking_prediction(["full", "lora", "prompt_tuning"], runs)
+    out = capsys.readouterr().out
+    assert "['prompt_tuning', 'lora', 'full']" in out and "Contradicted by the intervals" in out
+    assert check_ranking_prediction(["prompt_tuning", "full", "lora"], runs)
+
+
 def test_plain_numbers_never_scientific() -> None:
     """Counts get thousands separators, small numbers stay positional, missing ones show a dash."""
     assert plain(22715141.0) == "22,715,141"

@@ -46,5 +46,7 @@ def check_ranking_prediction(prediction: list[str] | None, runs: pd.DataFrame) -
     explanation = ("Paired differences on the same seeds: " + "; ".join(lines) + ". "
                    + (f"Contradicted by the intervals: {', '.join(contradicted)}." if contradicted else
                       "A pair whose interval includes 0 may go either way: any order of a tied pair holds."))
-    return check_prediction(guess, guess if valid and not contradicted else present, "ranking_prediction",
+    means = runs[runs["setting"].isin(present)].groupby("setting")["macro_f1"].mean()
+    measured = sorted(present, key=lambda setting: -means[setting])  # best first, by mean test macro-F1
+    return check_prediction(guess, guess if valid and not contradicted else measured, "ranking_prediction",
                             explanation)

@@ -105,13 +105,14 @@ def general_interval(runs: pd.DataFrame, a: str, b: str | None) -> Interval | No
 
 def measured(runs: pd.DataFrame, claim: Claim, step_times: pd.DataFrame | None, names: dict[str, str]
              ) -> Interval | None:
-    """The claim's interval: paired a − b over common seeds (time per step: over the benchmark's rounds, measured
-    in one process; forgetting: the one forgetting test), or a's own values; None when the numbers are missing."""
+    """The claim's interval: paired a − b over common seeds (time per step: of the log times over the benchmark's
+    rounds, measured in one process, so e^mean is the ratio a/b; forgetting: the one forgetting test), or a's own
+    values; None when the numbers are missing."""
     a, b = names.get(claim.a, claim.a), names.get(claim.b, claim.b) if claim.b else None
     if claim.metric == "forgetting.general_correct":
         return general_interval(runs, a, b)
     if claim.metric == "seconds_per_step" and step_times is not None:
-        table = matched(step_times, "seconds_per_step", "round")
+        table = np.log(matched(step_times, "seconds_per_step", "round"))  # times compare as ratios: paired log times
     elif claim.metric not in runs:
         return None
     else:
@@ -136,7 +137,8 @@ def claims_table(runs: pd.DataFrame, claims: tuple[Claim, ...], step_times: pd.D
         if interval is None:
             continue
         a, b = names.get(claim.a, claim.a), names.get(claim.b, claim.b) if claim.b else None
-        rows.append({"claim": claim.text, "metric": claim.metric, "compared": f"{a} − {b}" if b else a,
+        metric = "log seconds_per_step" if claim.metric == "seconds_per_step" and step_times is not None else claim.metric
+        rows.append({"claim": claim.text, "metric": metric, "compared": f"{a} − {b}" if b else a,
                      "mean": round(interval.mean, 4), "low": round(interval.low, 4), "high": round(interval.high, 4),
                      "n": interval.n, "verdict": (f"true by construction: {claim.construction}" if claim.construction
                                                   else verdict(interval, claim.sign))})
