@@ -6,6 +6,7 @@ Full fine-tuning under the protocol, 5 seeds, paired by seed, on two data sets: 
 runs collapsed (predicted one class, or no better than the majority class).
 
     python bench/class_weights.py --out bench/results/class-weights-cpu.json   # about 20 runs, 2 workers
+    python bench/class_weights.py --data-only runs/medical-imbalanced.csv      # only the imbalanced file
 """
 from __future__ import annotations
 
@@ -77,7 +78,14 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--truncation", default="head+tail")
+    parser.add_argument("--data-only", metavar="CSV", help="only write the imbalanced set to CSV (e.g. to run "
+                        "notebook 06 on it: companion run 06 -p data CSV -p text_column text -p label_column label)")
     args = parser.parse_args()
+    if args.data_only:
+        if Path(args.data_only).exists():
+            raise SystemExit(f"error: {args.data_only} exists; choose another path (nothing was overwritten)")
+        print(imbalanced_set(Path(args.data_only)))
+        return
     from companion.batch.report import report
     from companion.batch.sweep import sweep
 

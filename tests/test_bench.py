@@ -73,3 +73,20 @@ def test_precision_parity_interval(script):
     assert out["difference"]["bf16_minus_fp32"] == round(sum(diffs) / 3, 4)
     assert out["difference"]["ci95"] == round((high - low) / 2, 4) and out["difference"]["zero_inside"]
     assert out["bf16_speedup_wall"] == 2.0 and out["bf16_speedup_cpu"] == 2.0
+
+
+def test_the_imbalanced_set_is_real_abstracts_at_65_26_9_and_never_overwrites(tmp_path, script):
+    """`bench/class_weights.py --data-only` writes the imbalanced set issue 26's note reports 06 on, and leaves an
+    existing file alone."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    path = script("bench/class_weights.py").imbalanced_set(tmp_path / "imbalanced.csv")
+    shares = pd.read_csv(path)["label"].value_counts(normalize=True).round(2).tolist()
+    assert shares == [0.65, 0.26, 0.09] and len(pd.read_csv(path)) == 960
+    before = path.read_bytes()
+    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "bench" / "class_weights.py"), "--data-only", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "exists" in done.stderr and path.read_bytes() == before
