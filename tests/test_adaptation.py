@@ -152,8 +152,9 @@ def test_causal_lm_batches_go_through_the_one_training_engine(smollm2, monkeypat
     assert result.config["max_steps"] == 3 and result.history["step"].max() == 3  # epochs=None: enough epochs
 
 
-def test_step_time_ratio_check():
-    from companion.checks.n05 import check_step_time_ratio
+def test_step_flops_ratio_check():
+    from companion.checks.n05 import check_step_flops_ratio
 
-    assert check_step_time_ratio(0.7, 7.0, 10.0) and check_step_time_ratio(0.8, 7.0, 10.0)
-    assert not check_step_time_ratio(0.3, 7.0, 10.0) and not check_step_time_ratio(None, 7.0, 10.0)
+    assert check_step_flops_ratio(0.74, 3.04e11, 4.13e11) and check_step_flops_ratio(0.7, 3.04e11, 4.13e11)
+    assert not check_step_flops_ratio(0.5, 3.04e11, 4.13e11) and not check_step_flops_ratio(1.0, 3.04e11, 4.13e11)
+    assert not check_step_flops_ratio(None, 3.04e11, 4.13e11)

@@ -12,6 +12,7 @@ from companion.checks.n01 import check_log_prob_function
 from companion.checks.n02 import check_masked_ce_function, fresh_ce_inputs
 from companion.checks.n03 import check_causal_attention_function
 from companion.checks.n04 import check_tokens_per_word_function
+from companion.checks.n05 import check_whole_word_function, fresh_batches
 from companion.checks.n06 import check_weighted_ce_function, fresh_weighted_ce_inputs
 from companion.checks.n07 import check_freeze_lowest_function, fresh_classifiers
 from companion.checks.n08 import check_lora_forward_function, fresh_lora_inputs
@@ -152,6 +153,47 @@ def test_tokens_per_word_function(tokenizers):
     assert check_tokens_per_word_function(tpw_with_special, tokenizers).status == "not_yet"
     assert check_tokens_per_word_function(None, tokenizers).status == "pending"
     assert check_tokens_per_word_function(lambda tok, texts: None, tokenizers).status == "pending"
+
+
+# --- 05: whole-word masking -----------------------------------------------------------------------------------------
+
+def whole_word_right(offsets, special, p, generator):
+    previous_end = torch.roll(offsets[..., 1], 1, dims=1)
+    previous_end[:, 0] = -1
+    previous_special = torch.roll(special, 1, dims=1)
+    previous_special[:, 0] = False
+    starts = ~special & ((offsets[..., 0] != previous_end) | previous_special)
+    drawn = torch.bernoulli(torch.full(special.shape, p).masked_fill(~starts, 0.0), generator=generator).bool()
+    word = torch.cumsum(starts.long(), dim=1).masked_fill(special, -1)
+    return ((word[:, :, None] == word[:, None, :]) & (word[:, :, None] >= 0) & drawn[:, None, :]).any(-1)
+
+
+def whole_word_by_piece(offsets, special, p, generator):
+    """Wrong: pieces drawn one by one (BERT's original masking), a word's pieces not chosen together."""
+    return torch.bernoulli(torch.full(special.shape, p).masked_fill(special, 0.0), generator=generator).bool()
+
+
+def whole_word_no_spread(offsets, special, p, generator):
+    """Wrong: the draw at word starts only, the word's other pieces left unchosen."""
+    return whole_word_right(offsets, special, p, generator) & (torch.roll(offsets[..., 1], 1, dims=1) != offsets[..., 0])
+
+
+def test_whole_word_function(minilm):
+    tokenizer = minilm[1]
+    assert check_whole_word_function(whole_word_right, tokenizer).status == "correct"
+    assert check_whole_word_function(whole_word_by_piece, tokenizer).status == "not_yet"
+    assert check_whole_word_function(whole_word_no_spread, tokenizer).status == "not_yet"
+    assert check_whole_word_function(lambda *a: 1 / 0, tokenizer).status == "not_yet"
+    assert check_whole_word_function(None, tokenizer).status == "pending"
+    assert check_whole_word_function(lambda *a: None, tokenizer).status == "pending"
+
+
+def test_fresh_batches_hold_words_of_several_pieces_and_padding(minilm):
+    tokenizer = minilm[1]
+    batches = fresh_batches(tokenizer)
+    pieces = [t for encoding, _, _ in batches for row in encoding["input_ids"] for t in tokenizer.convert_ids_to_tokens(row)]
+    assert any(t.startswith("##") for t in pieces) and "[PAD]" in pieces
+    assert len({p for _, p, _ in batches}) >= 3
 
 
 # --- 06: class-weighted cross-entropy ------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ def test_05_domain_adaptation(smoke_run):
     assert isinstance(r["attribution"]["domain_specific"], bool) and r["attribution"]["verdict"]
     assert r["embedding_only"]["trainable_params"] < r["embedding_only"]["full_trainable_params"]
     assert r["embedding_only"]["seconds_per_step"] > 0 and r["embedding_only"]["full_seconds_per_step"] > 0
+    share = r["embedding_only"]["trainable_params"] / r["embedding_only"]["full_trainable_params"]
+    assert abs(r["embedding_only"]["flops_ratio"] - (2 + share) / 3) < 0.02  # counted operations: forward 1, backward 2
     assert r["replay"]["fraction"] == 0.25 and r["reload_matches"] is True
     assert r["saved_model"] == "smollm2-medical_abstracts-dapt-smoke"  # the cache's copy, one per profile
     assert set(r["augmentation"]["macro_f1"]) == {"2", "10"}

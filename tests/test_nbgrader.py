@@ -98,7 +98,7 @@ def test_nbgrader_generate_and_autograde_round_trip(tmp_path):
     shutil.rmtree(course / "autograded")
 
 
-# The "write the mechanism" exercises of notebooks 01–04 and 06–08 (issue 25): the function the learner completes, and a
+# The "write the mechanism" exercises of notebooks 01–08 (issue 25): the function the learner completes, and a
 # deliberately wrong version of it (the same signature, a classic bug) that must cost exactly that exercise's marks.
 WRONG_MECHANISMS = {
     "01": ("sentence_log_prob", '''def sentence_log_prob(model, tokenizer, text):
@@ -115,6 +115,9 @@ WRONG_MECHANISMS = {
     "04": ("tokens_per_word", '''def tokens_per_word(tokenizer, texts):
     ratios = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) / len(t.split()) for t in texts]
     return sum(ratios) / len(ratios)  # bug: the mean of per-text ratios, not the ratio of totals'''),
+    "05": ("whole_word_chosen", '''def whole_word_chosen(offsets, special, p, generator):
+    chosen = torch.full(special.shape, p).masked_fill(special, 0.0)
+    return torch.bernoulli(chosen, generator=generator).bool()  # bug: pieces drawn one by one, not whole words'''),
     "06": ("weighted_cross_entropy", '''def weighted_cross_entropy(logits, labels, class_weights):
     nll = -torch.log_softmax(logits, dim=-1)[torch.arange(len(labels)), labels]
     return (class_weights[labels] * nll).mean()  # bug: a plain mean, not divided by the sum of the weights'''),

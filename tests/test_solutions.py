@@ -72,12 +72,13 @@ def test_every_stored_solution_cell_passes_its_check(path):
 
 
 # Issue 25: in notebooks 00–04, each predict-then-measure solution derives its prediction without the measurement
-# (these names hold the measurement; only the check call may read them), and 01–04 and 06–08 each have an exercise
+# (these names hold the measurement; only the check call may read them), and 01–08 each have an exercise
 # where the learner writes the mechanism as a function that the check runs on fresh inputs.
 MEASURED = {"00": {"similarity"}, "01": {"reversal", "measured_ratio"},
             "02": {"text_ppl", "measured_order", "shuffles"}, "03": {"variance"}, "04": {"ppl", "gap", "blocks", "scored"}}
 MECHANISMS = {"01": "check_log_prob_function", "02": "check_masked_ce_function",
               "03": "check_causal_attention_function", "04": "check_tokens_per_word_function",
+              "05": "check_whole_word_function",
               "06": "check_weighted_ce_function", "07": "check_freeze_lowest_function",
               "08": "check_lora_forward_function"}
 

@@ -14,9 +14,9 @@
 # **Prerequisites:** none in the course; Python, and reading a little PyTorch and pandas. **Study time:** about
 # 20 minutes for a first reading with the exercises.
 #
-# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 11 s ·
-# `cpu` 12 s, most of it loading the two models; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh`
-# measures it).
+# **Machine time** (kernel start and model loading included) is printed by the last cell and kept in
+# `notebooks/results/00_setup.results.json` (`seconds`); BENCHMARKS.md lists every notebook's with the load the
+# machine had when it was measured. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 #
 # | # | notebook | what you measure |
 # |---|---|---|

@@ -17,8 +17,9 @@
 # **Prerequisites:** notebook 00 (the models and data); Python and basic probability (conditional probability,
 # logarithms). **Study time:** about 60 minutes for a first reading with the exercises.
 #
-# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 17 s ·
-# `cpu` 21 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Machine time** (kernel start and model loading included) is printed by the last cell and kept in
+# `notebooks/results/01_lm_probability.results.json` (`seconds`); BENCHMARKS.md lists every notebook's with the load the
+# machine had when it was measured. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import math
@@ -116,7 +117,8 @@ print("companion table = by hand:", bool(torch.allclose(torch.tensor(table["log_
 # $$P(X)=\prod_i p_i=\exp\Big(\sum_i\log p_i\Big)=\exp(-n\cdot\text{loss}).$$
 #
 # In float32 the product of many small numbers underflows for long texts (try a paragraph), which is why
-# everyone works with sums of logs.
+# everyone works with sums of logs. With the natural logarithm the unit of these log-probabilities is the
+# **nat** (with log₂ it would be the bit: 1 nat ≈ 1.44 bits); losses below are in nats.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -175,7 +177,8 @@ print(f"P_k({word!r} | {prev_word!r}) by hand = {by_hand:.6f}, BigramLM.prob = {
 # %% [markdown]
 # Now both models on held-out sentences (validation abstracts). Their tokenisations differ (words vs
 # subwords), so we compare **per-word perplexity**: the total negative log-likelihood of a sentence divided
-# by its number of words (plus the end of sentence for the bigram model), exponentiated. The comparison is not
+# by its number of words (plus the end of sentence for the bigram model, which also predicts `</s>`; the neural LM
+# scores no end-of-sentence token here), exponentiated. The comparison is not
 # quite like for like: for every unknown word the bigram model only has to predict the one symbol `<unk>`, never
 # the word itself, while the neural LM must predict the word's actual subwords. `<unk>` never occurs in the
 # training counts, so its probability comes from smoothing alone: $k/(c(v)+k|V|)$, tiny, which is why unseen
@@ -189,7 +192,7 @@ compare = pd.DataFrame({
     "add-k bigram (k=1)": [BigramLM(k=1.0, unigrams=bigram.unigrams, bigrams=bigram.bigrams, vocab=bigram.vocab).perplexity(s) for s in test_sentences],
     f"add-k bigram (k={smoothing_k:g})": [bigram.perplexity(s) for s in test_sentences],
     "bigram, no smoothing (k=0)": [BigramLM(k=0.0, unigrams=bigram.unigrams, bigrams=bigram.bigrams, vocab=bigram.vocab).perplexity(s) for s in test_sentences],
-    model_name: [math.exp(s / w) for s, w in zip(neural["nll_sum"], n_words)],
+    model_name: [math.exp(nll / len(words(s))) for nll, s in zip(neural["nll_sum"], test_sentences)],  # no </s> scored
 })
 word_ppl = {name: math.exp(sum(math.log(v) for v in col) / len(col)) if all(map(math.isfinite, col)) else math.inf
             for name, col in compare.items()}
@@ -206,7 +209,8 @@ pd.Series(word_ppl, name="per-word perplexity (geometric mean over sentences)").
 # seen against unseen pairs. The neural LM needs no smoothing: it maps contexts to vectors, so *"underwent
 # a laparoscopic"* is close to contexts it has seen (*"underwent an open …"*), and it conditions on the
 # whole sentence, not one word. That is why it generalises: its perplexity is lower (ratio printed above) even
-# though it was never trained on these abstracts, while the bigram model was counted on them.
+# though it was never trained on these abstracts, while the bigram model was counted on abstracts of the same kind
+# (the training split).
 
 # %% [markdown]
 # ## 3. Perplexity
@@ -291,7 +295,8 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # The disjoint split (`stride = max_length`) gives the highest perplexity; halving the stride gives every
-# token more context and lowers it, with diminishing returns, while the cost doubles each time. The Hugging
+# token more context and lowers it, with diminishing returns, while the number of forward passes roughly doubles
+# each time (the seconds column follows it only on an idle machine). The Hugging
 # Face guide reports the same pattern for GPT-2 on WikiText-2 (19.4 disjoint vs 16.4 with stride 512 at
 # `max_length` 1024). `strided_perplexity(model, tokenizer, texts, max_length, stride)` is reused in
 # notebooks 04 and 05.

@@ -17,8 +17,9 @@
 # **Prerequisites:** notebook 01 (chain rule, log-probabilities, perplexity); softmax and logarithms.
 # **Study time:** about 60 minutes for a first reading with the exercises.
 #
-# **Time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 11 s ·
-# `cpu` 11 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Machine time** (kernel start and model loading included) is printed by the last cell and kept in
+# `notebooks/results/02_cross_entropy.results.json` (`seconds`); BENCHMARKS.md lists every notebook's with the load the
+# machine had when it was measured. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import math

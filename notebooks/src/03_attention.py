@@ -16,8 +16,9 @@
 # **Prerequisites:** notebooks 00–02 (the models; softmax and cross-entropy); matrix products and tensor
 # shapes in PyTorch. **Study time:** about 75 minutes for a first reading with the exercises.
 #
-# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 13 s ·
-# `cpu` 12 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Machine time** (kernel start and model loading included) is printed by the last cell and kept in
+# `notebooks/results/03_attention.results.json` (`seconds`); BENCHMARKS.md lists every notebook's with the load the
+# machine had when it was measured. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 import inspect
@@ -278,7 +279,8 @@ print(f"MiniLM layer {layer} attention block, max |ours − model| = {diff_minil
 #
 # so $q'_m\cdot k'_n$ depends only on the *offset* $m-n$. **GQA** (grouped-query attention) keeps many query
 # heads but fewer key/value heads (SmolLM2-135M: 9 query heads, 3 KV heads), each KV head shared by a group of
-# 3 query heads, which shrinks the KV cache threefold. There are no biases, a causal mask, and the output
+# 3 query heads, which shrinks the KV cache threefold (the **KV cache**: when a causal model generates text token
+# by token, it keeps every earlier token's keys and values instead of recomputing them). There are no biases, a causal mask, and the output
 # projection $W^O$ (the residual and RMSNorm live outside `self_attn`). The companion's implementation:
 
 # %%
@@ -371,9 +373,11 @@ print(f"{by_sentence['text'].nunique()} sentences with a split word: layer 0's p
 per_layer.round(2)
 
 # %% [markdown]
-# The printed line says which layer glues split words back together most, and how consistently across sentences.
-# Where that is the lowest layer, the encoder first reads *cho + ##le + ##cy + …* as one unit, and the higher layers
-# spread attention over the context and the special tokens. Words that the tokenizer shreds cost the model part of
+# The printed line says which layer glues split words back together most, and how consistently across sentences;
+# the table's intervals say whether the layers differ: two layers whose intervals overlap are tied, and "the
+# highest mean" between them is not a finding. Where the lowest layers hold the highest ratios, the encoder first
+# reads *cho + ##le + ##cy + …* as one unit, and the higher layers (a ratio near or below 1) spread attention over
+# the context and the special tokens. Words that the tokenizer shreds cost the model part of
 # its depth, one of the reasons domain vocabulary matters (notebook 04 measures tokens per word across domains).
 
 # %% [markdown]
@@ -445,7 +449,8 @@ check_causal_attention_function(causal_attention)
 
 # %% [markdown]
 # **4.** How many parameters do the four projections ($W^Q, W^K, W^V, W^O$ with their biases) of one MiniLM
-# attention block have? Compute it from `encoder.config`, then compare with `block`.
+# attention block have? Compute it from `encoder.config`, then compare with the four `Linear` layers of `block`
+# (`block.self.query`, `.key`, `.value` and `block.output.dense`; `block` also holds a LayerNorm, not counted here).
 
 # %%
 params_answer = None  # your answer: an integer

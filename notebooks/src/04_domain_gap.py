@@ -15,8 +15,9 @@
 # **Prerequisites:** notebook 01 (perplexity, strided perplexity), 00 (subword tokens, sentence embeddings);
 # cosine similarity. **Study time:** about 60 minutes for a first reading with the exercises.
 #
-# **Machine time**, measured on 2 idle CPU cores (kernel start and model loading included): `smoke` 20 s ·
-# `cpu` 45 s; slower on a busy machine. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
+# **Machine time** (kernel start and model loading included) is printed by the last cell and kept in
+# `notebooks/results/04_domain_gap.results.json` (`seconds`); BENCHMARKS.md lists every notebook's with the load the
+# machine had when it was measured. `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
 from typing import Optional
@@ -155,7 +156,10 @@ print(f"token_ppl ** tokens_per_word = {med['token_ppl'] ** med['tokens_per_word
 
 # %% [markdown]
 # The two comparisons with their intervals, and what WikiText's `<unk>` markers contribute to the general side (the
-# scored tokens that spell a marker, and the general perplexity without them):
+# scored tokens that spell a marker, and the general perplexity without them). A marker is spelt as several tokens
+# (`<`, `unk`, `>`): the first may surprise the model, but once it has begun, the rest are almost certain, so
+# markers can *lower* the average per-token loss even though notebook 01 found whole sentences with `<unk>` hard;
+# the printed line says which way they pull here:
 
 # %%
 for unit in ("token", "word"):
@@ -234,6 +238,12 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
+# Three "tokens per word" figures appear in this notebook, and they count different things: the perplexity table's
+# is over the scored blocks only (the tokens perplexity was measured on, words counted as the tokens that start
+# one); the fertility table's divides all tokens of the whole texts by their whitespace-separated words
+# (punctuation stays attached and costs pieces); the figure printed above the bar plot counts alphabetic,
+# lower-cased word types seen twice or more, each weighted by its count, without punctuation or numbers.
+#
 # Weighted by frequency, both corpora cost about the same number of pieces per running word: the most frequent
 # medical words (*patients*, *treatment*, *disease*) are single tokens. The difference sits in the **long tail
 # of word types** (the bar plot): drug names, procedures and anatomy are spelt out of 4–9 pieces, and those
@@ -270,7 +280,7 @@ plt.show()
 # %% [markdown]
 # The printed line gives the shared share of the top content words. The medical side is marked by clinical
 # vocabulary (*patients*, *coronary*, *carcinoma*); the general side by encyclopaedic topics (military
-# history, sport, music, politics). A model whose training data held few of the left-hand words has little
+# history, sport, music, politics). A model whose training data held few of the medical words has little
 # evidence about them, which is what continued pretraining (notebook 05) supplies.
 #
 # ## 4. Embedding shift: where the corpora sit in sentence-embedding space
@@ -375,7 +385,9 @@ check_oov_rate(answer_oov, domain_counts, general_counts)
 
 # %% [markdown]
 # **3.** From the mean NLLs per *word* of the two corpora, what is the ratio of the word perplexities, medical over
-# general? (NLL per word = `nll_per_token * tokens_per_word` in the table `ppl`.)
+# general? (NLL per word = `nll_per_token * tokens_per_word` in the table `ppl`.) The verdict line above already
+# printed a per-word ratio: the exercise is to rebuild it from the table's two columns, through the identity
+# word perplexity = exp(NLL per token × tokens per word), and see which of the two columns moves it more.
 
 # %%
 nll_word = ppl["nll_per_token"] * ppl["tokens_per_word"]

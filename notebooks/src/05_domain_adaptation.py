@@ -27,9 +27,11 @@
 # **Prerequisites**: notebooks 01 (next-token probability, perplexity), 02 (masked-LM labels) and 04 (the domain
 # gap this notebook closes); notebook 06's training loop is the same engine, so reading either first works.
 #
-# **Time**: about 75 minutes of study for a person. Machine time, measured on 2 CPU cores (kernel start and model
-# loading included): `smoke` TIME_SMOKE · `cpu` TIME_CPU with both adapted models already in the cache; the first
-# `cpu` run also builds them (TIME_COLD). Training runs in bf16 autocast where the CPU has it natively.
+# **Time**: about 75 minutes of study for a person. Machine time (kernel start and model loading included) is
+# printed by the last cell and kept in `notebooks/results/05_domain_adaptation.results.json` (`seconds`;
+# BENCHMARKS.md lists every notebook's, cold and warm): `smoke` runs in about half a minute; at `cpu` the first run also
+# builds both adapted models (over an hour on 2 CPU cores), later runs read them from the cache. Training runs in
+# bf16 autocast where the CPU has it natively.
 # `gpu`: not timed yet (`bash bench/gpu.sh` measures it).
 
 # %%
@@ -52,6 +54,7 @@ eda_alpha: float = 0.1  # range: [0, 1]; share of the words each EDA operation c
 eda_n_aug: int = 4  # range: [1, inf); augmented copies made of each training text
 
 # %%
+import copy
 import time
 
 import matplotlib.pyplot as plt
@@ -59,14 +62,15 @@ import pandas as pd
 import seaborn as sns
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import companion as cc
 from companion.core.device import training_precision
-from companion.lessons.n05_adaptation import DAPT_SETTINGS, CausalDapt, adaptation_record, adapted_smollm2, block_losses, blocks_perplexity, causal_lm_batch, embeddings_tied, recipe_blocks, step_times
+from companion.lessons.n05_adaptation import DAPT_SETTINGS, CausalDapt, adaptation_record, adapted_smollm2, block_losses, blocks_perplexity, causal_lm_batch, embeddings_tied, recipe_blocks, set_trainable, step_times
 from companion.lessons.n05_compare import attribution, attribution_lines, interval, loss_table, paired_table
-from companion.checks.n05 import check_embedding_params, check_forgetting_pct, check_replay_blocks, check_step_time_ratio
+from companion.checks.n05 import check_embedding_params, check_forgetting_pct, check_replay_blocks, check_step_flops_ratio
 from companion.lessons.n05_augmentation import augmentation_experiment, augmentation_gain, augmentation_vs_more_data, eda
-from companion.checks.n05 import check_random_deletion
+from companion.checks.n05 import check_random_deletion, check_whole_word_function
 from companion.core.stats import Interval, compare as compare_pair
 from companion.core.data import load_text_classification, load_wikitext2
 
@@ -109,7 +113,7 @@ blocks = recipe_blocks(tokenizer, (data, text_column, label_column), dapt)  # ex
 pd.DataFrame({"blocks": [len(b) for b in blocks.values()], "tokens": [b.numel() for b in blocks.values()],
               "used for": ["continued pretraining (the stream)", "choosing the rate and the steps",
                            "the control run and replay", "evaluation (domain)", "evaluation (general)"],
-              "text": [f"{domain} train split, but its last texts",
+              "text": [f"{domain} train split except its last texts",
                        f"the last {dapt.holdout_texts} texts of the {domain} train split (at most a fifth)",
                        "WikiText-2 validation",
                        f"{domain} validation split", "WikiText-2 test"]}, index=list(blocks))
@@ -185,7 +189,7 @@ print(f"{record['provenance']}")
 rates = pd.DataFrame(record["rate_search"])
 print(f"chosen rate {record['lr']:.2g} ({record['position']} of the {len(rates)} rates tried) · steps {record['steps']} "
       f"of a cap of {dapt.max_steps} · the cold build took {record['seconds'] / 60:.1f} min")
-rates.round(4)
+rates.round(4).assign(lr=rates["lr"].map("{:.2g}".format))
 
 # %% [markdown]
 # A rate whose best is `interior` is bracketed: a smaller and a larger rate both did worse on the held-out blocks.
@@ -278,36 +282,65 @@ print(f"embedding matrix: {config.vocab_size:,} tokens × {config.hidden_size} d
       f"{config.vocab_size * config.hidden_size / cc.count_parameters(base)['total']:.1%} of the model's")
 
 # %% [markdown]
-# **Exercise 1 (predict, then measure).** Before the next cell runs: what share of a full training step's time
-# will an embedding-only step take (same batches, same settings)? A number, e.g. 0.5 for half. Then run the
-# measurement and check your prediction below it.
+# **Exercise 1 (predict, then measure).** Before the next cells run: what share of a full training step's **work**
+# (floating-point operations, forward and backward) does an embedding-only step need, on the same batch? A number,
+# e.g. 0.5 for half. Reason from what backpropagation must still compute when most weights are frozen. Then PyTorch
+# counts the operations of both steps, and the clock times them.
 
 # %%
-predicted_time_ratio = None  # your prediction: seconds per embedding-only step / seconds per full step
+predicted_flops_ratio = None  # your prediction: operations of an embedding-only step / operations of a full step
 
 # %% [markdown]
-# The measurement trains fresh copies of the model for `timing_steps` steps in each mode, in this process, on the
-# same batches, the two modes alternating over `timing_rounds` rounds so that both meet the same machine load; the
-# time per step is the training time alone (no evaluation).
+# PyTorch's `FlopCounterMode` records every matrix multiplication and attention product that runs, with its
+# operation count; autograd runs only the backward products it needs, so a frozen weight's gradient is simply
+# never computed. The count is exact and the same on every machine. Time is measured too: fresh copies of the
+# model train `timing_steps` steps in each mode, in this process, on the same batches, the two modes alternating
+# over `timing_rounds` rounds so that both meet the same machine load (training time alone, no evaluation).
 
 # %%
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def step_flops(model: nn.Module, batch: torch.Tensor, mode: str) -> int:
+    """Floating-point operations of one forward and backward pass of a copy of `model` when `mode` trains."""
+    trained = copy.deepcopy(model)
+    set_trainable(trained, mode)  # full: every weight; embeddings: only the tied embedding matrix
+    with FlopCounterMode(display=False) as counter:
+        trained(input_ids=batch, labels=batch).loss.backward()
+    return counter.get_total_flops()
+
+
+flops = {mode: step_flops(base, blocks["train"][:1], mode) for mode in ("full", "embeddings")}
+flops_ratio = flops["embeddings"] / flops["full"]
 timing_config = dapt.train_config(embedding_lr, steps=cfg["timing_steps"], seed=seed, precision=train_precision,
                                   progress=False, desc="timing")
 timing = step_times(base, blocks["train"][: cfg["timing_steps"] * dapt.batch_size], timing_config,
                     rounds=cfg["timing_rounds"])
 per_step = timing.groupby("mode")["seconds_per_step"].median()
 trainable = timing.groupby("mode")["trainable"].first()
-time_ratio = per_step["embeddings"] / per_step["full"]
+by_round = timing.pivot(index="round", columns="mode", values="seconds_per_step")
+round_ratios = (by_round["embeddings"] / by_round["full"]).tolist()  # one paired ratio per round
+time_ratio = float(pd.Series(round_ratios).median())
+print(f"operations per step (one block): full {flops['full']:.3g}, embedding-only {flops['embeddings']:.3g} → "
+      f"ratio {flops_ratio:.3f}, while it trains {trainable['embeddings'] / trainable['full']:.0%} of the weights")
 print(f"seconds per step (median of {cfg['timing_rounds']} runs of {cfg['timing_steps']} steps): full "
-      f"{per_step['full']:.3f}, embedding-only {per_step['embeddings']:.3f} → ratio {time_ratio:.2f}, while it trains "
-      f"{trainable['embeddings'] / trainable['full']:.0%} of the weights")
-check_step_time_ratio(predicted_time_ratio, per_step["embeddings"], per_step["full"])
+      f"{per_step['full']:.3f}, embedding-only {per_step['embeddings']:.3f}; time ratio per round "
+      f"{', '.join(f'{r:.2f}' for r in round_ratios)}")
+check_step_flops_ratio(predicted_flops_ratio, flops["embeddings"], flops["full"])
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution: count work in forward units (forward 1, backward 2: activation gradients 1 + weight gradients 1)
 share = base.config.vocab_size * base.config.hidden_size / cc.count_parameters(base)["total"]
-predicted_time_ratio = round((1 + 1 + share) / 3, 2)  # frozen layers skip their weight gradients, not the activation ones
-check_step_time_ratio(predicted_time_ratio, per_step["embeddings"], per_step["full"])
+predicted_flops_ratio = round((1 + 1 + share) / 3, 2)  # frozen layers skip their weight gradients, not the activation ones
+check_step_flops_ratio(predicted_flops_ratio, flops["embeddings"], flops["full"])
+
+# %% [markdown]
+# The count follows the forward-1, backward-2 argument closely. The clock follows it only roughly, and how
+# closely depends on the machine: a CPU step also pays for memory traffic, for the optimiser's update (AdamW reads
+# and writes several numbers per *trained* weight: every weight in a full step, only the embedding matrix here,
+# whose gradient is dense even though a batch uses a few hundred of its rows) and for whatever else shares the
+# cores. So compare the printed time ratios, round by round, with the operations ratio: a time ratio below it
+# means the full step's extra optimiser work weighs more than its share of the operations.
 
 # %% [markdown]
 # What embedding-only tuning would *achieve* is another experiment: it needs its own rate search and the same
@@ -316,7 +349,9 @@ check_step_time_ratio(predicted_time_ratio, per_step["embeddings"], per_step["fu
 #
 # ## 4. Replay: mixing general text back in
 #
-# The cheapest guard against forgetting is to keep showing the model some general text. The recipe's replay run
+# The usual, cheapest guard against forgetting is to keep showing the model some general text. Whether there was
+# anything to guard against in this run is §2's general line (adapted − base): where general loss *fell*, the
+# instruction-format recovery explained there outweighed any forgetting, and replay can only be judged on the domain. The recipe's replay run
 # replaces a share `replay_fraction` of the domain blocks by WikiText-2 *validation* blocks and keeps the rate, the
 # number of steps and the tokens. Both runs scored the same evaluation blocks, so replay's effect is a paired
 # difference per block:
@@ -420,12 +455,17 @@ for k, size in versus.iterrows():
         print("   at an equal number of texts: " + compare_pair(f"{k} + EDA copies",
                                                               f"{(1 + eda_n_aug) * k} real examples", real_iv,
                                                               "validation macro-F1"))
+helped = [int(k) for k, size in versus.iterrows() if size["eda_gain_low"] > 0]
+print("EDA helped (interval above 0) at:", ", ".join(f"{k} per class" for k in helped) or "no size tried",
+      f"· smallest size tried: {min(versus.index)} per class")
 versus.round(3)
 
 # %% [markdown]
 # With a handful of examples per class the seed-to-seed spread is as large as the effect, which is why both lines
 # above are paired intervals. Wei & Zou report that EDA helps most on small training sets and that its benefit
-# shrinks as data grows; with a bag-of-n-grams classifier, swaps and insertions mostly add n-gram noise.
+# shrinks as data grows: compare the sizes where this run found it helping (the last printed line) with that
+# expectation; where the smallest size shows no gain, the run disagrees with the paper at that size. The
+# equal-size line exists only where (1 + `eda_n_aug`)·k is itself one of the sizes tried (`NaN` elsewhere); with a bag-of-n-grams classifier, swaps and insertions mostly add n-gram noise.
 # Augmentation never adds information the texts did not contain: it is a regulariser, and it can hurt when the
 # perturbation changes what decides the label. Where real examples can be had, the equal-size lines say what
 # labelling buys instead.
@@ -447,7 +487,6 @@ import json
 
 from IPython.display import display
 from safetensors.torch import load_file
-from torch import nn
 
 from companion.core.models import resolve_model
 from companion.lessons.n05_mlm import HEAD_FILE, MaskedLM, bert_masking, library_masked_lm, special_mask, windows
@@ -612,8 +651,16 @@ head_beats_unigram = all(interval(unigram_pairs, "before", "unigram", s).high < 
 head_table.round(3)
 
 # %% [markdown]
-# **DAPT's rate and steps**, chosen on the held-out medical windows (each run stopped when their loss stopped
-# falling, its best weights kept):
+# Reading the table: `advantage` is the unigram loss minus the head's, so positive means the head is better. Look
+# at it per way a position was shown: at `[MASK]` positions the head must use the context; at positions shown as a
+# *random token* the input is misleading, and a head that trusts it can do worse than plain frequencies there (a
+# negative advantage), which is the price BERT's 10 % random replacement teaches the encoder to pay less of.
+
+# %% [markdown]
+# **DAPT's rate and steps**, chosen on the held-out medical windows: each run is scored every few steps and stops
+# early once its loss stops falling, else at the step cap, its best weights kept. A run that reached the cap while
+# its loss still fell was not converged: its rate is then the best *at this budget of steps*, not at convergence
+# (the printed line says which happened to the chosen run; the curves show the others):
 
 # %%
 dapt_rates = pd.DataFrame(mlm_summary["rate_search"])
@@ -629,7 +676,7 @@ ax.axvline(run["steps"], color="grey", lw=0.8, ls="--")
 ax.set(ylabel="held-out masked-LM loss (nats)", title=f"DAPT, one run per rate ({domain} held-out windows)")
 plt.tight_layout()
 plt.show()
-dapt_rates.round(4)
+dapt_rates.round(4).assign(lr=dapt_rates["lr"].map("{:.2g}".format))
 
 # %% [markdown]
 # **Before, after, control: the change belongs to the encoder.** The three models share one frozen head (its
@@ -684,6 +731,12 @@ with pd.option_context("display.max_colwidth", 60):
                             fill_sentences))
 
 # %% [markdown]
+# What to look for: on the medical sentences, whether the adapted encoder ranks fitting medical words higher than
+# before; on the general sentences, whether it now pushes medical words (*patients*, *treatment*) into general
+# contexts, a domain bias that the general line of the table above prices; the control shows what masked-LM training
+# on general text alone changes. Five sentences are examples, not a measurement: the tables above are the evidence.
+
+# %% [markdown]
 # **The four families' objectives.** The source text names BERT, GPT, XLNet and RoBERTa. They differ first in
 # what they are trained to predict:
 
@@ -708,13 +761,13 @@ same_text.round(3)
 # domain (negative: it fell)? Use `before["general"]` and `after["general"]`.
 
 # %%
-forgetting = None  # your answer: a float, in percent
-check_forgetting_pct(forgetting, before["general"], after["general"])
+general_change_pct = None  # your answer: a float, in percent
+check_forgetting_pct(general_change_pct, before["general"], after["general"])
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
 # Solution: relative change of the general perplexity after adaptation, in per cent
-forgetting = 100 * (after["general"] / before["general"] - 1)
-check_forgetting_pct(forgetting, before["general"], after["general"])
+general_change_pct = 100 * (after["general"] / before["general"] - 1)
+check_forgetting_pct(general_change_pct, before["general"], after["general"])
 
 # %% [markdown]
 # **3.** How many weights does embedding-only tuning train? Compute it from `base.config` (and remember the tie).
@@ -762,6 +815,47 @@ def my_deletion(words: list[str], p: float, rng: random.Random) -> list[str]:
 check_random_deletion(my_deletion)
 
 # %% [markdown]
+# **6. Write the mechanism: whole-word masking.** WordPiece cuts a long medical word into pieces (`antivirals` →
+# `anti ##vira ##ls`). Masking pieces one by one often hides `##vira` and shows `anti … ##ls`: the model fills the gap
+# from the word's own pieces, an easy task that teaches little about medicine. Whole-word masking chooses *words* and
+# hides all their pieces. Complete `whole_word_chosen(offsets, special, p, generator)`: it receives the tokenizer's
+# character offsets (batch, length, 2) and the special-token mask (batch, length) of a padded batch and returns a
+# boolean tensor of the tokens chosen for the loss, drawing as `DataCollatorForLanguageModeling(whole_word_mask=True)`
+# does. The check runs your function on fresh sentences with several p and seeds and compares it with the collator.
+
+# %%
+def whole_word_chosen(offsets: torch.Tensor, special: torch.Tensor, p: float,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Choose whole words (every piece of a chosen word) for the masked-LM loss; True where a token is scored."""
+    # 1. a token starts a word when it is not special and it does not begin where the previous token ended
+    #    (offsets[..., 0] vs the previous offsets[..., 1]: torch.roll along the row), or the previous token is special
+    # 2. one draw over the whole (batch, length) shape: torch.bernoulli(probabilities, generator=generator), with
+    #    probability p at word starts and 0 elsewhere
+    # 3. number the words (torch.cumsum of the starts along the row) and choose every piece of a drawn word
+    return None  # replace with the boolean tensor
+
+
+check_whole_word_function(whole_word_chosen, enc_tokenizer)
+
+# %% tags=["solution"] jupyter={"source_hidden": true}
+# Solution: find the word starts, draw once per start, spread each draw over its word's pieces
+def whole_word_chosen(offsets: torch.Tensor, special: torch.Tensor, p: float,
+                      generator: torch.Generator) -> torch.Tensor:
+    """Choose whole words (every piece of a chosen word) for the masked-LM loss; True where a token is scored."""
+    previous_end = torch.roll(offsets[..., 1], 1, dims=1)
+    previous_end[:, 0] = -1
+    previous_special = torch.roll(special, 1, dims=1)
+    previous_special[:, 0] = False
+    starts = ~special & ((offsets[..., 0] != previous_end) | previous_special)
+    drawn = torch.bernoulli(torch.full(special.shape, p).masked_fill(~starts, 0.0), generator=generator).bool()
+    word = torch.cumsum(starts.long(), dim=1).masked_fill(special, -1)  # word number of every piece; -1: special
+    same_word = (word[:, :, None] == word[:, None, :]) & (word[:, :, None] >= 0)
+    return (same_word & drawn[:, None, :]).any(dim=-1)
+
+
+check_whole_word_function(whole_word_chosen, enc_tokenizer)
+
+# %% [markdown]
 # ## Summary
 #
 # * Continued pretraining is the fine-tuning loop of notebook 06 fed causal-LM batches (labels = input ids,
@@ -806,7 +900,7 @@ results = {
                **{f"{name}_excludes_0": replay_iv[name].excludes_zero() for name in replay_iv}},
     "embedding_only": {"trainable_params": int(trainable["embeddings"]), "full_trainable_params": int(trainable["full"]),
                        "seconds_per_step": float(per_step["embeddings"]), "full_seconds_per_step": float(per_step["full"]),
-                       "time_ratio": float(time_ratio)},
+                       "time_ratio": float(time_ratio), "flops_ratio": float(flops_ratio)},
     "embeddings_tied": embeddings_tied(base),
     "augmentation": {"alpha": eda_alpha, "n_aug": eda_n_aug, "seeds": int(aug["seed"].nunique()),
                      "macro_f1": {str(k): v for k, v in gain.round(4).to_dict(orient="index").items()},

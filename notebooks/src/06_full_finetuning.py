@@ -144,7 +144,8 @@ print(f"tokens per training text: median {lengths.median():.0f}, 10th percentile
 # first quarter of the room and the end of the text (Sun et al. 2019 found head + tail best for long documents:
 # conclusions often name the condition). The **length study** (`sweeps/lengths.yaml`, `make lengths`) fine-tuned
 # under this protocol at several lengths, each length at its own learning rate chosen on validation, 3 seeds each,
-# and TF-IDF read exactly the tokens the model read. Here is what it measured:
+# and TF-IDF read exactly the tokens the model read. It is a sweep of its own, run separately: when its results
+# for this data and profile are present, the next cell shows what it measured; otherwise it says so.
 
 # %%
 study = pd.read_csv(lengths_csv) if Path(lengths_csv).is_file() else None
@@ -395,6 +396,9 @@ print("same loss at every step (max difference < 1e-5):", difference < 1e-5)
 # ## Step 4 · Validate: learning curves
 #
 # The loop recorded the training loss of every step, and the validation loss and macro-F1 after every epoch.
+# The two validation curves can disagree: the loss measures how *confident* the model is on the right class, and
+# it rises as soon as a few confident mistakes grow, while macro-F1 measures its *decisions*, which may still
+# improve. Early stopping and the choice of the kept epoch use macro-F1, the metric the task is judged on.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
@@ -499,7 +503,10 @@ check_overfit_epoch(predicted_best_epoch, small_val["loss"].tolist())
 
 # %% [markdown]
 # Early stopping on validation (the loop's `patience`) and restoring the best epoch are the standard
-# defences; more labelled data is the real cure.
+# defences; more labelled data is the real cure. The last printed line compares the two training-set sizes at
+# one seed, the small run at its own higher rate and with its best epoch kept: a difference of a few hundredths
+# there can be seed-to-seed noise (notebook 09 shows the intervals of full fine-tuning over 5 seeds), so it says
+# nothing about data size either way; notebook 09's data-size curve, paired over seeds, does.
 #
 # ## The cost, and what general English lost
 #
@@ -566,6 +573,7 @@ check_total_steps(total_steps, 1859, 32, 3)
 
 # %% [markdown]
 # **3.** With a peak rate of 1e-4, 10 warm-up steps and 100 steps in all, what is the learning rate at step 55?
+# Steps count from 0 as the scheduler counts them: step 55 is the rate the 56th update uses.
 
 # %%
 lr_55 = None  # your answer: a float

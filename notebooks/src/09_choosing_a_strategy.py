@@ -190,9 +190,13 @@ readable(show, counts=["trainable", "memory_added_mb", "seeds"],
 # %% [markdown]
 # **Predict, then measure.** Full fine-tuning trains all 22.7 M parameters, LoRA well under 1 %, and prompt
 # tuning only a few thousand. *Before reading the next section*, predict the order of
-# `full`, `lora` and `prompt_tuning` by test macro-F1, best first, from what you know (notebook 08's
-# literature numbers, and the size of this model). The check compares your order with the **paired intervals**:
-# an order is consistent with the measurement unless a pair you put first is significantly worse.
+# `full`, `lora` and `prompt_tuning` by test macro-F1, best first, and write down the argument behind it. Two
+# arguments compete: **capacity** (the literature of notebook 08: soft prompts lag behind on small models, LoRA
+# tracks full fine-tuning) and **overfitting** (400 labelled texts: the fewer weights a method trains, the less it
+# can fit the training set's noise; notebook 06 watched full fine-tuning overfit 100 examples). If you have read
+# notebook 08's comparison, you already saw part of the answer: then say which argument it supports. The check
+# compares your order with the **paired intervals**: an order is consistent with the measurement unless a pair
+# you put first is significantly worse.
 
 # %%
 ranking_prediction = None  # your prediction: a list such as ["full", "lora", "prompt_tuning"], best first
@@ -201,9 +205,11 @@ ranking_prediction = None  # your prediction: a list such as ["full", "lora", "p
 check_ranking_prediction(ranking_prediction, runs)
 
 # %% tags=["solution"] jupyter={"source_hidden": true}
-# Solution: from the literature, before the table: LoRA tracks full fine-tuning (Hu et al. 2021), while soft prompts
-# on a model this small fall far behind (Lester et al. 2021: the gap closes only near 11B parameters)
-ranking_prediction = ["full", "lora", "prompt_tuning"]
+# Solution: at 400 labelled texts the overfitting argument outweighs capacity (the literature's capacity gap of
+# soft prompts, Lester et al. 2021, was measured with tens of thousands of examples): the fewer trained weights, the
+# better, so prompt tuning first, then LoRA, then full fine-tuning. The check says whether the intervals agree; the
+# capacity order (full, lora, prompt_tuning) is what the literature predicts with plenty of data.
+ranking_prediction = ["prompt_tuning", "lora", "full"]
 check_ranking_prediction(ranking_prediction, runs)
 
 # %% [markdown]
@@ -277,13 +283,28 @@ if Path(data_size_csv).is_file():
     hurts = size_curve.index[(size_curve["high"] < 0)].tolist()
     print("adaptation helps (interval above 0) at:", ", ".join(map(str, pays)) or "no size measured",
           "· hurts at:", ", ".join(map(str, hurts)) or "no size measured")
+if adapt is None:
+    print("not measured: the strategy sweep has no `adapted + full` runs (sweeps/strategies.yaml, setting adapted-full)")
+if size_curve is None:
+    print(f"not measured: no data-size sweep at {data_size_csv} (make sweep GRID=sweeps/data-size.yaml)")
 size_curve.round(3) if size_curve is not None else None
+
+# %% [markdown]
+# Two questions hide in "does adaptation help?". Notebook 05 answered the first: the adapted encoder predicts
+# masked *medical* words better than before and than a control trained on general text. This section answers the
+# second, the one a practitioner pays for: does that make the *classifier* better? The two need not agree: a
+# topic label may rest on frequent words the unadapted encoder already represents well, and a few hundred steps
+# of adaptation on a few thousand abstracts are a laptop's budget, far below the literature's. Read the line above
+# the table: where no interval excludes 0, the answer at this budget is "adapt first" buys nothing measurable,
+# and the data-size curve says whether that changes as labelled data get scarce.
 
 # %% [markdown]
 # ## 6. The trade-offs
 #
 # Quality against the three costs. The x-axis of the first plot is logarithmic: the settings differ by factors of
-# a hundred in what they train. Error bars are 95 % intervals over seeds.
+# a hundred in what they train. Error bars are 95 % intervals over seeds. The **Pareto front** printed below is the
+# set of settings that no other setting beats on both axes at once (higher macro-F1 *and* fewer trainable
+# parameters): anything off the front has a better alternative on both counts.
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
@@ -309,7 +330,9 @@ print("Pareto front (macro-F1 vs trainable parameters), cheapest first:", " → 
 # ## 7. The claims, measured
 #
 # The course's source text makes claims about the strategies; the literature adds others. Each row below is
-# computed from the sweep (paired by seed; time per step over the benchmark's rounds; forgetting with the one
+# computed from the sweep (paired by seed; time per step over the benchmark's rounds, as the difference of *log*
+# times, since times compare as ratios and one disturbed round scales every setting's time alike: e^mean is the
+# ratio; forgetting with the one
 # forgetting test, over seeds and probe sentences) and says *supported*, *contradicted*, *not resolved* (the
 # interval includes 0) or *true by construction* (it could not come out otherwise, so it is not evidence). The
 # claims are stated as the course paraphrases its source. Where a claim names a family ("layered", "prompt
@@ -416,8 +439,9 @@ check_pareto(my_front, summary)
 # * A fair comparison fixes model, data, split, seeds and budget, chooses each setting's rate on validation from a
 #   grid that brackets it, lets every run train until validation stops improving, and reports the spread over
 #   seeds; a difference is a difference only when its paired interval excludes 0.
-# * No strategy wins on every axis: the Pareto front and the guide above say which one to pick for which
-#   constraint (quality, parameters to store per task, time, keeping general knowledge).
+# * A setting can lead on quality and parameters (the Pareto front printed above) and still lose on another
+#   axis, such as time per step on a CPU or memory: the guide above says which one to pick for which constraint
+#   (quality, parameters to store per task, time, keeping general knowledge).
 # * `make decide` rebuilds the whole report for your data.
 
 # %%
