@@ -195,7 +195,12 @@ doc_ppl.groupby("corpus")["perplexity"].describe()[["count", "25%", "50%", "75%"
 # plenty of health text, and WikiText-2 has its own oddities (the markers measured above, lists of names and
 # numbers), so the per-token gap can be small or even reversed. Per *word*, the fairer measure, the ranking can
 # change, because the medical words are cut into more tokens. The spread across documents is wide in both corpora
-# (the box plot); a single sentence proves nothing either way. A model trained on trillions of web tokens is not
+# (the box plot); a single sentence proves nothing either way. The box plot and the verdicts also measure
+# different things, so their medians need not agree: the verdicts score long stretches of each corpus with the
+# strided window (each token with at least half a window of left context, the WikiText markers left in), the box plot the first
+# 96 tokens of each document separately (little context, and a WikiText article often opens with a heading, a
+# name or a list); notebook 01 scored single sentences without markers. Three measurements, three numbers: say which
+# one you quote. A model trained on trillions of web tokens is not
 # "general" in the sense of knowing no medicine: the domain gap shows more clearly in the tokenizer, the vocabulary
 # and the embedding space below.
 #

@@ -301,7 +301,8 @@ print("\n".join(f"* {line}" for line in reading))
 
 # %% [markdown]
 # Reading the table: freezing more layers trains fewer parameters and makes each step cheaper (the cache skips the
-# frozen layers), and it moves general-English representations less by CKA (the general-task probe's changes are
+# frozen layers; the seconds per step here come from the sweep's runs, which met different machine load, while
+# notebook 09 reads time per step from a benchmark that ran every setting in one process: compare those), and it moves general-English representations less by CKA (the general-task probe's changes are
 # within noise and need not follow the same order: read that column with its intervals); whether quality pays
 # for it is what the paired lines above say, each with its interval. When all layers are frozen the encoder is untouched and CKA is
 # exactly 1 (by construction, not a finding); below that, CKA measures how far tuning moved the general-text

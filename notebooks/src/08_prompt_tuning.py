@@ -621,7 +621,9 @@ rates_08
 # %% [markdown]
 # **The comparison.** Per method: the chosen rate, test macro-F1 as the mean over the seeds with its 95 %
 # interval (Student t over the seeds), the paired difference to full fine-tuning on the same seeds, and the costs
-# (trainable parameters, seconds per training step, memory added by training). **Did it train?** Every soft-prompt
+# (trainable parameters, seconds per training step, memory added by training; the seconds come from the sweep's
+# runs, which met different machine load: notebook 09's benchmark, every setting in one process, is the one to
+# compare). **Did it train?** Every soft-prompt
 # run must predict more than one class and beat the majority class (and random guessing): the sweep records the
 # did-it-train check of every run, and a method that collapsed at some seed is flagged with ❌. **Did it
 # converge?** The share of seeds that early stopping ended before the epoch cap; a method that hit the cap in most
