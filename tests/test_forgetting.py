@@ -46,3 +46,14 @@ def test_probe_reference_is_the_original_encoder_and_a_fresh_classifier_has_not_
 
     classifier = load_model("minilm", "classifier", num_labels=5)
     assert probe.drift(classifier, tokenizer)["cosine"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_forgetting_sentence_names_the_noise_it_counts():
+    """One run's interval counts the probe's sentences only; several runs' count sentences and seeds."""
+    from companion.core.stats import Interval
+    from companion.engine.forgetting import forgetting_sentence
+
+    tied = Interval(-0.01, -0.04, 0.02, 240)
+    assert forgetting_sentence(tied, "full fine-tuning", seeds=1).endswith("(sentences)")
+    assert forgetting_sentence(tied, "full fine-tuning", seeds=5).endswith("(sentences and seeds)")
+    assert "excludes 0: general ability was lost" in forgetting_sentence(Interval(-0.05, -0.08, -0.02, 240))

@@ -36,11 +36,15 @@ def check_lr_at_step(answer, step: int, peak_lr: float, warmup_steps: int, total
 
 
 @exercise("06", "overfit_epoch")
-def check_overfit_epoch(prediction: int | None, val_losses: Sequence[float]) -> Verdict:
-    """Exercise (predict, then measure): the epoch with the lowest validation loss in the overfitting run."""
+def check_overfit_epoch(prediction: int | None, val_losses: Sequence[float],
+                        turning_epochs: Sequence[int] | None = None) -> Verdict:
+    """Exercise (predict, then measure): the epoch with the lowest validation loss in the overfitting run; the
+    tolerance is the spread of that epoch over repeats of the experiment at other seeds (at least ±1)."""
     measured = int(min(range(len(val_losses)), key=lambda i: val_losses[i])) + 1
-    tolerance = max(1, len(val_losses) // 4)
-    return check_prediction(prediction, measured, "overfit_epoch", f"Within ±{tolerance} epoch(s) counts. The "
+    epochs = list(turning_epochs) if turning_epochs else [measured]
+    tolerance = max(1, max(epochs) - min(epochs))
+    return check_prediction(prediction, measured, "overfit_epoch", f"Within ±{tolerance} epoch(s) counts: the "
+                            f"turning epoch moved over {epochs} across {len(epochs)} seed(s). The "
                             "validation loss turns when the model starts to memorise its few examples (training loss "
                             "near 0): sooner with fewer examples or a higher rate; then it grows more confident on "
                             "its validation mistakes.", rtol=tolerance / measured)

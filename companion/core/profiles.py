@@ -60,14 +60,16 @@ def quiet_libraries() -> None:
         warnings.filterwarnings("ignore", message=message, category=FutureWarning, module=r"transformers\.")
 
 
-def start(profile: str = "auto", seed: int = 0, precision: str = "auto") -> tuple[str, torch.device, float]:
+def start(profile: str = "auto", seed: int = 0, precision: str = "auto", trains: bool = True
+          ) -> tuple[str, torch.device, float]:
     """A notebook's set-up: resolve the profile, seed everything, pick the device and the training precision (and
-    print it), quiet the libraries' warnings, set the plot theme; start a clock."""
+    print it, when the notebook `trains`), quiet the libraries' warnings, set the plot theme; start a clock."""
     import seaborn as sns  # here: `import companion` (every command line call) needs no plotting stack
 
     resolved = resolve_profile(profile)
     device = pick_device()
-    print("training precision:", describe_precision(training_precision(precision, resolved, device), device))
+    if trains:
+        print("training precision:", describe_precision(training_precision(precision, resolved, device), device))
     quiet_libraries()
     seed_everything(seed)
     sns.set_theme(style="whitegrid")

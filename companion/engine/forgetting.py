@@ -241,10 +241,12 @@ def forgetting_change(before: str, after: Sequence[str], resamples: int = 2000, 
     return change_over_items_and_seeds(correct_flags(before), [correct_flags(a) for a in after], resamples, seed)
 
 
-def forgetting_sentence(change: Interval, what: str = "fine-tuning") -> str:
-    """The one sentence every notebook prints about forgetting, chosen by the interval."""
+def forgetting_sentence(change: Interval, what: str = "fine-tuning", seeds: int | None = None) -> str:
+    """The one sentence every notebook prints about forgetting, chosen by the interval (`seeds`: the runs behind it;
+    one run's interval counts the probe's sentences only)."""
+    noise = "sentences" if seeds == 1 else "sentences and seeds"
     if not change.excludes_zero():
         return (f"general-task accuracy after {what}: change {change} includes 0: no loss of general ability "
-                f"beyond noise (sentences and seeds)")
+                f"beyond noise ({noise})")
     verb = "lost" if change.mean < 0 else "gained"
     return f"general-task accuracy after {what}: change {change} excludes 0: general ability was {verb}"

@@ -82,7 +82,7 @@ from companion.core.embeddings import sentence_embeddings
 from companion.lessons.n00_tour import class_balance, greedy_continue
 
 cc.check_values("00", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, trains=False)  # resolve the profile, seed, pick the device, start a clock
 report = cc.device_report(device)
 report["training_precision"] = describe_precision(training_precision("auto", PROFILE, device), device)  # this profile's
 load_dtype = inspect.signature(cc.load_model).parameters["dtype"].default  # what load_model uses unless told

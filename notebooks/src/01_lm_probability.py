@@ -48,7 +48,7 @@ n_sentences: Optional[int] = None  # range: [1, inf); sentences per domain in th
 
 # %%
 cc.check_values("01", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, trains=False)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"max_length": 32, "corpus_tokens": 96, "n_sentences": 4, "bigram_abstracts": 200, "test_sentences": 4},
     "cpu": {"max_length": 64, "corpus_tokens": 192, "n_sentences": 16, "bigram_abstracts": None, "test_sentences": 16},

@@ -49,7 +49,7 @@ n_examples: Optional[int] = None  # range: [1, inf); abstracts in the classifier
 
 # %%
 cc.check_values("02", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, trains=False)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {"smoke": {"n_examples": 4, "max_length": 64},
                             "cpu": {"n_examples": 16, "max_length": 128},
                             "gpu": {"n_examples": 64, "max_length": 256}}, n_examples=n_examples)

@@ -51,7 +51,7 @@ n_samples: Optional[int] = None  # range: [1, inf); random query-key pairs per s
 
 # %%
 cc.check_values("03", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, trains=False)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {"smoke": {"n_samples": 2000, "n_sentences": 4},
                             "cpu": {"n_samples": 20000, "n_sentences": 32},
                             "gpu": {"n_samples": 100000, "n_sentences": 200}}, n_samples=n_samples)

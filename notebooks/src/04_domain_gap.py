@@ -56,7 +56,7 @@ from companion.core.plots import plain_log_axis
 from companion.batch.tables import readable
 
 cc.check_values("04", globals())  # types, choices and ranges of the parameters above
-PROFILE, device, start = cc.start(profile, seed)  # resolve the profile, seed, pick the device, start a clock
+PROFILE, device, start = cc.start(profile, seed, trains=False)  # resolve the profile, seed, pick the device, start a clock
 cfg = cc.settings(PROFILE, {
     "smoke": {"corpus_tokens": 128, "max_length": 64, "n_docs": 4, "embed_docs": 12},
     "cpu": {"corpus_tokens": 2048, "max_length": 256, "n_docs": 32, "embed_docs": 150},
@@ -331,7 +331,7 @@ frame = pd.DataFrame(points, columns=["pc1", "pc2"]).assign(
     corpus=np.repeat(list(vectors), [len(v) for v in vectors.values()]))
 fig, ax = plt.subplots(figsize=(6.5, 5))
 sns.scatterplot(data=frame, x="pc1", y="pc2", hue="corpus", alpha=0.7, s=25, ax=ax)
-ax.set(title=f"{encoder_name} sentence embeddings (general texts without markers), PCA to 2-D")
+ax.set(title=f"{encoder_name} sentence embeddings (general texts with their markers stripped), PCA to 2-D")
 plt.tight_layout()
 plt.show()
 

@@ -730,8 +730,9 @@ if comparison_08 is not None:
             gap_reading.append(f"the capacity gap: full fine-tuning is ahead of the best soft prompt "
                                f"({METHODS[best_soft]}, chosen on validation) by {gap}")
         elif gap.excludes_zero():
+            ahead = pair(sweep_08, best_soft, "full")  # the same pairs, read in the sentence's direction
             gap_reading.append(f"no capacity gap under this protocol: the best soft prompt ({METHODS[best_soft]}) "
-                               f"is ahead of full fine-tuning by {-gap.mean:.3f} macro-F1 (interval {gap} excludes 0)")
+                               f"is ahead of full fine-tuning: {METHODS[best_soft]} − full {ahead}, excludes 0")
         else:
             gap_reading.append("no capacity gap the seeds can resolve: "
                                + compare("full fine-tuning", f"the best soft prompt ({METHODS[best_soft]})", gap,

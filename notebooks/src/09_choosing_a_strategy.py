@@ -66,7 +66,7 @@ from companion.lessons.n09_choosing import decision_guide, pareto_front
 from companion.lessons.n09_claims import LITERATURE_CLAIMS, SOURCE_CLAIMS, claims_table, representatives
 
 cc.check_values("09", globals())  # types, choices and ranges of the parameters above
-PROFILE, _, start = cc.start(profile, seed)  # resolve the profile, seed, start a clock
+PROFILE, _, start = cc.start(profile, seed, trains=False)  # resolve the profile, seed, start a clock
 runs, why_not = sweep_for(report_csv, data)  # runs on this data under today's protocol of their profile
 if runs is None:
     raise cc.CourseError(f"{why_not}: run `make rates sweep` (the course's data) or `make decide DATA=…` (yours) and "
