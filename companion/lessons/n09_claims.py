@@ -103,6 +103,12 @@ def general_interval(runs: pd.DataFrame, a: str, b: str | None) -> Interval | No
     return change_over_items_and_seeds(np.zeros(a_flags.shape[1]), a_flags - b_flags)
 
 
+def on_log_times(claim: Claim, step_times: pd.DataFrame | None) -> bool:
+    """True when the claim is about time per step and the step-time benchmark is there: it is then compared as
+    paired log times (ratios)."""
+    return claim.metric == "seconds_per_step" and step_times is not None
+
+
 def measured(runs: pd.DataFrame, claim: Claim, step_times: pd.DataFrame | None, names: dict[str, str]
              ) -> Interval | None:
     """The claim's interval: paired a − b over common seeds (time per step: of the log times over the benchmark's
@@ -111,7 +117,7 @@ def measured(runs: pd.DataFrame, claim: Claim, step_times: pd.DataFrame | None, 
     a, b = names.get(claim.a, claim.a), names.get(claim.b, claim.b) if claim.b else None
     if claim.metric == "forgetting.general_correct":
         return general_interval(runs, a, b)
-    if claim.metric == "seconds_per_step" and step_times is not None:
+    if on_log_times(claim, step_times):
         table = np.log(matched(step_times, "seconds_per_step", "round"))  # times compare as ratios: paired log times
     elif claim.metric not in runs:
         return None
@@ -137,7 +143,7 @@ def claims_table(runs: pd.DataFrame, claims: tuple[Claim, ...], step_times: pd.D
         if interval is None:
             continue
         a, b = names.get(claim.a, claim.a), names.get(claim.b, claim.b) if claim.b else None
-        metric = "log seconds_per_step" if claim.metric == "seconds_per_step" and step_times is not None else claim.metric
+        metric = f"log {claim.metric}" if on_log_times(claim, step_times) else claim.metric
         rows.append({"claim": claim.text, "metric": metric, "compared": f"{a} − {b}" if b else a,
                      "mean": round(interval.mean, 4), "low": round(interval.low, 4), "high": round(interval.high, 4),
                      "n": interval.n, "verdict": (f"true by construction: {claim.construction}" if claim.construction

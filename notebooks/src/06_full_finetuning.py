@@ -472,33 +472,32 @@ print(f"most frequent confusion: true {label_names[true_i]!r} predicted as {labe
 predicted_best_epoch = None  # your prediction: an integer between 1 and cfg["small_epochs"]
 
 # %%
-small_task = task_for(dataset, model_name, cc.protocol(PROFILE, train_size=min(small_size, len(train_texts)),
-                                                       max_length=protocol.max_length,
-                                                       truncation=protocol.truncation), seed, tokenizer)
-small_config = with_changes(protocol.config(cfg["small_lr"], seed, len(small_task.data["train"])),
-                            epochs=cfg["small_epochs"], patience=None, warmup_ratio=0.0, progress=False)
-small = run_strategy("full", small_task, small_config)
-small_val = pd.DataFrame(small["history"]).query("split == 'validation'")
+def small_experiment(run_seed: int) -> tuple[dict, pd.DataFrame]:
+    """The small-data experiment at one seed (its own sample, new head and data order): the run and its
+    validation history."""
+    small_task = task_for(dataset, model_name, cc.protocol(PROFILE, train_size=min(small_size, len(train_texts)),
+                                                           max_length=protocol.max_length,
+                                                           truncation=protocol.truncation), run_seed, tokenizer)
+    small_config = with_changes(protocol.config(cfg["small_lr"], run_seed, len(small_task.data["train"])),
+                                epochs=cfg["small_epochs"], patience=None, warmup_ratio=0.0, progress=False)
+    run = run_strategy("full", small_task, small_config)
+    return run, pd.DataFrame(run["history"]).query("split == 'validation'")
 
 
-def turning_epoch(run_seed: int) -> int:
-    """The epoch of lowest validation loss of the same small-data experiment at another seed."""
-    task_s = task_for(dataset, model_name, cc.protocol(PROFILE, train_size=min(small_size, len(train_texts)),
-                                                       max_length=protocol.max_length,
-                                                       truncation=protocol.truncation), run_seed, tokenizer)
-    config_s = with_changes(small_config, seed=run_seed)
-    history = pd.DataFrame(run_strategy("full", task_s, config_s)["history"]).query("split == 'validation'")
-    return int(history.loc[history["loss"].idxmin(), "epoch"])
+def turning_epoch(validation: pd.DataFrame) -> int:
+    """The epoch of lowest validation loss."""
+    return int(validation.loc[validation["loss"].idxmin(), "epoch"])
 
 
-turning_epochs = [int(small_val.loc[small_val["loss"].idxmin(), "epoch"])] + [turning_epoch(seed + i) for i in (1, 2)]
+small, small_val = small_experiment(seed)
+turning_epochs = [turning_epoch(small_val)] + [turning_epoch(small_experiment(seed + i)[1]) for i in (1, 2)]
 fig, ax = plt.subplots(figsize=(7, 3.5))
 sns.lineplot(data=small_val, x="epoch", y="train_loss", marker="o", ax=ax, label=f"training ({small['train_size']} examples)")
 sns.lineplot(data=small_val, x="epoch", y="loss", marker="o", ax=ax, label="validation")
 ax.set(ylabel="cross-entropy", title="Small training set: the gap opens")
 plt.tight_layout()
 plt.show()
-best_val_epoch = int(small_val.loc[small_val["loss"].idxmin(), "epoch"])
+best_val_epoch = turning_epochs[0]
 last_epoch = int(small_val["epoch"].iloc[-1])
 if best_val_epoch < last_epoch:
     print(f"validation loss is lowest after epoch {best_val_epoch} ({small_val['loss'].min():.3f}), then rises to "
