@@ -72,11 +72,12 @@ sweep: setup  ## run a parameter grid (resumable) and report it: make sweep GRID
 rates: setup  ## the rate search on validation (bracketed), then sweeps/results/rates-cpu.csv (make sweep reads it)
 	$(PY) -m companion rates sweeps/rates.yaml --out sweeps/results/rates-cpu.csv --runs runs/rates --jobs $(JOBS) --force
 
-lengths: setup  ## the length study behind the protocol's max_length (notebook 06): rate search, then 3 seeds per length
+lengths: setup  ## the length study behind the protocol's max_length (notebook 06): rate search, then 5 seeds per length
 	$(PY) -m companion rates sweeps/lengths-rates.yaml --out sweeps/results/lengths-rates-cpu.csv --runs runs/lengths-rates --jobs $(JOBS) --force
 	$(PY) -m companion sweep sweeps/lengths.yaml --jobs $(JOBS) --out runs/lengths
 	$(PY) -m companion report runs/lengths
 	cp runs/lengths/report.csv sweeps/results/lengths-cpu.csv
+	$(PY) bench/step_time.py --lengths 32 64 128 256 --rounds 3 --steps 10  # time per step, one process
 
 # The course's comparison on your own labelled file: make decide DATA=my.csv TEXT=text LABEL=label
 DATA ?=

@@ -9,6 +9,8 @@ claim about time per step.
     .venv/bin/python bench/step_time.py                      # → sweeps/results/step-time-cpu.csv
     .venv/bin/python bench/step_time.py --rounds 3 --steps 10 --out /tmp/steps.csv
     .venv/bin/python bench/step_time.py --settings "freeze k=4" lora prompt_tuning   # only these, and full
+    .venv/bin/python bench/step_time.py --lengths 32 64 128 256   # full fine-tuning at each length (the length study)
+                                                                  # → sweeps/results/step-time-lengths-cpu.csv
 """
 from __future__ import annotations
 
@@ -52,6 +54,28 @@ def measure(rounds: int, steps: int, profile: str = "cpu", settings: list[str] |
     return pd.DataFrame(rows)
 
 
+def measure_lengths(rounds: int, steps: int, lengths: list[int], profile: str = "cpu") -> pd.DataFrame:
+    """One row per (round, length): seconds per full fine-tuning step with `length` tokens kept (the protocol's
+    truncation), every length on the same sample, one after the other, round after round (the length study's times)."""
+    import companion as cc
+    from companion.core.data import load_text_classification
+    from companion.engine.finetune import run_strategy, task_for
+    cc.start(profile, 0)
+    data = load_text_classification("medical_abstracts")
+    protocols = {n: cc.protocol(profile, max_length=n) for n in lengths}
+    tasks = {n: task_for(data, "minilm", protocols[n], 0) for n in lengths}
+    rows = []
+    for round_ in range(rounds):
+        for n in lengths:
+            config = protocols[n].config(1e-4, round_, len(tasks[n].data["train"]), epochs=None, max_steps=steps,
+                                         patience=None, progress=False)
+            row = run_strategy("full", tasks[n], config, None, test=False)
+            rows.append({"round": round_, "max_length": n, "truncation": protocols[n].truncation,
+                         "seconds_per_step": row["seconds_per_step"], "steps": row["steps"]})
+            print(f"round {round_} {n} tokens: {row['seconds_per_step']:.3f} s/step", flush=True)
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     """Parse the options, measure, write the CSV and print medians and ratios to full fine-tuning."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,7 +84,18 @@ def main() -> None:
     parser.add_argument("--profile", default="cpu", help="the protocol whose budget the steps use")
     parser.add_argument("--out", default=str(ROOT / "sweeps" / "results" / "step-time-cpu.csv"))
     parser.add_argument("--settings", nargs="*", choices=list(SETTINGS), help="only these (default: all; full always)")
+    parser.add_argument("--lengths", nargs="+", type=int, help="full fine-tuning at these lengths instead "
+                        "(default out: sweeps/results/step-time-lengths-<profile>.csv)")
     args = parser.parse_args()
+    if args.lengths:
+        out = args.out if args.out != parser.get_default("out") else str(
+            ROOT / "sweeps" / "results" / f"step-time-lengths-{args.profile}.csv")
+        table = measure_lengths(args.rounds, args.steps, sorted(set(args.lengths)), args.profile)
+        table.to_csv(out, index=False)
+        median = table.groupby("max_length")["seconds_per_step"].median()
+        print((median / median.min()).round(2).rename("× the shortest length's step").to_string())
+        print(f"written: {out}")
+        return
     chosen = sorted(set(args.settings) | {"full"}) if args.settings else None
     table = measure(args.rounds, args.steps, args.profile, chosen)
     table.to_csv(args.out, index=False)

@@ -24,6 +24,7 @@ from companion.core.paths import NOTEBOOKS_DIR, PROJECT_ROOT
 RESULTS = NOTEBOOKS_DIR / "results"
 SWEEP = PROJECT_ROOT / "sweeps" / "results" / "strategies-cpu.csv"
 STEP_TIMES = PROJECT_ROOT / "sweeps" / "results" / "step-time-cpu.csv"  # bench/step_time.py: one process, rounds
+LENGTH_TIMES = PROJECT_ROOT / "sweeps" / "results" / "step-time-lengths-cpu.csv"  # bench/step_time.py --lengths
 
 
 def load_evidence() -> dict:
@@ -31,6 +32,7 @@ def load_evidence() -> dict:
     evidence = {path.name[:2]: json.loads(path.read_text()) for path in RESULTS.glob("0[5-9]_*.results.json")}
     evidence["sweep"] = load_sweep(SWEEP)
     evidence["steps"] = pd.read_csv(STEP_TIMES)
+    evidence["length_steps"] = pd.read_csv(LENGTH_TIMES).groupby("max_length")["seconds_per_step"].median()
     evidence["minilm"] = minilm_shares()
     return evidence
 
@@ -92,6 +94,9 @@ CLAIMS = [
     StatedClaim("05", "Our absolute losses are much higher", lambda e: min(mlm_losses(e)) > 2 * 1.63),
     StatedClaim("05", "A head that reads the context must beat it clearly",
                 lambda e: e["05"]["mlm"]["head_beats_unigram"]),
+    # 06: the length study's price panel (one process, round after round)
+    StatedClaim("06", "a step's cost grows with the tokens kept",
+                lambda e: e["length_steps"].sort_index().is_monotonic_increasing and len(e["length_steps"]) >= 3),
     # 07: the structure and the cache
     StatedClaim("07", "Every epoch then skips k of the 6 layers",
                 lambda e: e["07"]["cache_check"]["equal"] and e["07"]["cache_check"]["speedup_per_epoch"] > 1),
@@ -147,3 +152,11 @@ def test_a_contradicting_number_fails(evidence: dict):
     prompt = steps["setting"] == "prompt_tuning"
     steps.loc[prompt, "seconds_per_step"] = steps.loc[prompt, "seconds_per_step"] / 10  # prompt steps 10× cheaper
     assert not_cheaper.holds(evidence) and not not_cheaper.holds(evidence | {"steps": steps})
+
+
+def test_a_length_that_costs_less_breaks_the_price_sentence(evidence: dict):
+    """06 says a step's cost grows with the tokens kept: a longest length as cheap as the shortest contradicts it."""
+    price = next(c for c in CLAIMS if c.words == "a step's cost grows with the tokens kept")
+    broken = dict(evidence, length_steps=evidence["length_steps"].copy())
+    broken["length_steps"].iloc[-1] = broken["length_steps"].iloc[0]
+    assert price.holds(evidence) and not price.holds(broken)

@@ -456,3 +456,20 @@ def test_cli_out_is_a_file_and_rates_of_a_missing_report_are_one_error(tmp_path)
         proc, seconds = cli(*args, cwd=tmp_path)
         assert_one_error(proc, seconds, expected)
     assert (tmp_path / "taken.txt").read_text() == "mine" and not (tmp_path / "rates.csv").exists()
+
+
+def test_a_table_given_as_a_parameter_must_exist(tmp_path, monkeypatch):
+    """A rate table that is not where the parameter says would silently give every run the default rate."""
+    from companion.core.paths import PROJECT_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    unit = PROJECT_ROOT / "sweeps" / "strategy_run.ipynb"
+    with pytest.raises(CourseError, match="rates_csv: there is no file at .*missing-cpu.csv. Run what writes it"):
+        check_parameters(unit, {"profile": "cpu", "rates_csv": "results/missing-{profile}.csv"})
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "rates-cpu.csv").write_text("setting,lr\n")
+    given = check_parameters(unit, {"profile": "cpu", "rates_csv": "results/rates-{profile}.csv"})
+    assert given["rates_csv"] == str(tmp_path / "results" / "rates-{profile}.csv")
+    with pytest.raises(CourseError, match="no file"):  # profile auto: a file for none of the profiles
+        check_parameters(unit, {"rates_csv": "results/other-{profile}.csv"})
+    assert check_parameters(NB06, {"lengths_csv": "none"})  # `none` says: deliberately no table

@@ -94,3 +94,25 @@ def test_a_sweep_counts_only_under_the_same_protocol(tmp_path):
     assert runs is not None and why == ""
     runs, why = sweep_for(_sweep_csv(tmp_path, record, truncation="head"), "medical_abstracts")
     assert runs is None and "truncation: head ≠ head+tail" in why
+
+
+def test_the_length_study_takes_the_protocols_length_from_the_comparison(tmp_path):
+    import pandas as pd
+
+    from companion.engine.comparison import length_study
+
+    def runs(settings: list[tuple[str, int, str]], seeds) -> list[dict]:
+        return [{"status": "ok", "macro_f1": 0.5 + n / 1000, "strategy": "full", "setting": name, "seed": s,
+                 "max_length": n, "truncation": t, "data": "medical_abstracts", "lr": 2e-4} for name, n, t in settings
+                for s in seeds]
+    study, comparison = tmp_path / "lengths.csv", tmp_path / "strategies.csv"
+    pd.DataFrame(runs([("full, 32", 32, "head+tail"), ("full, 64 head", 64, "head")], (0, 1, 2))).to_csv(study)
+    pd.DataFrame(runs([("full", 64, "head+tail"), ("lora", 64, "head+tail")], range(5))).to_csv(comparison)
+    merged = length_study(study, comparison, "medical_abstracts")
+    points = merged.groupby(["max_length", "truncation"])["seed"].apply(sorted).to_dict()
+    assert points == {(32, "head+tail"): [0, 1, 2], (64, "head"): [0, 1, 2], (64, "head+tail"): [0, 1, 2]}
+    assert set(merged.loc[merged["truncation"].eq("head+tail") & merged["max_length"].eq(64), "setting"]) == {"full"}
+    assert length_study(study, comparison, "my_file") is None  # another data set's study is not this one's
+    assert length_study(tmp_path / "missing.csv", comparison, "medical_abstracts") is None
+    alone = length_study(study, tmp_path / "missing.csv", "medical_abstracts")  # no comparison: the study alone
+    assert len(alone) == 6

@@ -60,10 +60,10 @@ def decide(source: str, text_column: str = "text", label_column: str = "label", 
     if sweep(steps["strategies"], out=folder / "strategies", jobs=jobs) != 0:
         raise CourseError(f"the comparison has failed runs: see `companion report {folder / 'strategies'}`")
     csv = report(folder / "strategies")["csv"]
-    none = "none"  # no step-time benchmark, data-size or length study, no notebook 06 run for this data
+    none = "none"  # no step-time benchmark or data-size study, no notebook 06 run for this data
     status = execute_run("09", folder, {"profile": profile, "report_csv": str(csv), **data,
                                         "rates_csv": str(folder / "rates.csv"), "step_time_csv": none,
-                                        "data_size_csv": none, "lengths_csv": none, "full_06_json": none})
+                                        "data_size_csv": none, "full_06_json": none})
     if status["status"] != "ok":
         raise CourseError(f"notebook 09 failed on the reports: {status.get('error')}")
     return folder / status["notebook_file"]

@@ -280,11 +280,27 @@ def _check_max_length(values: dict[str, Any]) -> None:
                           f"use -p max_length {max(room, 2)} or less")
 
 
+def _check_given_tables(parameters: dict[str, Any]) -> None:
+    """A table given as a `*_csv` parameter must exist (a missing one would silently fall back to a default);
+    `{profile}` is filled in with the run's profile (any profile when it is auto); a file named `none` means none."""
+    profile = parameters.get("profile", "auto")
+    profiles = [profile] if profile in ("smoke", "cpu", "gpu") else ["smoke", "cpu", "gpu"]
+    for name, value in parameters.items():
+        if not (name.endswith("_csv") and isinstance(value, str)) or Path(value).name == "none":
+            continue
+        if not any(Path(value.replace("{profile}", p)).expanduser().is_file() for p in profiles):
+            shown = value.replace("{profile}", profiles[0]) if len(profiles) == 1 else value
+            raise CourseError(f"{name}: there is no file at {shown}. Run what writes it first (e.g. `make rates` for a "
+                              f"rate table), give the right path (relative to the folder you start from), or leave "
+                              f"{name} out to use the notebook's default")
+
+
 def check_inputs(notebook: Path, parameters: dict[str, Any]) -> None:
     """Check the data source and models a run will load (with the notebook's defaults for the rest), the data sets
     its code needs (WikiText-2), that its labels can be turned into words (hard prompts) and that max_length fits."""
     from ..core.data import check_registered
 
+    _check_given_tables(parameters)
     declared = declared_parameters(notebook)
     values = {name: coerce(spec["default"]) for name, spec in declared.items()}  # defaults are source text
     values.update(parameters)

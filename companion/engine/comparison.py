@@ -143,3 +143,23 @@ def sweep_for(csv: str | Path, data: str, record: dict[str, Any] | None = None) 
     if differences:
         return None, f"{csv} ran under another protocol ({'; '.join(differences)})"
     return frame, ""
+
+
+def length_study(lengths_csv: str | Path, comparison_csv: str | Path, data: str) -> pd.DataFrame | None:
+    """The length study's finished runs on `data` plus the protocol's own length: the comparison's `full` runs at the
+    study's seeds (the same runs; the study does not repeat them). None when the study has no runs on `data`."""
+    if not Path(lengths_csv).is_file():
+        return None
+    study = pd.read_csv(lengths_csv)
+    study = study[(study["status"] == "ok")] if "status" in study else study
+    if study.empty or not for_data(study, data):
+        return None
+    comparison = load_sweep(comparison_csv) if Path(comparison_csv).is_file() else None
+    if comparison is not None and for_data(comparison, data):
+        measured = set(zip(study["max_length"].astype(int), study["truncation"]))
+        ours = pd.Series([(int(n), t) not in measured for n, t in zip(comparison["max_length"],
+                                                                         comparison["truncation"])], comparison.index)
+        full = comparison[(comparison["setting"] == "full") & comparison["seed"].isin(study["seed"]) & ours]
+        study = pd.concat([study, full.assign(source="the strategy comparison's full runs")], ignore_index=True)
+    study["max_length"] = study["max_length"].astype(int)
+    return study.reset_index(drop=True)

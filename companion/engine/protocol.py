@@ -83,9 +83,11 @@ PROTOCOLS: dict[str, Protocol] = {
     "smoke": Protocol("smoke", train_size=48, max_length=24, truncation="head", batch_size=16, max_epochs=1,
                       min_steps=1, eval_steps=25, patience=2, class_weights="balanced", eval_size=32, seeds=(0, 1),
                       selection_seed=100, rate_candidates=3, rate_extensions=1),
-    # cpu: 64 tokens, opening and end. A full fine-tuning step costs about twice as long at 128 tokens as at 64
-    # (sweeps/lengths-rates.yaml's runs), and the course's time budget (no notebook over 6 min on 2 cores) leaves
-    # room for 64; sweeps/lengths.yaml measures what the cut costs (notebook 06 plots it once it has run).
+    # cpu: 64 tokens, opening and end, fixed by the time budget (no notebook over 6 min on 2 cores). The length
+    # study (sweeps/lengths.yaml, README there; notebook 06 plots it) measured what the cut costs: 128 and 256 tokens
+    # score about 0.05 higher and their steps take about 2× and 5× as long (bench/step_time.py --lengths), while
+    # 64 tokens of the opening alone score as much higher at the same cost. Changing `truncation` here changes every
+    # comparison: every sweep must then be re-run (sweep_for refuses the old ones).
     "cpu": Protocol("cpu", train_size=400, max_length=64, truncation="head+tail", batch_size=16, max_epochs=8,
                     min_steps=150, eval_steps=25, patience=2, class_weights="balanced", eval_size=None, seeds=(0, 1, 2, 3, 4),
                     selection_seed=100),

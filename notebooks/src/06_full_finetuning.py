@@ -44,8 +44,10 @@ from companion.checks.n06 import check_linear_cka, check_lr_at_step, check_overf
 from companion.core.data import load_text_classification
 from companion.core.device import autocast
 from companion.core.embeddings import sentence_embeddings
+from companion.core.plots import plain_log_axis
 from companion.core.rates import search_rate
 from companion.core.stats import mean_ci, paired_bootstrap, paired_difference
+from companion.engine.comparison import length_study
 from companion.engine.batches import encode_texts, make_loader, padding_collator, tokenize_dataset
 from companion.engine.finetune import learning_plateau, run_strategy, task_for
 from companion.engine.forgetting import (article_probe, forgetting_change, forgetting_sentence, general_sentences,
@@ -67,6 +69,8 @@ label_column: str = "label"  # label column of a local data file
 lr: Optional[float] = None  # range: (0, inf); peak learning rate; None means chosen on validation (rates_csv for its data, else a search run here)
 rates_csv: str = "../sweeps/results/rates-cpu.csv"  # the strategy sweep's validation-only rate search (make rates)
 lengths_csv: str = "../sweeps/results/lengths-cpu.csv"  # the length study (make lengths): test macro-F1 per length
+comparison_csv: str = "../sweeps/results/strategies-cpu.csv"  # the strategy comparison: its full runs are the study's protocol length
+length_times_csv: str = "../sweeps/results/step-time-lengths-cpu.csv"  # seconds per step at each length, one process (bench/step_time.py --lengths)
 max_length: Optional[int] = None  # range: [8, inf); tokens kept from each text; None means the protocol's
 train_size: Optional[int] = None  # range: [1, inf); training examples; None means the protocol's
 class_weights_mode: Optional[str] = None  # one of: none, balanced; None means the protocol's
@@ -143,20 +147,20 @@ print(f"tokens per training text: median {lengths.median():.0f}, 10th percentile
 # Cutting costs something, and *which* tokens to keep matters: `head` keeps the opening, `head+tail` keeps the
 # first quarter of the room and the end of the text (Sun et al. 2019 found head + tail best for long documents:
 # conclusions often name the condition). The **length study** (`sweeps/lengths.yaml`, `make lengths`) fine-tuned
-# under this protocol at several lengths, each length at its own learning rate chosen on validation, 3 seeds each,
+# under this protocol at several lengths, each length at its own learning rate chosen on validation, 5 seeds each,
 # and TF-IDF read exactly the tokens the model read. It is a sweep of its own, run separately: when its results
 # for this data and profile are present, the next cell shows what it measured; otherwise it says so.
 
 # %%
-study = pd.read_csv(lengths_csv) if Path(lengths_csv).is_file() else None
-if study is not None and "data" in study and set(study["data"]) == {data}:
-    study = study[study["status"] == "ok"].assign(
-        setting=lambda f: f["max_length"].astype(int).astype(str) + " " + f["truncation"])
+study = length_study(lengths_csv, comparison_csv, data)  # the study's runs + the comparison's full runs (protocol length)
+if study is not None:
+    times = (pd.read_csv(length_times_csv).groupby("max_length")["seconds_per_step"].median().to_dict()
+             if Path(length_times_csv).is_file() else {})  # one process, so comparable; a step's cost is its length's
     curve = study.groupby(["max_length", "truncation"]).apply(
         lambda g: pd.Series({"macro_f1": g["macro_f1"].mean(), "low": mean_ci(g["macro_f1"]).low,
                              "high": mean_ci(g["macro_f1"]).high, "seeds": len(g), "lr": g["lr"].iloc[0],
-                             "seconds_per_step": g["seconds_per_step"].median(),
                              "stopped_early": g["stopped_early"].astype(bool).mean()}), include_groups=False)
+    curve["seconds_per_step"] = [times.get(n, float("nan")) for n, _ in curve.index]
     tfidf_same_tokens = {}
     for (length, truncation), _ in curve.iterrows():  # TF-IDF on the very tokens the model read, same sample
         cut = lambda split: tokenizer.batch_decode(encode_texts(tokenizer, split["text"], int(length), truncation)[
@@ -174,32 +178,39 @@ if study is not None and "data" in study and set(study["data"]) == {data}:
         axes[1].plot(part["max_length"], part["seconds_per_step"], marker="o", label=truncation)
     axes[0].axhline(tfidf["macro_f1"], color="grey", lw=1, label="TF-IDF, whole texts")
     axes[0].set(xscale="log", xlabel="tokens kept per text", ylabel="test macro-F1 (mean, 95 % CI)")
-    axes[1].set(xscale="log", xlabel="tokens kept per text", ylabel="seconds per training step (sweep runs)")
+    axes[1].set(xscale="log", xlabel="tokens kept per text", ylabel="seconds per full training step (one process)")
     for ax in axes:
-        ax.set_xticks(sorted(curve.reset_index()["max_length"].unique()), labels=None)
-        ax.get_xaxis().set_major_formatter(plt.ScalarFormatter())
+        plain_log_axis(ax, "x", ticks=sorted(curve.reset_index()["max_length"].unique()))
         ax.legend(fontsize=7)
     plt.tight_layout()
     plt.show()
-    display_curve = curve.round(3)
+    display_curve = curve.round(3).assign(lr=curve["lr"].map("{:.2g}".format), seeds=curve["seeds"].astype(int))
 else:
     curve, display_curve = None, "no length study for this data and profile (make lengths runs it)"
 display_curve
 
 # %%
-if curve is not None:  # what the protocol's truncation costs: its length against the best one, paired by seed
+if curve is not None:  # every measured length against the protocol's, paired by seed
     ours = (protocol.max_length, protocol.truncation)
-    best = curve["macro_f1"].idxmax()
     pivot = study.pivot_table(index="seed", columns=["max_length", "truncation"], values="macro_f1")
-    if ours in pivot and best != ours:
-        cost = paired_difference(pivot[best], pivot[ours])
-        print(f"the best length measured, {best[0]} tokens ({best[1]}), minus the protocol's {ours[0]} ({ours[1]}): "
-              f"{cost} in test macro-F1; its training steps take "
-              f"{curve.loc[best, 'seconds_per_step'] / curve.loc[ours, 'seconds_per_step']:.1f}× as long")
-    elif ours in pivot:
-        print(f"the protocol's length, {ours[0]} tokens ({ours[1]}), scored best among those measured")
+    if ours in pivot:
+        for other in pivot.columns.drop(ours):
+            d = paired_difference(pivot[other], pivot[ours])
+            verdict = "better" if d.low > 0 else "worse" if d.high < 0 else "tied (the interval holds 0)"
+            ratio = curve.loc[other, "seconds_per_step"] / curve.loc[ours, "seconds_per_step"]
+            print(f"{other[0]:>3} tokens, {other[1]:<9} − the protocol's {ours[0]} ({ours[1]}): {d} → {verdict}"
+                  + ("" if math.isnan(ratio) else f"; a step takes {ratio:.1f}× as long"))
     else:
         print(f"the protocol's length {ours} was not in the study")
+
+# %% [markdown]
+# How to read it: each line pairs a setting with the protocol's on the same seeds (same training sample, same
+# head initialisation), so the seed-to-seed spread cancels; a setting is *better* or *worse* only when its whole
+# interval is on one side of 0. The right-hand panel is the price: a step's cost grows with the tokens kept. The
+# protocol's 64 tokens were fixed by the time budget (every notebook under 6 minutes on two cores) before this
+# study ran. A length or truncation that is *better* at the same cost would be the
+# protocol's next change — and a change of protocol means re-running every sweep under it: `sweep_for` refuses a
+# sweep made under another protocol, so no notebook would mix the two.
 
 # %% [markdown]
 # ## Step 2 · Load the model; the loss, weighted by class

@@ -616,7 +616,8 @@ if sweep_runs is not None:
         for name, row in rates_08[rates_08["position"] != "interior"].iterrows():
             print(f"⚠ {name}: the best rate is the {row['position']} of the {row['tried']} tried; the search ended "
                   f"at an edge, so this method's optimum may lie beyond it")
-rates_08
+with pd.option_context("display.max_colwidth", None):  # every candidate visible, the chosen one marked
+    display(rates_08)
 
 # %% [markdown]
 # **The comparison.** Per method: the chosen rate, test macro-F1 as the mean over the seeds with its 95 %

@@ -34,7 +34,6 @@ report_csv: str = "../sweeps/results/strategies-cpu.csv"  # report.csv of the st
 rates_csv: str = "../sweeps/results/rates-cpu.csv"  # the rate search's table (make rates)
 step_time_csv: str = "../sweeps/results/step-time-cpu.csv"  # seconds per step of each setting, one process (bench/step_time.py)
 data_size_csv: str = "../sweeps/results/data-size-cpu.csv"  # report.csv of the data-size sweep (adapted vs not)
-lengths_csv: str = "../sweeps/results/lengths-cpu.csv"  # the length study (notebook 06)
 full_06_json: str = "results/06_full_finetuning.results.json"  # notebook 06's stored result (its full fine-tuning run)
 data: str = "medical_abstracts"  # the sweeps' data: registered data set or a local .csv/.jsonl/.parquet file
 text_column: str = "text"  # text column of a local data file
@@ -112,14 +111,15 @@ if rates is not None:
     edges = search_table.index[search_table["best"] != "interior"].tolist()
     print("every chosen rate is inside its grid:", not edges,
           "" if not edges else f"(at the edge, the extension cap hit: {', '.join(edges)})")
-    display(search_table)
+    with pd.option_context("display.max_colwidth", None):  # every candidate visible, the chosen one marked
+        display(search_table)
 
 # %% [markdown]
 # ## 2. Every full fine-tuning score in the course, side by side
 #
-# Full fine-tuning appears in notebook 06 (one run, seed 0), in the length study (the protocol's length, 3 seeds)
-# and in this sweep (5 seeds); notebooks 07 and 08 read this sweep. Under one protocol they should agree — within
-# the spread of seeds, since a run is one draw.
+# Full fine-tuning appears in notebook 06 (one run, seed 0) and in this sweep (5 seeds); notebooks 07 and 08 read
+# this sweep, and 06's length study takes its point at the protocol's length from it. Under one protocol they
+# should agree — within the spread of seeds, since a run is one draw.
 
 # %%
 sources = []
@@ -133,15 +133,6 @@ full_iv = mean_ci(full_runs["macro_f1"])
 sources.append({"where": "strategy sweep (07, 08, 09 read it)", "seeds": ", ".join(map(str, seeds)),
                 "macro_f1": full_iv.mean, "low": full_iv.low, "high": full_iv.high,
                 "budget": f"protocol {runs['profile'].iloc[0]}, lr {full_runs['lr'].iloc[0]:.3g}", "same_protocol": True})
-if Path(lengths_csv).is_file():
-    study = pd.read_csv(lengths_csv)
-    study = study[(study["status"] == "ok") & (study["max_length"] == runs["max_length"].iloc[0])
-                  & (study["truncation"] == runs["truncation"].iloc[0])]
-    if len(study):
-        iv = mean_ci(study["macro_f1"])
-        sources.append({"where": "length study, the protocol's length", "seeds": ", ".join(map(str, study["seed"])),
-                        "macro_f1": iv.mean, "low": iv.low, "high": iv.high,
-                        "budget": f"protocol, lr {study['lr'].iloc[0]:.3g} (its own search)", "same_protocol": True})
 full_sources = pd.DataFrame(sources).set_index("where")
 inside = full_sources["macro_f1"].between(full_iv.low - 1e-9, full_iv.high + 1e-9)
 print("every full fine-tuning score lies within the sweep's 95 % interval over seeds:", bool(inside.all()),
