@@ -145,8 +145,8 @@ print(f"tokens per training text: median {lengths.median():.0f}, 10th percentile
 
 # %% [markdown]
 # Cutting costs something, and *which* tokens to keep matters: `head` keeps the opening, `head+tail` keeps the
-# first quarter of the room and the end of the text (Sun et al. 2019 found head + tail best for long documents:
-# conclusions often name the condition). The **length study** (`sweeps/lengths.yaml`, `make lengths`) fine-tuned
+# first quarter of the room and the end of the text (Sun et al. 2019 found head + tail best on long movie reviews
+# and news articles; whether that carries over to abstracts is a measurement). The **length study** (`sweeps/lengths.yaml`, `make lengths`) fine-tuned
 # under this protocol at several lengths, each length at its own learning rate chosen on validation, 5 seeds each,
 # and TF-IDF read exactly the tokens the model read. It is a sweep of its own, run separately: when its results
 # for this data and profile are present, the next cell shows what it measured; otherwise it says so.
