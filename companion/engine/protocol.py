@@ -84,10 +84,11 @@ PROTOCOLS: dict[str, Protocol] = {
                       min_steps=1, eval_steps=25, patience=2, class_weights="balanced", eval_size=32, seeds=(0, 1),
                       selection_seed=100, rate_candidates=3, rate_extensions=1),
     # cpu: 64 tokens, opening and end, fixed by the time budget (no notebook over 6 min on 2 cores). The length
-    # study (sweeps/lengths.yaml, README there; notebook 06 plots it) measured what the cut costs: 128 and 256 tokens
-    # score about 0.05 higher and their steps take about 2× and 5× as long (bench/step_time.py --lengths), while
-    # 64 tokens of the opening alone score as much higher at the same cost. Changing `truncation` here changes every
-    # comparison: every sweep must then be re-run (sweep_for refuses the old ones).
+    # study (sweeps/lengths.yaml, README there; notebook 06 plots it) measured what the cut costs: on validation,
+    # 128 and 256 tokens score 0.03 and 0.05 higher, at about 2× and 5× the step time (bench/step_time.py
+    # --lengths); 64 tokens of the opening alone are tied with opening + end on validation (higher on test).
+    # Changing max_length or truncation here changes every comparison: every sweep must then be re-run
+    # (sweep_for refuses the old ones).
     "cpu": Protocol("cpu", train_size=400, max_length=64, truncation="head+tail", batch_size=16, max_epochs=8,
                     min_steps=150, eval_steps=25, patience=2, class_weights="balanced", eval_size=None, seeds=(0, 1, 2, 3, 4),
                     selection_seed=100),

@@ -97,8 +97,8 @@ if deviations:
 # ## The protocol: one budget for every comparison
 #
 # Notebooks 06–09 compare ways of training. A comparison is an experiment only when its arms share a budget and
-# each arm trained until validation stopped improving, so the course fixes **one protocol per profile**
-# (`companion.engine.protocol`): which training texts (a sample drawn with the run's seed, stratified by class),
+# each arm trained until validation stopped improving or the epoch cap came (each run records which), so the
+# course fixes **one protocol per profile** (`companion.engine.protocol`): which training texts (a sample drawn with the run's seed, stratified by class),
 # how many tokens of each text and which ones, the batch size, an epoch cap (raised on small data so that a run
 # gets at least `min_steps` steps), validation every epoch (or every `eval_steps` steps when an epoch is longer),
 # early stopping, and whether the loss weighs the classes. This notebook's full fine-tuning, 07's layered runs,
@@ -144,11 +144,14 @@ print(f"tokens per training text: median {lengths.median():.0f}, 10th percentile
       f"{protocol.max_length} tokens")
 
 # %% [markdown]
-# Cutting costs something, and *which* tokens to keep matters: `head` keeps the opening, `head+tail` keeps the
-# first quarter of the room and the end of the text (Sun et al. 2019 found head + tail best on long movie reviews
-# and news articles; whether that carries over to abstracts is a measurement). The **length study** (`sweeps/lengths.yaml`, `make lengths`) fine-tuned
-# under this protocol at several lengths, each length at its own learning rate chosen on validation, 5 seeds each,
-# and TF-IDF read exactly the tokens the model read. It is a sweep of its own, run separately: when its results
+# Cutting costs something, and *which* tokens to keep matters: `head` keeps the opening; `head+tail` spends a
+# quarter of the tokens left after `[CLS]` and `[SEP]` on the opening and the rest on the end (at 64 tokens: the
+# first 15 and the last 47). Sun et al. 2019 found head + tail best on long movie reviews and news articles;
+# whether that carries over to abstracts is a measurement. The **length study** (`make lengths`:
+# `sweeps/lengths-rates.yaml` chooses each setting's rate on validation at the selection seed, then
+# `sweeps/lengths.yaml` runs 5 seeds) fine-tuned under this protocol at several lengths. Beside it the notebook
+# draws TF-IDF on the very tokens the model read: one run on this notebook's training sample, with the C chosen on
+# whole texts, a reference without an interval. The study is a sweep of its own, run separately: when its results
 # for this data and profile are present, the next cell shows what it measured; otherwise it says so.
 
 # %%
@@ -204,13 +207,16 @@ if curve is not None:  # every measured length against the protocol's, paired by
         print(f"the protocol's length {ours} was not in the study")
 
 # %% [markdown]
-# How to read it: each line pairs a setting with the protocol's on the same seeds (same training sample, same
-# head initialisation), so the seed-to-seed spread cancels; a setting is *better* or *worse* only when its whole
-# interval is on one side of 0. The right-hand panel is the price: a step's cost grows with the tokens kept. The
-# protocol's 64 tokens were fixed by the time budget (every notebook under 6 minutes on two cores) before this
-# study ran. A length or truncation that is *better* at the same cost would be the
-# protocol's next change — and a change of protocol means re-running every sweep under it: `sweep_for` refuses a
-# sweep made under another protocol, so no notebook would mix the two.
+# How to read it: each line pairs a setting with the protocol's on the same seeds, so what the two runs share
+# (which texts were sampled, the head's starting weights) drops out of the difference; a setting is *better* or
+# *worse* only when its whole interval is on one side of 0. `stopped_early` is the share of seeds whose run early
+# stopping ended before the epoch cap (a run whose patience ran out exactly at the cap counts as not stopped). The
+# right-hand panel is the price: a step's cost grows with the tokens kept (it depends on how many tokens, not which,
+# so `head` shares `head+tail`'s time). These lines are on **test**, for information: a change of protocol is a
+# choice, and choices are made on validation (the study's CSV has `val_macro_f1` per run for that). The protocol's
+# 64 tokens were fixed by the time budget (every notebook under 6 minutes on two cores) before this study ran, and
+# a change of protocol means re-running every sweep under it: `sweep_for` refuses a sweep made under another
+# protocol, so no notebook mixes the two.
 
 # %% [markdown]
 # ## Step 2 · Load the model; the loss, weighted by class
