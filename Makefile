@@ -77,7 +77,7 @@ lengths: setup  ## the length study behind the protocol's max_length (notebook 0
 	$(PY) -m companion sweep sweeps/lengths.yaml --jobs $(JOBS) --out runs/lengths
 	$(PY) -m companion report runs/lengths
 	cp runs/lengths/report.csv sweeps/results/lengths-cpu.csv
-	$(PY) bench/step_time.py --lengths 32 64 128 256 --rounds 3 --steps 10  # time per step, one process
+	$(PY) bench/step_time.py --lengths 32 64 128 256 --rounds 5 --steps 10  # time per step, one process
 
 # The course's comparison on your own labelled file: make decide DATA=my.csv TEXT=text LABEL=label
 DATA ?=

@@ -157,8 +157,8 @@ def length_study(lengths_csv: str | Path, comparison_csv: str | Path, data: str)
     comparison = load_sweep(comparison_csv) if Path(comparison_csv).is_file() else None
     if comparison is not None and for_data(comparison, data):
         measured = set(zip(study["max_length"].astype(int), study["truncation"]))
-        ours = pd.Series([(int(n), t) not in measured for n, t in zip(comparison["max_length"],
-                                                                         comparison["truncation"])], comparison.index)
+        points = pd.MultiIndex.from_arrays([comparison["max_length"].astype(int), comparison["truncation"]])
+        ours = ~points.isin(measured)
         full = comparison[(comparison["setting"] == "full") & comparison["seed"].isin(study["seed"]) & ours]
         study = pd.concat([study, full.assign(source="the strategy comparison's full runs")], ignore_index=True)
     study["max_length"] = study["max_length"].astype(int)
