@@ -80,11 +80,14 @@ lengths: setup  ## the length study behind the protocol's max_length (notebook 0
 	$(PY) bench/step_time.py --lengths 32 64 128 256 --rounds 5 --steps 10  # time per step, one process
 
 # The course's comparison on your own labelled file: make decide DATA=my.csv TEXT=text LABEL=label
+# (SETTINGS=full,freeze-k4,lora,prompt-tuning: only these entries of sweeps/strategies.yaml, for a shorter run)
 DATA ?=
 TEXT ?= text
 LABEL ?= label
+SETTINGS ?=
 decide: setup  ## rate search, 5-seed comparison and notebook 09 for DATA (report: runs/decide/<file>/09_choosing_a_strategy.ipynb)
-	$(PY) -m companion decide $(DATA) --text-column $(TEXT) --label-column $(LABEL) --jobs $(JOBS)
+	$(PY) -m companion decide $(DATA) --text-column $(TEXT) --label-column $(LABEL) --jobs $(JOBS) \
+	  $(if $(SETTINGS),--settings $(SETTINGS))
 
 clean:
 	rm -rf runs .pytest_cache

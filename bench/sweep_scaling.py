@@ -76,8 +76,9 @@ def projection(per_run_s: list[float], runs: int = 50, workers: tuple[int, ...] 
     mean = sum(per_run_s) / len(per_run_s)
     costs = ", ".join(f"{n}: {_duration(math.ceil(runs / n) * mean)}" for n in workers)
     text = [f"**Projection (on paper).** The {len(per_run_s)} measured runs of the strategy sweep took "
-            f"{mean:.1f} s each on average ({min(per_run_s):.1f}–{max(per_run_s):.1f} s, one run at a time on "
-            f"{cores} cores). A grid of {runs} such runs needs {_duration(runs * mean)} of worker time; with N "
+            f"{mean:.1f} s each on average ({min(per_run_s):.1f}–{max(per_run_s):.1f} s; two runs at a time on "
+            f"{cores} cores, so each had about one core: an upper bound for a worker with {cores} cores to "
+            f"itself). A grid of {runs} such runs needs {_duration(runs * mean)} of worker time; with N "
             f"workers that each have {cores} cores to themselves (a node or a Slurm job each), runs go in "
             f"ceil({runs}/N) waves, so the wall time is about ceil({runs}/N) × {mean:.1f} s, plus the start of "
             f"the workers: N = {costs}."]

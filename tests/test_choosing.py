@@ -75,6 +75,15 @@ def test_guide_names_winners_only_where_the_interval_excludes_zero(runs):
     assert "**lora**" in guide[1]  # fewest trainable among those not worse than full
 
 
+def test_guide_times_only_the_settings_the_step_benchmark_measured(runs):
+    summary, paired = summarise(runs), paired_against(runs, "full")
+    summary["seconds_per_step"] = [0.25 if s == "full" else float("nan") for s in summary.index]
+    fastest = decision_guide(summary, paired, tfidf_f1=0.58, majority_f1=0.10, margin=0.02)[2]
+    assert fastest == "Among them, the fastest training step: **full** (0.250 s per step; not timed: lora)."
+    summary["seconds_per_step"] = float("nan")  # nothing timed: no sentence about speed
+    assert not any("fastest" in line for line in decision_guide(summary, paired, 0.58, 0.10, margin=0.02))
+
+
 def test_claims_verdicts_and_representatives(runs):
     rates = pd.DataFrame({"setting": ["freeze k=4", "prompt_tuning_text", "full", "lora"], "lr": 1e-3,
                           "val_macro_f1": [0.6, 0.3, 0.7, 0.7], "chosen": True})

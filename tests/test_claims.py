@@ -118,6 +118,9 @@ CLAIMS = [
     StatedClaim("09", "a frozen lower stack is computed once, so each step only",
                 lambda e: step_ratios(e, "freeze k=4", "full").max() < 1),  # cheaper in every round
     StatedClaim("09", "5 seeds", lambda e: e["sweep"].groupby("setting")["seed"].nunique().min() >= 5),
+    StatedClaim("09", "gradual unfreezing and ULMFiT are left out of it",
+                lambda e: not {"gradual", "ulmfit"} & set(e["steps"]["setting"])
+                and {"gradual", "ulmfit"} <= set(e["sweep"]["setting"])),
 ]
 
 

@@ -41,10 +41,12 @@ def decision_guide(summary: pd.DataFrame, paired: pd.DataFrame, tfidf_f1: float,
     cheapest = summary.loc[level, "trainable"].astype(float).idxmin()
     lines.append(f"Among {reference} and the settings equivalent to or better than it, the fewest trainable "
                  f"parameters: **{cheapest}** ({summary.loc[cheapest, 'trainable']:,.0f}).")
-    if "seconds_per_step" in summary:
-        fastest = summary.loc[level, "seconds_per_step"].astype(float).idxmin()
-        lines.append(f"Among them, the fastest training step: **{fastest}** "
-                     f"({summary.loc[fastest, 'seconds_per_step']:.3f} s per step).")
+    timed = summary.loc[level, "seconds_per_step"].astype(float).dropna() if "seconds_per_step" in summary else ()
+    if len(timed):
+        fastest = timed.idxmin()
+        untimed = [s for s in level if s not in timed.index]
+        lines.append(f"Among them, the fastest training step: **{fastest}** ({timed[fastest]:.3f} s per step"
+                     + (f"; not timed: {_listing(untimed)}" if untimed else "") + ").")
     if tied:
         lines.append(f"Tied is not equivalent: {_listing(tied)} may be better or worse than {reference}; more seeds "
                      f"would tell.")

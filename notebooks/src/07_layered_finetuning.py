@@ -372,8 +372,8 @@ print("the package's gradual_unfreezing hook trains the same parts every epoch:"
 # on validation (the rate of the head; each part below gets `decay` times less), so they compare tricks, not
 # learning rates. Gradual unfreezing thaws one part per epoch (the schedule printed above), so the bottom of the
 # model trains only in the last epochs the cap allows, and with early stopping it may end before it gets there:
-# the converged share says how often early stopping ended it. A variant the committed sweep has not run yet is
-# named below (its rate search is in the rate table above).
+# the converged share says how often early stopping ended it. A sweep of your own data that left a variant out
+# names it below.
 
 # %%
 tricks = ["full", "freeze k=4", "discriminative", "gradual", "ulmfit"]

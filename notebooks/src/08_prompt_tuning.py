@@ -587,8 +587,7 @@ check_storage_ratio(predicted_ratio, full_bytes, task_bytes["topic"], n_virtual 
 # frozen for the soft prompts, so a task's state is tiny and the encoder's behaviour on other inputs cannot change
 # (no forgetting by construction). Text initialisation starts the prompt table from the embeddings of a task
 # description instead of random vectors. Full fine-tuning and LoRA stand beside them as references. The tables
-# below show the methods the committed sweep has run; one it has not run yet is simply absent from them
-# (`make rates` and `make sweep GRID=sweeps/strategies.yaml` run all of them).
+# below show every method the sweep ran (a sweep of your own data with fewer `SETTINGS` shows fewer).
 #
 # **Learning rates, chosen on validation.** The literature trains soft prompts at far larger rates than full
 # fine-tuning: Lester et al. use 0.3; peft's examples use 1e-3 (p-tuning) to 1e-2 (prefix); full fine-tuning ~5e-5.
@@ -732,11 +731,13 @@ if comparison_08 is not None:
                                f"({METHODS[best_soft]}, chosen on validation) by {gap}")
         elif gap.excludes_zero():
             ahead = pair(sweep_08, best_soft, "full")  # the same pairs, read in the sentence's direction
-            gap_reading.append(f"no capacity gap under this protocol: the best soft prompt ({METHODS[best_soft]}) "
-                               f"is ahead of full fine-tuning: {METHODS[best_soft]} − full {ahead}, excludes 0")
+            gap_reading.append(f"no capacity gap under this protocol: the best soft prompt ({METHODS[best_soft]}, "
+                               f"chosen on validation) is ahead of full fine-tuning: {METHODS[best_soft]} − full "
+                               f"{ahead}, excludes 0")
         else:
             gap_reading.append("no capacity gap the seeds can resolve: "
-                               + compare("full fine-tuning", f"the best soft prompt ({METHODS[best_soft]})", gap,
+                               + compare("full fine-tuning",
+                                         f"the best soft prompt ({METHODS[best_soft]}, chosen on validation)", gap,
                                          "test macro-F1"))
     if best_soft and "lora" in summary_08.index:
         gap_reading.append(compare("LoRA", METHODS[best_soft], pair(sweep_08, "lora", best_soft), "test macro-F1"))
@@ -762,10 +763,12 @@ side_by_side.round(3)
 # limit** of prompt tuning on a small model: a few thousand input numbers cannot reshape an encoder's features the
 # way full fine-tuning can; they found the gap large for small T5 models and closing only near 11 billion
 # parameters. Whether this run shows one is said by the line above, from the paired interval, not by the bars.
-# Where the interval favours prompt tuning instead, the other force is at work: with a few hundred labelled texts
-# and short inputs, a method that trains a few thousand numbers on a frozen encoder cannot fit the training set's
-# noise, while one that trains 22 M weights can; the capacity limit was measured with far more labelled data. A
-# small, heavily constrained method winning at a small budget is a statement about the budget, not the method.
+# Where the interval favours prompt tuning instead, a candidate reason is the budget: with a few hundred labelled
+# texts and short inputs, a method that trains a few thousand numbers on a frozen encoder cannot fit the training
+# set's noise, while one that trains 22 M weights can; the capacity limit was measured with far more labelled data.
+# This notebook does not run the control that would separate the two (the same comparison with many more labelled
+# texts), so read a small, heavily constrained method winning here as a statement about this budget, not about the
+# method.
 #
 # ## Exercises
 #

@@ -146,8 +146,10 @@ full_sources.round(3)
 # it: the share of runs that **converged** (early stopping ended them before the epoch cap) and that **trained**
 # (predicted more than one class and beat guessing, notebook 06), trainable parameters, time per training step
 # (measured by `bench/step_time.py` with every setting in one process, round after round, because the sweep's
-# runs met different machine load), the memory a run's training added to its process, and forgetting: drift of
-# general-English sentence embeddings and the change of accuracy on a **general task** (notebook 06).
+# runs met different machine load; gradual unfreezing and ULMFiT are left out of it, since their step grows epoch
+# by epoch as layers thaw, so their cell stays empty), the memory a run's training added to its process, and
+# forgetting: drift of general-English sentence embeddings and the change of accuracy on a **general task**
+# (notebook 06).
 # Two baselines on the same training sample set the floor: the majority class and TF-IDF + logistic regression
 # (class-weighted, its C chosen on validation).
 
@@ -160,8 +162,10 @@ summary = summarise(runs).join(convergence(runs))
 if step_times is not None:  # time per step from one process, interleaved rounds: comparable across settings
     step_median = step_times.groupby("setting")["seconds_per_step"].median()
     same_network = {s: "full" for s in summary.index if s.startswith("adapted + ")}  # the same network as full
-    summary["seconds_per_step"] = [step_median.get(same_network.get(s, s), summary.loc[s, "seconds_per_step"])
-                                   for s in summary.index]
+    summary["seconds_per_step"] = [step_median.get(same_network.get(s, s), np.nan) for s in summary.index]
+    unmeasured = summary.index[summary["seconds_per_step"].isna()].tolist()
+    if unmeasured:  # the sweep's own times met other machine load: not put beside the benchmark's
+        print("not in the step-time benchmark (no time per step shown):", ", ".join(unmeasured))
 before = runs["forgetting.general_correct_before"].iloc[0]
 summary["general_change"] = [forgetting_change(before, runs.loc[runs["setting"] == s,
                                                                  "forgetting.general_correct"]).mean
@@ -301,9 +305,15 @@ size_curve.round(3) if size_curve is not None else None
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
 costs = [("trainable", "trainable parameters (log)"), ("seconds_per_step", "seconds per training step"),
          ("forgetting.drift", "forgetting: drift of general-text embeddings")]
+family = {s: "full" if s in ("full", "adapted + full") else "LoRA" if s == "lora" else
+          "soft prompt" if "tuning" in s else "layered" for s in summary.index}  # colour by family, name each point
+points = summary.reset_index(names="setting").assign(family=lambda t: t["setting"].map(family))
 for ax, (cost, label) in zip(axes, costs):
-    sns.scatterplot(data=summary.reset_index(names="setting"), x=cost, y="macro_f1", hue="setting", s=80, ax=ax,
+    sns.scatterplot(data=points, x=cost, y="macro_f1", hue="family", style="family", s=80, ax=ax,
                     legend=ax is axes[-1])
+    for _, point in points.dropna(subset=[cost]).iterrows():
+        ax.annotate(point["setting"], (point[cost], point["macro_f1"]), xytext=(4, 2), textcoords="offset points",
+                    fontsize=7)
     ax.errorbar(summary[cost].astype(float), summary["macro_f1"].astype(float),
                 yerr=[(summary["macro_f1"] - summary["macro_f1_low"]).astype(float).fillna(0),
                       (summary["macro_f1_high"] - summary["macro_f1"]).astype(float).fillna(0)],
@@ -323,8 +333,7 @@ print("Pareto front (macro-F1 vs trainable parameters), cheapest first:", " → 
 # The course's source text makes claims about the strategies; the literature adds others. Each row below is
 # computed from the sweep (paired by seed; time per step over the benchmark's rounds, as the difference of *log*
 # times, since times compare as ratios and one disturbed round scales every setting's time alike: e^mean is the
-# ratio; forgetting with the one
-# forgetting test, over seeds and probe sentences) and says *supported*, *contradicted*, *not resolved* (the
+# ratio; forgetting with the one forgetting test, over seeds and probe sentences) and says *supported*, *contradicted*, *not resolved* (the
 # interval includes 0) or *true by construction* (it could not come out otherwise, so it is not evidence). The
 # claims are stated as the course paraphrases its source. Where a claim names a family ("layered", "prompt
 # tuning"), it is represented by the family's variant with the best **validation** score in the rate search — a
@@ -376,7 +385,11 @@ display(Markdown("\n".join(f"* {line}" for line in guide)))
 #
 # ```bash
 # make decide DATA=my_texts.csv TEXT=text LABEL=label        # writes runs/decide/<file>/09_choosing_a_strategy.ipynb
+# make decide DATA=my_texts.csv SETTINGS=full,freeze-k4,lora,prompt-tuning   # only these settings: a shorter run
 # ```
+#
+# Every setting of `sweeps/strategies.yaml` is the default; `SETTINGS` keeps the entries you name (their names are
+# the yaml's `name:` fields). `sweeps/README.md` gives the measured time of each part on 2 cores.
 #
 # ## Exercises
 #
