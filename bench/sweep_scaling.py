@@ -74,14 +74,14 @@ def projection(per_run_s: list[float], runs: int = 50, workers: tuple[int, ...] 
                local_ratio: float | None = None, gpu_per_run_s: float | None = None, cores: int = 2) -> str:
     """The paper projection for BENCHMARKS.md: what `runs` runs cost on N workers (and N GPUs), as a paragraph."""
     mean = sum(per_run_s) / len(per_run_s)
-    costs = ", ".join(f"{n}: {_duration(math.ceil(runs / n) * mean)}" for n in workers)
+    slots = 2  # the sweep ran 2 workers on each 2-core machine: 2 runs at a time, each at `mean` seconds
+    costs = ", ".join(f"{n}: {_duration(math.ceil(runs / (slots * n)) * mean)}" for n in workers)
     text = [f"**Projection (on paper).** The {len(per_run_s)} measured runs of the strategy sweep took "
-            f"{mean:.1f} s each on average ({min(per_run_s):.1f}–{max(per_run_s):.1f} s; two runs at a time on "
-            f"{cores} cores, so each had about one core: an upper bound for a worker with {cores} cores to "
-            f"itself). A grid of {runs} such runs needs {_duration(runs * mean)} of worker time; with N "
-            f"workers that each have {cores} cores to themselves (a node or a Slurm job each), runs go in "
-            f"ceil({runs}/N) waves, so the wall time is about ceil({runs}/N) × {mean:.1f} s, plus the start of "
-            f"the workers: N = {costs}."]
+            f"{mean:.1f} s each on average ({min(per_run_s):.1f}–{max(per_run_s):.1f} s), {slots} runs at a time "
+            f"on one {cores}-core machine ({slots} workers, as the sweep runs). A grid of {runs} such runs needs "
+            f"{_duration(runs * mean)} of worker time; N such machines with {slots} workers each run {slots}N at a "
+            f"time, in ceil({runs}/{slots}N) waves, so the wall time is about ceil({runs}/{slots}N) × {mean:.1f} s, "
+            f"plus the start of the workers: N = {costs}."]
     if local_ratio is not None:
         text.append(f"On one {cores}-core machine, the wall time with 1 worker divided by that with 2 was "
                     f"{local_ratio:.2f} (measured): there the workers share the same cores, so more workers only "

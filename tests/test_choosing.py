@@ -129,3 +129,15 @@ def test_per_sentence_strings_keep_their_leading_zeros(tmp_path):
     frame = load_sweep(path)
     assert frame["forgetting.general_correct"].tolist() == ["0011", "1011"]
     assert frame["forgetting.general_correct_before"].tolist() == ["0111", "0111"]
+
+
+def test_settings_with_equal_trainable_counts_are_all_the_cheapest(runs):
+    from companion.checks.n09 import check_cheapest_above_tfidf
+
+    summary, paired = summarise(runs), paired_against(runs, "full")
+    summary.loc["lora", "trainable"] = summary.loc["full", "trainable"] = summary["trainable"].min()
+    assert "fewest trainable parameters: **full and lora**" in decision_guide(summary, paired, 0.58, 0.10)[1]
+    summary["macro_f1_low"] = 0.9  # every setting above TF-IDF: the cheapest are the tied ones
+    tied = summary.index[summary["trainable"] == summary["trainable"].min()].tolist()
+    assert len(tied) >= 2 and all(check_cheapest_above_tfidf(name, summary, 0.58) for name in tied)
+    assert not check_cheapest_above_tfidf(next(s for s in summary.index if s not in tied), summary, 0.58)

@@ -25,3 +25,17 @@ def test_decide_builds_notebook_09_for_a_users_file(tmp_path):
     rates = (tmp_path / "decide" / "rates.csv").read_text()
     assert "freeze k=4" in rates and "mine.csv" in rates  # each setting's rate, chosen on this data's validation
     assert "the report for" in done.stdout
+
+
+def test_an_unknown_setting_name_is_one_clear_error_before_any_run(tmp_path):
+    from companion.batch.decide import SWEEPS, specialised
+    from companion.batch.sweep import load_grid
+    from companion.core.errors import CourseError
+
+    grid = load_grid(SWEEPS / "strategies.yaml")
+    data = {"data": "x.csv", "text_column": "text", "label_column": "label"}
+    with pytest.raises(CourseError, match="unknown setting.*prompt_tuning.*entry names of sweeps/strategies.yaml.*"
+                                          "prompt-tuning"):
+        specialised(grid, data, "smoke", tmp_path, ["full", "prompt_tuning"], None)
+    kept = specialised(grid, data, "smoke", tmp_path, ["full", "prompt-tuning"], None)
+    assert [e["name"] for e in kept["notebooks"]] == ["full", "prompt-tuning"]

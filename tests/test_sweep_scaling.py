@@ -28,9 +28,9 @@ def test_scaling_bench_writes_both_wall_times_and_their_ratio(tmp_path, script):
 def test_projection_paragraph_from_numbers(script):
     bench = script("bench/sweep_scaling.py")
     text = bench.projection([30.0, 40.0], runs=50, workers=(1, 2, 16), local_ratio=1.23)
-    assert "The 2 measured runs of the strategy sweep took 35.0 s each on average (30.0–40.0 s" in text
+    assert "The 2 measured runs of the strategy sweep took 35.0 s each on average (30.0–40.0 s), 2 runs" in text
     assert "needs 29.2 min of worker time" in text  # 50 × 35 s
-    assert "N = 1: 29.2 min, 2: 14.6 min, 16: 2.3 min." in text  # ceil(50/N) waves × 35 s
+    assert "N = 1: 14.6 min, 2: 7.6 min, 16: 70 s." in text  # ceil(50/2N) waves × 35 s (2 workers per machine)
     assert "divided by that with 2 was 1.23 (measured)" in text and "not measured yet" in text
     gpu = bench.projection([30.0], runs=10, workers=(5,), gpu_per_run_s=6.0)
     assert "at 6.0 s per run (measured), N GPUs = 5: 12 s." in gpu

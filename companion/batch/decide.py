@@ -27,9 +27,12 @@ def specialised(grid: dict[str, Any], data: dict[str, str], profile: str, out: P
     """A course sweep file made for a user's data: its data parameters, profile, run folder, the chosen settings
     (entry names; None: all) and seeds (None: the file's)."""
     grid = dict(grid) | {"out": str(out), "params": dict(grid.get("params") or {}) | data | {"profile": profile}}
+    names = [e["name"] for e in grid["notebooks"]]
+    unknown = [s for s in settings or [] if s not in names]
+    if unknown:
+        raise CourseError(f"unknown setting(s) {', '.join(unknown)}: SETTINGS / --settings takes the entry names of "
+                          f"sweeps/strategies.yaml, comma-separated: {', '.join(names)}")
     entries = [dict(e) for e in grid["notebooks"] if settings is None or e["name"] in settings]
-    if not entries:
-        raise CourseError(f"none of the settings {settings} is in the course's sweeps: use names such as full, lora")
     for entry in entries:
         entry["notebook"] = str(SWEEPS / entry["notebook"])
     grid["notebooks"] = entries

@@ -38,9 +38,10 @@ def decision_guide(summary: pd.DataFrame, paired: pd.DataFrame, tfidf_f1: float,
              f"better: {_listing(better)}; worse: {_listing(worse)}; equivalent within ±{margin:g}: "
              f"{_listing(equivalent)}; tied (the data cannot tell): {_listing(tied)}."]
     level = [reference] + equivalent + better
-    cheapest = summary.loc[level, "trainable"].astype(float).idxmin()
+    counts = summary.loc[level, "trainable"].astype(float)
+    cheapest = [s for s in level if counts[s] == counts.min()]  # settings with equal counts are named together
     lines.append(f"Among {reference} and the settings equivalent to or better than it, the fewest trainable "
-                 f"parameters: **{cheapest}** ({summary.loc[cheapest, 'trainable']:,.0f}).")
+                 f"parameters: **{_listing(cheapest)}** ({counts.min():,.0f}).")
     timed = summary.loc[level, "seconds_per_step"].astype(float).dropna() if "seconds_per_step" in summary else ()
     if len(timed):
         fastest = timed.idxmin()

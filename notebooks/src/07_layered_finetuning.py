@@ -371,12 +371,16 @@ print("the package's gradual_unfreezing hook trains the same parts every epoch:"
 # The strategy sweep runs the three variants under the same protocol as section 4, each at **its own** rate chosen
 # on validation (the rate of the head; each part below gets `decay` times less), so they compare tricks, not
 # learning rates. Gradual unfreezing thaws one part per epoch (the schedule printed above), so the bottom of the
-# model trains only in the last epochs the cap allows, and with early stopping it may end before it gets there:
-# the converged share says how often early stopping ended it. A sweep of your own data that left a variant out
-# names it below.
+# model trains only in the last epochs the cap allows, and with early stopping it may end before it gets there.
+# The `trainable` column is the mean over seeds of what was trainable when a run ended; the line below counts the
+# runs that thawed the whole model. A run that stopped earlier trained only its top layers, like plain freezing,
+# so read a difference to full fine-tuning with that in mind. The time per step is left out here: the sweep's runs
+# met different machine load (notebook 09 compares times from one process). A sweep of your own data that left a
+# variant out names it below.
 
 # %%
 tricks = ["full", "freeze k=4", "discriminative", "gradual", "ulmfit"]
+trick_reading = []
 if sweep_runs is not None:
     variants = sweep_runs[sweep_runs["setting"].isin(tricks)]
     comparison = summarise(variants).loc[[s for s in tricks if s in set(variants["setting"])]].join(
@@ -384,9 +388,14 @@ if sweep_runs is not None:
     missing = [s for s in tricks if s not in comparison.index]
     if missing:
         print("not in this sweep yet:", ", ".join(missing), "(make sweep GRID=sweeps/strategies.yaml runs them)")
+    for name in [s for s in ("gradual", "ulmfit") if s in comparison.index]:
+        runs_of = variants[variants["setting"] == name]
+        thawed = int((runs_of["trainable"] == runs_of["total"]).sum())
+        print(f"* {name}: {thawed} of {len(runs_of)} runs thawed the whole model before they ended")
     for name in [s for s in ("discriminative", "gradual", "ulmfit") if s in comparison.index]:
-        print("*", compare_pair(name, "full", pair(variants, name, "full"), "test macro-F1"))
-        print("*", compare_pair(name, "freeze k=4", pair(variants, name, "freeze k=4"), "test macro-F1"))
+        for reference in ("full", "freeze k=4"):
+            trick_reading.append(compare_pair(name, reference, pair(variants, name, reference), "test macro-F1"))
+    print("\n".join(f"* {line}" for line in trick_reading))
     fig, ax = plt.subplots(figsize=(8, 3.5))
     sns.barplot(data=variants, y="setting", x="macro_f1", order=list(comparison.index), ax=ax, color="seagreen",
                 errorbar=("ci", 95))
@@ -394,8 +403,8 @@ if sweep_runs is not None:
            title="Plain freezing vs ULMFiT's tricks (one protocol, each at its own rate)")
     plt.tight_layout()
     plt.show()
-    show_tricks = comparison[["lr", "macro_f1", "macro_f1_low", "macro_f1_high", "trainable", "seconds_per_step",
-                              "forgetting.cka", "converged_share", "seeds"]]
+    show_tricks = comparison[["lr", "macro_f1", "macro_f1_low", "macro_f1_high", "trainable", "forgetting.cka",
+                              "converged_share", "seeds"]]
 else:
     show_tricks = None
 show_tricks.round(4) if show_tricks is not None else None
@@ -497,7 +506,7 @@ check_freeze_lowest_function(freeze_lowest)
 
 # %%
 if sweep_runs is not None:
-    print("\n".join(f"* {line}" for line in reading))
+    print("\n".join(f"* {line}" for line in reading + trick_reading))
 results = {
     "notebook": "07_layered_finetuning", "profile": PROFILE, "seed": seed, "device": device.type,
     "model_name": model_name, "data": data, "protocol": protocol.record(), "report_csv": Path(report_csv).name,
@@ -512,7 +521,7 @@ results = {
         name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()} for name, row in show_k.iterrows()},
     "tricks": None if sweep_runs is None else {
         name: {k: (None if pd.isna(v) else float(v)) for k, v in row.items()} for name, row in show_tricks.iterrows()},
-    "cka_k_spearman": None if sweep_runs is None else float(rho),
+    "cka_k_spearman": None if sweep_runs is None else float(rho), "sentences": reading + trick_reading,
     "seconds": round(time.perf_counter() - start, 1),
 }
 cc.save_results("07_layered_finetuning", results)
