@@ -21,7 +21,7 @@ def check_cheapest_above_tfidf(answer: str | None, summary: pd.DataFrame, tfidf_
     """Exercise: the setting with the fewest trainable parameters among those whose whole interval beats TF-IDF."""
     above = summary[summary["macro_f1_low"] > tfidf_f1]["trainable"].astype(float)
     tied = above.index[above == above.min()].tolist() if len(above) else ["none"]  # equal counts: any of them
-    return check_equal(answer if answer not in tied else tied[0], tied[0], "cheapest_above_tfidf",
+    return check_equal(answer, answer if answer in tied else tied[0], "cheapest_above_tfidf",
                        "keep the rows whose macro_f1_low (the interval's lower end) is above the TF-IDF score, then "
                        "take the row with the fewest trainable parameters (idxmin(); settings with equal counts all count)")
 

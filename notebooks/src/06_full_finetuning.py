@@ -98,8 +98,8 @@ if deviations:
 #
 # Notebooks 06–09 compare ways of training. A comparison is an experiment only when its arms share a budget and
 # each arm trained until validation stopped improving or the epoch cap came (each run records which), so the
-# course fixes **one protocol per profile** (`companion.engine.protocol`): which training texts (a sample drawn with the run's seed, stratified by class),
-# how many tokens of each text and which ones, the batch size, an epoch cap (raised on small data so that a run
+# course fixes **one protocol per profile** (`companion.engine.protocol`): which training texts (a sample drawn
+# with the run's seed, stratified by class), how many tokens of each text and which ones, the batch size, an epoch cap (raised on small data so that a run
 # gets at least `min_steps` steps), validation every epoch (or every `eval_steps` steps when an epoch is longer),
 # early stopping, and whether the loss weighs the classes. This notebook's full fine-tuning, 07's layered runs,
 # 08's prompts and 09's table all run it. Learning rates are the one thing each setting gets for itself, chosen on

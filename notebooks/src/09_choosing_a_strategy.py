@@ -62,7 +62,7 @@ from companion.engine.finetune import subset
 from companion.engine.forgetting import forgetting_change, forgetting_sentence
 from companion.engine.metrics import majority_baseline, tfidf_tuned
 from companion.lessons.n09_choosing import decision_guide, pareto_front
-from companion.lessons.n09_claims import LITERATURE_CLAIMS, SOURCE_CLAIMS, claims_table, representatives
+from companion.lessons.n09_claims import FAMILIES, LITERATURE_CLAIMS, SOURCE_CLAIMS, claims_table, representatives
 
 cc.check_values("09", globals())  # types, choices and ranges of the parameters above
 PROFILE, _, start = cc.start(profile, seed, trains=False)  # resolve the profile, seed, start a clock
@@ -166,9 +166,9 @@ else:  # time per step from one process, interleaved rounds: comparable across s
     step_median = step_times.groupby("setting")["seconds_per_step"].median()
     same_network = {s: "full" for s in summary.index if s.startswith("adapted + ")}  # the same network as full
     summary["seconds_per_step"] = [step_median.get(same_network.get(s, s), np.nan) for s in summary.index]
-    unmeasured = summary.index[summary["seconds_per_step"].isna()].tolist()
-    if unmeasured:  # the sweep's own times met other machine load: not put beside the benchmark's
-        print("not in the step-time benchmark (no time per step shown):", ", ".join(unmeasured))
+untimed = summary.index[summary["seconds_per_step"].isna()].tolist()  # the sweep's own times are not put beside
+if step_times is not None and untimed:                                 # the benchmark's: they met other load
+    print("not in the step-time benchmark (no time per step shown):", ", ".join(untimed))
 before = runs["forgetting.general_correct_before"].iloc[0]
 summary["general_change"] = [forgetting_change(before, runs.loc[runs["setting"] == s,
                                                                  "forgetting.general_correct"]).mean
@@ -302,19 +302,18 @@ size_curve.round(3) if size_curve is not None else None
 # ## 6. The trade-offs
 #
 # Quality against the three costs. The x-axis of the first plot is logarithmic: the settings differ by factors of
-# more than a thousand in what they train. Error bars are 95 % intervals over seeds. The **Pareto front** printed below is the
-# set of settings that no other setting beats on both axes at once (higher macro-F1 *and* fewer trainable
+# more than a thousand in what they train. Error bars are 95 % intervals over seeds. The **Pareto front** printed
+# below is the set of settings that no other setting beats on both axes at once (higher macro-F1 *and* fewer trainable
 # parameters): anything off the front has a better alternative on both counts. The front reads means only: a
 # setting just off it may be tied with one on it (section 4's paired intervals say which differences are real).
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-untimed = summary.index[summary["seconds_per_step"].isna()].tolist()
 costs = [("trainable", "trainable parameters (log)"),
          ("seconds_per_step", "seconds per training step" + (f" (not timed: {', '.join(untimed)})" if untimed else "")),
          ("forgetting.drift", "forgetting: drift of general-text embeddings")]
-family = {s: "full" if s in ("full", "adapted + full") else "LoRA" if s == "lora" else
-          "soft prompt" if "tuning" in s else "layered" for s in summary.index}  # colour by family, name each point
+family = {s: next((f for f, members in FAMILIES.items() if s in members), s.replace("adapted + ", ""))
+          for s in summary.index}  # colour by family (09's claims use the same families), name each point
 points = summary.reset_index(names="setting").assign(family=lambda t: t["setting"].map(family))
 for ax, (cost, label) in zip(axes, costs):
     sns.scatterplot(data=points, x=cost, y="macro_f1", hue="family", style="family", s=80, ax=ax,
@@ -341,8 +340,8 @@ print("Pareto front (macro-F1 vs trainable parameters), cheapest first:", " → 
 # The course's source text makes claims about the strategies; the literature adds others. Each row below is
 # computed from the sweep (paired by seed; time per step over the benchmark's rounds, as the difference of *log*
 # times, since times compare as ratios and one disturbed round scales every setting's time alike: e^mean is the
-# ratio; forgetting with the one forgetting test, over seeds and probe sentences) and says *supported*, *contradicted*, *not resolved* (the
-# interval includes 0) or *true by construction* (it could not come out otherwise, so it is not evidence). The
+# ratio; forgetting with the one forgetting test, over seeds and probe sentences) and says *supported*,
+# *contradicted*, *not resolved* (the interval includes 0) or *true by construction* (it could not come out otherwise, so it is not evidence). The
 # claims are stated as the course paraphrases its source. Where a claim names a family ("layered", "prompt
 # tuning"), it is represented by the family's variant with the best **validation** score in the rate search — a
 # rule fixed before the results, the way a practitioner would pick — and every variant is in the tables above.
